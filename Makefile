@@ -1,0 +1,41 @@
+# The two commands a new user runs: `make run` and `make test`.
+# Everything they need is installed here, quietly and idempotently.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: run test bench system-packages-run system-packages-test clean
+
+run: $(VENV)/.runtime system-packages-run
+	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m dev.run
+
+test: $(VENV)/.test system-packages-test
+	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+
+bench: $(VENV)/.test system-packages-test
+	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/webhook_throughput.py
+
+$(BIN)/python:
+	@$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.runtime: requirements.txt | $(BIN)/python
+	@echo "Installing runtime dependencies into $(VENV) ..."
+	@set -o pipefail; $(BIN)/pip install --quiet -r requirements.txt 2>&1 | { grep -v 'is ignored: it is neither' || true; }
+	@touch $@
+
+$(VENV)/.test: requirements-test.txt $(VENV)/.runtime
+	@echo "Installing test dependencies into $(VENV) ..."
+	@set -o pipefail; $(BIN)/pip install --quiet -r requirements-test.txt 2>&1 | { grep -v 'is ignored: it is neither' || true; }
+	@touch $@
+
+# Debian packages: espeak-ng and sox speak test calls; wrk drives the benchmark.
+system-packages-run:
+	@dev/ensure-system-packages espeak-ng sox
+
+system-packages-test:
+	@dev/ensure-system-packages espeak-ng sox wrk redis-server chromium
+
+clean:
+	rm -rf $(VENV) var

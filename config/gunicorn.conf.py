@@ -1,0 +1,28 @@
+"""gunicorn settings for the web app (`gunicorn -c config/gunicorn.conf.py ivr.wsgi:app`).
+
+The access log never carries query strings (the call-state token rides there) nor the
+client address; every log line passes through the phone-number redactor.
+"""
+
+import multiprocessing
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from config.settings import Settings  # noqa: E402
+from ivr.redaction import logging_config  # noqa: E402
+
+_settings = Settings.from_env()
+
+bind = f"{_settings.host}:{_settings.port}"
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
+worker_class = "gthread"
+threads = int(os.environ.get("WEB_THREADS", 4))
+# Twilio waits 15 s for an answer; a request still running after that helps nobody.
+timeout = 15
+graceful_timeout = 10
+keepalive = 5
+accesslog = "-"
+access_log_format = '%(m)s %(U)s %(s)s %(B)s %(M)sms'
+logconfig_dict = logging_config(_settings.log_level)

@@ -1,0 +1,144 @@
+"""Settings: read from the environment once, typed, in one place.
+
+Every other module takes a `Settings` object; nothing else reads `os.environ`.
+
+In development, the secrets nobody has set (the app's secret key, and Twilio
+credentials for the local stand-in) are generated once into `var/dev-secrets.json`
+(mode 0600, git-ignored), so `make run` works on a fresh machine. With
+`TIPLINE_ENV=production` nothing is generated: a missing secret is an error that
+names the variable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import urlsplit
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+TWILIO_API_DEFAULT = "https://api.twilio.com"
+ENVIRONMENTS = ("development", "production")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable and the fix."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    environment: str
+    host: str
+    port: int
+    public_base_url: str
+    twilio_account_sid: str
+    twilio_auth_token: str = field(repr=False)
+    twilio_api_base: str
+    twilio_credentials_generated: bool
+    redis_url: str
+    secret_key: str = field(repr=False)
+    var_dir: Path
+    log_level: str
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        """Build settings from `environ` (default: the process environment)."""
+        env = dict(os.environ if environ is None else environ)
+        environment = env.get("TIPLINE_ENV", "development").strip().lower()
+        if environment not in ENVIRONMENTS:
+            raise SettingsError(f"TIPLINE_ENV must be one of {', '.join(ENVIRONMENTS)}, not {environment!r}.")
+        var_dir = Path(env.get("TIPLINE_VAR_DIR") or PROJECT_ROOT / "var").resolve()
+        port = _port(env.get("PORT", "5000"))
+        host = env.get("HOST", "127.0.0.1").strip() or "127.0.0.1"
+        public_base_url = _base_url("PUBLIC_BASE_URL", env.get("PUBLIC_BASE_URL") or f"http://127.0.0.1:{port}")
+        twilio_api_base = _base_url("TWILIO_API_BASE", env.get("TWILIO_API_BASE") or TWILIO_API_DEFAULT)
+
+        sid, token = env.get("TWILIO_ACCOUNT_SID", "").strip(), env.get("TWILIO_AUTH_TOKEN", "").strip()
+        if bool(sid) != bool(token):
+            raise SettingsError("Set both TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, or neither (development only).")
+        generated_credentials = not sid
+        secret_key = env.get("SECRET_KEY", "").strip()
+        if environment == "production":
+            for name, value in (("TWILIO_ACCOUNT_SID", sid), ("SECRET_KEY", secret_key), ("REDIS_URL", env.get("REDIS_URL"))):
+                if not value:
+                    raise SettingsError(f"{name} is not set; it is required when TIPLINE_ENV=production.")
+        if not (sid and secret_key):
+            dev = _dev_secrets(var_dir)
+            sid, token = sid or dev["TWILIO_ACCOUNT_SID"], token or dev["TWILIO_AUTH_TOKEN"]
+            secret_key = secret_key or dev["SECRET_KEY"]
+        if not sid.startswith("AC") or len(sid) != 34:
+            raise SettingsError("TWILIO_ACCOUNT_SID must look like AC followed by 32 hex digits.")
+        if len(secret_key) < 32:
+            raise SettingsError("SECRET_KEY must be at least 32 characters; generate one with "
+                                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`.")
+
+        redis_url = env.get("REDIS_URL", "").strip() or f"unix://{var_dir / 'redis' / 'redis.sock'}"
+        if urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
+            raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://.")
+        return cls(
+            environment=environment,
+            host=host,
+            port=port,
+            public_base_url=public_base_url,
+            twilio_account_sid=sid,
+            twilio_auth_token=token,
+            twilio_api_base=twilio_api_base,
+            twilio_credentials_generated=generated_credentials,
+            redis_url=redis_url,
+            secret_key=secret_key,
+            var_dir=var_dir,
+            log_level=env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO",
+        )
+
+
+def _port(raw: str) -> int:
+    try:
+        port = int(raw)
+    except ValueError:
+        raise SettingsError(f"PORT must be a number, not {raw!r}.") from None
+    if not 0 < port < 65536:
+        raise SettingsError(f"PORT must be between 1 and 65535, not {port}.")
+    return port
+
+
+def _base_url(name: str, raw: str) -> str:
+    """An absolute http(s) URL with no query or fragment, without its trailing slash."""
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise SettingsError(f"{name} must be an absolute http:// or https:// URL without a query, not {raw!r}.")
+    return raw.strip().rstrip("/")
+
+
+def _dev_secrets(var_dir: Path) -> dict[str, str]:
+    """Read the generated development secrets, creating them (mode 0600) on first use.
+
+    The web app and the worker start together, so creation is exclusive and the loser
+    of the race reads what the winner wrote.
+    """
+    path = var_dir / "dev-secrets.json"
+    var_dir.mkdir(parents=True, exist_ok=True)
+    generated = {
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "TWILIO_ACCOUNT_SID": "AC" + secrets.token_hex(16),
+        "TWILIO_AUTH_TOKEN": secrets.token_hex(16),
+    }
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):
+            try:
+                return json.loads(path.read_text())
+            except ValueError:
+                time.sleep(0.05)  # the other process is still writing it
+        raise SettingsError(f"{path} is not valid JSON; delete it to generate new development secrets.")
+    with os.fdopen(fd, "w") as out:
+        json.dump(generated, out)
+    return generated

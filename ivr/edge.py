@@ -1,0 +1,130 @@
+"""The edge: the only code that reads the provider's raw webhook request.
+
+It checks Twilio's signature over the raw request (every field received, the URL built
+from PUBLIC_BASE_URL, never from forwarded headers), then hands the view function an
+immutable, allow-listed view of the request. The caller's number (`From`, `Caller`),
+name, location fields, `ForwardedFrom`, `StirVerstat`, `CallToken`, `AddOns` and every
+field not on a view's allow-list never get past this module. The voice, SMS and worker
+code cannot reach `flask.request`: `tests/test_edge_boundary.py` enforces that.
+
+A request that fails the signature check gets 403 and a short plain reason: it did not
+come from the provider, so no TwiML is owed. Nothing of such a request is logged.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass, fields
+from typing import Callable, ClassVar, Mapping, TypeVar
+from urllib.parse import quote, urlsplit
+
+from flask import Response, current_app, request
+from twilio.request_validator import RequestValidator
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Twilio-Signature"
+TOKEN_PARAMETER = "t"
+
+
+@dataclass(frozen=True)
+class WebhookView:
+    """Base for the allow-listed views. `FIELDS` maps provider field names to attributes."""
+
+    FIELDS: ClassVar[Mapping[str, str]] = {}
+
+    @classmethod
+    def from_request_values(cls, form: Mapping[str, str], token: str | None) -> "WebhookView":
+        values = {attribute: _clean(form.get(name)) for name, attribute in cls.FIELDS.items()}
+        known = {f.name for f in fields(cls)}
+        if "token" in known:
+            values["token"] = token
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class CallStep(WebhookView):
+    """A step of a voice call: the keys pressed, and the recording's length after <Record>."""
+
+    token: str | None = None
+    digits: str | None = None
+    recording_duration: str | None = None
+
+    FIELDS: ClassVar[Mapping[str, str]] = {"Digits": "digits", "RecordingDuration": "recording_duration"}
+
+    @property
+    def recording_seconds(self) -> int:
+        """The recording's length in whole seconds; 0 when absent or malformed."""
+        try:
+            return max(0, int(self.recording_duration or 0))
+        except ValueError:
+            return 0
+
+
+@dataclass(frozen=True)
+class RecordingStatus(WebhookView):
+    """The recording-status callback. `RecordingUrl` is dropped: it is never followed (SSRF)."""
+
+    token: str | None = None
+    call_sid: str | None = None
+    recording_sid: str | None = None
+    status: str | None = None
+    duration: str | None = None
+
+    FIELDS: ClassVar[Mapping[str, str]] = {
+        "CallSid": "call_sid",
+        "RecordingSid": "recording_sid",
+        "RecordingStatus": "status",
+        "RecordingDuration": "duration",
+    }
+
+
+def _clean(value: str | None) -> str | None:
+    """Allow-listed values are short tokens; anything longer is not what the provider sends."""
+    if value is None:
+        return None
+    value = value.strip()
+    return value[:64] if value else None
+
+
+View = TypeVar("View", bound=WebhookView)
+
+
+def twilio_webhook(view_type: type[View]) -> Callable[[Callable[[View], Response | str]], Callable[[], Response | str]]:
+    """Decorate a webhook view: check the signature, then call it with an allow-listed view."""
+
+    def decorator(handle: Callable[[View], Response | str]) -> Callable[[], Response | str]:
+        @functools.wraps(handle)
+        def endpoint() -> Response | str:
+            if not _signature_is_valid():
+                log.warning("refused a webhook to %s: missing or invalid signature", request.path)
+                return Response("Forbidden: this request was not signed by the provider.\n",
+                                status=403, mimetype="text/plain")
+            return handle(view_type.from_request_values(request.form, request.args.get(TOKEN_PARAMETER)))
+
+        return endpoint
+
+    return decorator
+
+
+def url_as_provider_saw_it() -> str:
+    """PUBLIC_BASE_URL plus the path and query exactly as received."""
+    base = current_app.config["TIPLINE_SETTINGS"].public_base_url
+    raw_uri = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    if raw_uri:
+        parts = urlsplit(raw_uri)
+        path_and_query = parts.path + (f"?{parts.query}" if parts.query else "")
+    else:
+        path_and_query = quote(request.environ.get("PATH_INFO", ""), safe="/;=,:@!$&'()*+~")
+        query = request.environ.get("QUERY_STRING", "")
+        path_and_query += f"?{query}" if query else ""
+    return base + path_and_query
+
+
+def _signature_is_valid() -> bool:
+    signature = request.headers.get(SIGNATURE_HEADER, "")
+    if not signature or request.mimetype != "application/x-www-form-urlencoded":
+        return False
+    validator = RequestValidator(current_app.config["TIPLINE_SETTINGS"].twilio_auth_token)
+    return validator.validate(url_as_provider_saw_it(), request.form, signature)

@@ -1,0 +1,19 @@
+"""GET /healthz: is the web app up, and can it reach Redis?"""
+
+from __future__ import annotations
+
+import redis
+from flask import Blueprint, jsonify
+
+from ivr.services import services
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():  # type: ignore[no-untyped-def]
+    try:
+        redis_ok = bool(services().redis.ping())
+    except redis.RedisError:
+        redis_ok = False
+    return jsonify(status="ok", redis=redis_ok)

@@ -1,0 +1,30 @@
+"""Redis key and RQ queue names, in one place.
+
+Every name is namespaced `tipline:` and none is ever built from a phone number or a
+provider sid: where a provider id must name something, it goes through a keyed digest
+(`ivr.vault.KeyedDigest`) first.
+"""
+
+PREFIX = "tipline"
+
+# RQ queues: urgent categories are transcribed first.
+QUEUE_URGENT_RECORDINGS = "tipline-recordings-urgent"
+QUEUE_RECORDINGS = "tipline-recordings"
+RECORDING_QUEUES = (QUEUE_URGENT_RECORDINGS, QUEUE_RECORDINGS)
+
+# How long a repeat of a recording's status callback is recognised and ignored.
+RECORDING_SEEN_SECONDS = 14 * 24 * 3600
+
+
+def recording_seen(recording_key: str) -> str:
+    """Set once per recording (SET NX) so that a repeated callback queues nothing."""
+    return f"{PREFIX}:recording:seen:{recording_key}"
+
+
+def recording_pending(recording_key: str) -> str:
+    """A recording that reached us and waits for transcription (no number, no sid)."""
+    return f"{PREFIX}:recording:pending:{recording_key}"
+
+
+def recording_job_id(recording_key: str) -> str:
+    return f"{PREFIX}-recording-{recording_key}"

@@ -1,0 +1,134 @@
+"""Prompt catalogues and menus: data files under `config/`, validated when loaded.
+
+`config/menus.json` gives the shape every language shares (which languages, which
+categories, in menu order); `config/prompts/<language>.json` gives each language's words.
+A catalogue that lacks a prompt, a category label, or a placeholder the English one uses
+is refused at start-up, not discovered by a caller at 3 a.m.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
+
+from config.settings import PROJECT_ROOT
+
+CONFIG_DIR = PROJECT_ROOT / "config"
+REFERENCE_LANGUAGE = "en"
+
+
+class CatalogueError(ValueError):
+    """A menu or prompt file is missing, malformed or incomplete; the message says which."""
+
+
+@dataclass(frozen=True)
+class Category:
+    id: str
+    urgent: bool
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """One language's words for the voice line."""
+
+    language: str
+    name: str
+    review: str
+    say_language: str
+    say_voice: str
+    voice: Mapping[str, str]
+    categories: Mapping[str, str]
+
+    def text(self, key: str, **fields: str) -> str:
+        return self.voice[key].format(**fields)
+
+
+@dataclass(frozen=True)
+class Menus:
+    """The languages and categories callers choose from, with every language's catalogue."""
+
+    catalogues: Mapping[str, Catalogue]
+    languages: tuple[str, ...]
+    categories: tuple[Category, ...]
+
+    def catalogue(self, language: str | None) -> Catalogue:
+        return self.catalogues.get(language or REFERENCE_LANGUAGE, self.catalogues[REFERENCE_LANGUAGE])
+
+    def language_for_digit(self, digits: str | None) -> str | None:
+        return _pick(self.languages, digits)
+
+    def category_for_digit(self, digits: str | None) -> Category | None:
+        return _pick(self.categories, digits)
+
+    def category(self, category_id: str | None) -> Category | None:
+        return next((c for c in self.categories if c.id == category_id), None)
+
+
+def _pick(options: tuple, digits: str | None):  # type: ignore[no-untyped-def]
+    """The option a single keypress chose, or None for anything else (0, *, 12, letters)."""
+    if digits is None or len(digits) != 1 or digits not in "123456789":
+        return None
+    index = int(digits) - 1
+    return options[index] if index < len(options) else None
+
+
+def load_menus(config_dir: Path = CONFIG_DIR) -> Menus:
+    menus = _read_json(config_dir / "menus.json")
+    languages = tuple(menus.get("languages", ()))
+    categories = tuple(Category(id=c["id"], urgent=bool(c.get("urgent", False))) for c in menus.get("categories", ()))
+    if REFERENCE_LANGUAGE not in languages or len(languages) > 9 or not 0 < len(categories) <= 9:
+        raise CatalogueError("menus.json needs 'en' among at most 9 languages and 1 to 9 categories.")
+    catalogues = {lang: _load_catalogue(config_dir / "prompts" / f"{lang}.json", lang) for lang in languages}
+    reference = catalogues[REFERENCE_LANGUAGE]
+    for catalogue in catalogues.values():
+        _check_against_reference(catalogue, reference, categories)
+    return Menus(catalogues=MappingProxyType(catalogues), languages=languages, categories=categories)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CatalogueError(f"{path} is missing.") from None
+    except ValueError as error:
+        raise CatalogueError(f"{path} is not valid JSON: {error}") from None
+
+
+def _load_catalogue(path: Path, language: str) -> Catalogue:
+    raw = _read_json(path)
+    try:
+        catalogue = Catalogue(
+            language=raw["language"],
+            name=raw["name"],
+            review=raw["review"],
+            say_language=raw["say"]["language"],
+            say_voice=raw["say"]["voice"],
+            voice=MappingProxyType(dict(raw["voice"])),
+            categories=MappingProxyType(dict(raw["categories"])),
+        )
+    except (KeyError, TypeError) as error:
+        raise CatalogueError(f"{path} lacks {error}.") from None
+    if catalogue.language != language:
+        raise CatalogueError(f"{path} says it is {catalogue.language!r}, expected {language!r}.")
+    return catalogue
+
+
+def _placeholders(text: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+
+
+def _check_against_reference(catalogue: Catalogue, reference: Catalogue, categories: tuple[Category, ...]) -> None:
+    where = f"config/prompts/{catalogue.language}.json"
+    missing = set(reference.voice) - set(catalogue.voice)
+    if missing:
+        raise CatalogueError(f"{where} lacks voice prompts: {', '.join(sorted(missing))}.")
+    for key, english in reference.voice.items():
+        if _placeholders(catalogue.voice[key]) != _placeholders(english):
+            raise CatalogueError(f"{where}: prompt {key!r} must use the placeholders {sorted(_placeholders(english))}.")
+    unlabelled = {c.id for c in categories} - set(catalogue.categories)
+    if unlabelled:
+        raise CatalogueError(f"{where} lacks category labels: {', '.join(sorted(unlabelled))}.")

@@ -1,0 +1,154 @@
+"""The voice line's steps: welcome, language, category, record, read-back.
+
+No step keeps state on the server: what the caller chose rides in the sealed token of
+the URL Twilio requests next. A keypress that chooses nothing (no input, 0, *, letters)
+plays the menu again, at most MENU_PLAYS times; after that the caller is never turned
+away: the language falls back to English and the topic to "something else", so their
+information is still taken. A missing, tampered or expired token starts the call over.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from flask import Response, url_for
+from twilio.twiml.voice_response import VoiceResponse
+
+from ivr.call_state import BadCallState, CallState
+from ivr.edge import TOKEN_PARAMETER, CallStep, RecordingStatus, twilio_webhook
+from ivr.references import new_pin, new_reference
+from ivr.services import services
+from ivr.voice import bp
+from ivr.voice.script import Script
+
+log = logging.getLogger(__name__)
+
+MENU_PLAYS = 3
+READ_BACK_PLAYS = 3
+# A recording shorter than this is treated as nothing said (once): the caller tries again.
+MIN_RECORDING_SECONDS = 2
+FALLBACK_LANGUAGE = "en"
+FALLBACK_CATEGORY = "other"
+
+
+def _step_url(endpoint: str, state: CallState, purpose: str) -> str:
+    token = services().call_states.dump(state, purpose)
+    return services().settings.public_base_url + url_for(endpoint, **{TOKEN_PARAMETER: token})
+
+
+def _script() -> Script:
+    return Script(services().menus, _step_url)
+
+
+def _twiml(response: VoiceResponse) -> Response:
+    return Response(str(response), mimetype="text/xml")
+
+
+@bp.errorhandler(Exception)
+def _failure(error: Exception) -> Response:
+    """Once the edge has accepted a call, the caller hears a sentence, never an error page."""
+    if getattr(error, "code", None) and getattr(error, "code") < 500:
+        return error  # type: ignore[return-value]  (an HTTP error such as 405 stays one)
+    log.exception("voice step failed")
+    return _twiml(_script().failure())
+
+
+def _restart() -> Response:
+    return _twiml(_script().language_menu(CallState(), preface="start_again"))
+
+
+@bp.post("/incoming")
+@twilio_webhook(CallStep)
+def incoming(step: CallStep) -> Response:
+    return _twiml(_script().welcome(CallState()))
+
+
+@bp.post("/language")
+@twilio_webhook(CallStep)
+def language(step: CallStep) -> Response:
+    try:
+        state = services().call_states.load(step.token)
+    except BadCallState:
+        return _restart()
+    script = _script()
+    chosen = services().menus.language_for_digit(step.digits)
+    if chosen:
+        return _twiml(script.category_menu(state.advance(language=chosen)))
+    if state.attempt + 1 >= MENU_PLAYS:
+        return _twiml(script.category_menu(state.advance(language=FALLBACK_LANGUAGE), preface="language_fallback"))
+    return _twiml(script.language_menu(state.again(), preface="not_understood"))
+
+
+@bp.post("/category")
+@twilio_webhook(CallStep)
+def category(step: CallStep) -> Response:
+    try:
+        state = services().call_states.load(step.token)
+    except BadCallState:
+        return _restart()
+    script = _script()
+    chosen = services().menus.category_for_digit(step.digits)
+    if chosen is None and state.attempt + 1 < MENU_PLAYS:
+        return _twiml(script.category_menu(state.again(), preface="not_understood"))
+    minted = state.advance(category=chosen.id if chosen else FALLBACK_CATEGORY,
+                           reference=new_reference(), pin=new_pin())
+    return _twiml(script.record(minted, preface=None if chosen else "category_fallback"))
+
+
+@bp.post("/recorded")
+@twilio_webhook(CallStep)
+def recorded(step: CallStep) -> Response:
+    try:
+        state = services().call_states.load(step.token)
+    except BadCallState:
+        return _restart()
+    if step.digits == "hangup":
+        return _twiml(VoiceResponse())  # the caller has gone; Twilio ignores this answer
+    script = _script()
+    if step.recording_seconds >= MIN_RECORDING_SECONDS:
+        return _twiml(script.received(state.advance()))
+    if state.attempt == 0:
+        return _twiml(script.record(state.again(), retry=True))
+    return _twiml(script.goodbye(state, key="no_message"))
+
+
+@bp.post("/read-back")
+@twilio_webhook(CallStep)
+def read_back(step: CallStep) -> Response:
+    try:
+        state = services().call_states.load(step.token)
+    except BadCallState:
+        return _twiml(_script().goodbye(CallState()))
+    if step.digits == "1" and state.attempt + 1 < READ_BACK_PLAYS:
+        return _twiml(_script().received(state.again(), first_time=False))
+    return _twiml(_script().goodbye(state))
+
+
+@bp.post("/recording-status")
+@twilio_webhook(RecordingStatus)
+def recording_status(status: RecordingStatus) -> Response:
+    """Queue the finished recording for the worker; answer 204 (the provider wants no TwiML)."""
+    if status.status != "completed":
+        return Response(status=204)  # 'absent' or 'failed': there is no audio to fetch
+    if not status.recording_sid:
+        return Response("Bad request: RecordingSid is missing.\n", status=400, mimetype="text/plain")
+    try:
+        state = services().call_states.load(status.token, purpose="recording")
+    except BadCallState:
+        # Never drop a recording: queue it without the caller's choices.
+        log.warning("recording callback had an unreadable call state; queued without a reference")
+        state = CallState()
+    try:
+        services().recordings.accept(status.recording_sid, status.call_sid, _seconds(status.duration), state)
+    except redis.RedisError:
+        log.warning("could not queue a recording: Redis is unavailable; the provider sweep will find it")
+        return Response("Service unavailable: try again later.\n", status=503, mimetype="text/plain")
+    return Response(status=204)
+
+
+def _seconds(raw: str | None) -> int:
+    try:
+        return max(0, int(raw or 0))
+    except ValueError:
+        return 0
