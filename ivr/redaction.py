@@ -13,7 +13,9 @@ import logging.config
 import re
 
 REDACTED = "[redacted]"
-PHONE_LIKE = re.compile(r"(?<!\w)(?:\+|00)?\(?\d(?:[ ().\-]{0,2}\d){6,}(?!\w)")
+# 7+ digits, optionally led by + or 00, with the spaces, hyphens and brackets people write.
+# Dots are not separators, so IP addresses and versions stay readable.
+PHONE_LIKE = re.compile(r"(?<![\w.])(?:\+|00)?\(?\d(?:[ ()\-]{0,2}\d){6,}(?![\w.])")
 
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(name)s] %(message)s"
 

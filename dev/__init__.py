@@ -1,0 +1,1 @@
+"""Tools for running Tipline on one machine: the local Redis, `make run`, a Twilio-like caller."""

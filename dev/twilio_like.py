@@ -1,0 +1,219 @@
+"""A stand-in for Twilio's side of a call: sign each webhook, parse the TwiML, follow it.
+
+It behaves as Twilio does where our app depends on it:
+- every webhook is POSTed form-encoded and signed with the official RequestValidator
+  over the full URL and the form fields;
+- every call webhook carries the caller's number and the fields Twilio adds (From,
+  Caller, From*/Caller* locations, StirVerstat, CallToken), so the edge's job is tested;
+- `<Gather>` waits for keys: a keypress POSTs its action with Digits; no input moves on
+  to the next verb (our `<Redirect>`);
+- `<Record>` with audio POSTs its action with RecordingSid/RecordingDuration and then the
+  recordingStatusCallback; with no audio Twilio skips the action and moves on; a hang-up
+  mid-recording POSTs the action with Digits=hangup;
+- `<Redirect>` POSTs its URL; `<Hangup>` or the end of the document ends the call.
+
+Tests drive it through Flask's test client; the operator's simulator through HTTP.
+"""
+
+from __future__ import annotations
+
+import secrets
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from typing import Callable
+from urllib.parse import urlsplit
+
+from twilio.request_validator import RequestValidator
+
+# (absolute URL, form fields, headers) -> (HTTP status, body)
+Transport = Callable[[str, dict[str, str], dict[str, str]], tuple[int, str]]
+
+
+class TwimlError(AssertionError):
+    """The app answered something Twilio could not follow."""
+
+
+def new_sid(prefix: str) -> str:
+    return prefix + secrets.token_hex(16)
+
+
+@dataclass(frozen=True)
+class Said:
+    text: str
+    language: str | None
+    voice: str | None
+
+
+@dataclass
+class Webhook:
+    """One request Twilio made, kept so a test can repeat it or look at it."""
+
+    url: str
+    form: dict[str, str]
+    status: int = 0
+    body: str = ""
+
+
+class TwilioLike:
+    """Twilio's account-side behaviour: signing, and placing calls to our webhooks."""
+
+    def __init__(self, transport: Transport, base_url: str, account_sid: str, auth_token: str) -> None:
+        self.transport = transport
+        self.base_url = base_url.rstrip("/")
+        self.account_sid = account_sid
+        self._validator = RequestValidator(auth_token)
+        self.requests: list[Webhook] = []
+
+    def post(self, url: str, form: dict[str, str], signature: str | None = None) -> Webhook:
+        """POST as Twilio does; `signature` overrides the correct one (for forgery tests)."""
+        url = url if urlsplit(url).scheme else self.base_url + url
+        headers = {"X-Twilio-Signature": self._validator.compute_signature(url, form) if signature is None else signature}
+        webhook = Webhook(url=url, form=dict(form))
+        webhook.status, webhook.body = self.transport(url, form, headers)
+        self.requests.append(webhook)
+        return webhook
+
+    def call(self, from_number: str, to_number: str = "+448005550111") -> "Call":
+        return Call(self, from_number, to_number)
+
+
+class Call:
+    """One phone call, driven step by step like a caller would: dials, presses, records."""
+
+    def __init__(self, twilio: TwilioLike, from_number: str, to_number: str) -> None:
+        self.twilio = twilio
+        self.from_number = from_number
+        self.to_number = to_number
+        self.sid = new_sid("CA")
+        self.heard: list[Said] = []
+        self.recordings: list[Webhook] = []  # recording-status callbacks, as sent
+        self.pending_callbacks: list[tuple[str, dict[str, str]]] = []
+        self.ended = False
+        self.last: Webhook | None = None
+        self._waiting: ET.Element | None = None  # the <Gather> or <Record> waiting for the caller
+        self._rest: list[ET.Element] = []  # verbs after it, run when nothing is pressed or said
+        self._heard_mark = 0
+
+    # -- what the caller does -------------------------------------------------------------
+
+    def dials(self) -> "Call":
+        self._request(self.twilio.base_url + "/voice/incoming", {"CallStatus": "ringing"})
+        return self
+
+    def presses(self, digits: str) -> "Call":
+        gather = self._expect("Gather")
+        self._request(gather.get("action", ""), {"Digits": digits, "FinishedOnKey": "", "msg": "Gather End"})
+        return self
+
+    def waits(self) -> "Call":
+        """Presses nothing (or says nothing after the tone): Twilio moves on to the next verb."""
+        self._expect("Gather", "Record")
+        self._run(self._rest)
+        return self
+
+    def records(self, seconds: int, hang_up: bool = False, deliver_callback: bool = True) -> "Call":
+        """Speaks for `seconds` after the tone, then presses # (or hangs up)."""
+        record = self._expect("Record")
+        recording_sid = new_sid("RE")
+        recording_url = f"https://api.twilio.com/2010-04-01/Accounts/{self.twilio.account_sid}/Recordings/{recording_sid}"
+        fields = {"RecordingSid": recording_sid, "RecordingUrl": recording_url, "RecordingDuration": str(seconds),
+                  "Digits": "hangup" if hang_up else "#"}
+        self._request(record.get("action", ""), fields)
+        if hang_up:
+            self.ended = True
+        callback = record.get("recordingStatusCallback")
+        if callback:
+            self.pending_callbacks.append((callback, {
+                "AccountSid": self.twilio.account_sid, "CallSid": self.sid, "RecordingSid": recording_sid,
+                "RecordingUrl": recording_url, "RecordingStatus": "completed", "RecordingDuration": str(seconds),
+                "RecordingChannels": "1", "RecordingSource": "RecordVerb", "RecordingStartTime":
+                "Wed, 25 Nov 2026 07:00:00 +0000", "ErrorCode": "0",
+            }))
+            if deliver_callback:
+                self.deliver_recording_callbacks()
+        return self
+
+    def deliver_recording_callbacks(self) -> list[Webhook]:
+        sent = [self.twilio.post(url, form) for url, form in self.pending_callbacks]
+        self.recordings.extend(sent)
+        self.pending_callbacks.clear()
+        return sent
+
+    # -- what the caller heard ------------------------------------------------------------
+
+    def heard_since_last_step(self) -> str:
+        return " ".join(s.text for s in self.heard[self._heard_mark:])
+
+    def heard_text(self) -> str:
+        return " ".join(s.text for s in self.heard)
+
+    @property
+    def waiting_for(self) -> str | None:
+        return None if self.ended or self._waiting is None else self._waiting.tag
+
+    # -- Twilio's side --------------------------------------------------------------------
+
+    def _call_fields(self) -> dict[str, str]:
+        """Everything Twilio sends with a call webhook, identifying fields included."""
+        return {
+            "AccountSid": self.twilio.account_sid, "ApiVersion": "2010-04-01", "CallSid": self.sid,
+            "CallStatus": "in-progress", "Direction": "inbound",
+            "From": self.from_number, "Caller": self.from_number, "To": self.to_number, "Called": self.to_number,
+            "FromCity": "LONDON", "FromState": "", "FromZip": "E1 6AN", "FromCountry": "GB",
+            "CallerCity": "LONDON", "CallerState": "", "CallerZip": "E1 6AN", "CallerCountry": "GB",
+            "ToCity": "", "ToState": "", "ToZip": "", "ToCountry": "GB", "CalledCountry": "GB",
+            "StirVerstat": "TN-Validation-Passed-A", "CallToken": "%7B%22parentCallInfoToken%22%3A%22eyJ%22%7D",
+        }
+
+    def _request(self, url: str, extra: dict[str, str]) -> None:
+        if self.ended:
+            raise TwimlError("the call has ended")
+        if not url:
+            raise TwimlError("the verb has no action URL")
+        self._heard_mark = len(self.heard)
+        self.last = self.twilio.post(url, {**self._call_fields(), **extra})
+        if self.last.status != 200:
+            raise TwimlError(f"{url} answered {self.last.status}: {self.last.body[:200]}")
+        self._run(_parse(self.last.body))
+
+    def _run(self, verbs: list[ET.Element]) -> None:
+        self._waiting, self._rest = None, []
+        for index, verb in enumerate(verbs):
+            if verb.tag == "Say":
+                self.heard.append(Said(verb.text or "", verb.get("language"), verb.get("voice")))
+            elif verb.tag == "Pause":
+                continue
+            elif verb.tag == "Gather":
+                for said in verb:
+                    if said.tag == "Say":
+                        self.heard.append(Said(said.text or "", said.get("language"), said.get("voice")))
+                self._waiting, self._rest = verb, verbs[index + 1:]
+                return
+            elif verb.tag == "Record":
+                if verb.get("transcribe") not in (None, "false"):
+                    raise TwimlError("<Record transcribe> sends audio to the provider's recogniser")
+                self._waiting, self._rest = verb, verbs[index + 1:]
+                return
+            elif verb.tag == "Redirect":
+                self._request(verb.text or "", {})
+                return
+            elif verb.tag == "Hangup":
+                break
+            else:
+                raise TwimlError(f"unexpected verb <{verb.tag}>")
+        self.ended = True
+
+    def _expect(self, *tags: str) -> ET.Element:
+        if self.ended or self._waiting is None or self._waiting.tag not in tags:
+            raise TwimlError(f"expected the call to wait at <{'|'.join(tags)}>, it is at {self.waiting_for}")
+        return self._waiting
+
+
+def _parse(body: str) -> list[ET.Element]:
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError as error:
+        raise TwimlError(f"not TwiML: {error}") from None
+    if root.tag != "Response":
+        raise TwimlError(f"TwiML root is <{root.tag}>, not <Response>")
+    return list(root)

@@ -1,0 +1,34 @@
+"""Send one signed webhook to a running Tipline and print the answer (`python -m dev.webhook PATH`).
+
+For a first look after `make run`:  .venv/bin/python -m dev.webhook /voice/incoming
+It signs with the same settings the app uses (var/dev-secrets.json in development) and
+sends a withheld number, so nothing identifying is ever typed.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from config.settings import Settings
+from dev.http_transport import http_post
+from dev.twilio_like import TwilioLike, new_sid
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("path", help="e.g. /voice/incoming")
+    parser.add_argument("field", nargs="*", help="extra form fields as NAME=VALUE, e.g. Digits=1")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    twilio = TwilioLike(http_post, settings.public_base_url, settings.twilio_account_sid, settings.twilio_auth_token)
+    form = {"AccountSid": settings.twilio_account_sid, "CallSid": new_sid("CA"), "From": "anonymous",
+            "Caller": "anonymous", "To": "+448005550111", "CallStatus": "ringing", "Direction": "inbound"}
+    form.update(dict(item.split("=", 1) for item in args.field))
+    answer = twilio.post(args.path, form)
+    print(f"HTTP {answer.status}")
+    print(answer.body)
+    return 0 if answer.status < 400 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
