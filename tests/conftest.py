@@ -1,0 +1,171 @@
+"""Fixtures: a real redis-server per test session, the app, and a Twilio-like caller.
+
+The test Redis listens on a free loopback port (never 6379, which another Redis may
+hold), keeps an append-only file in the session's temp folder so the privacy scan reads
+what Redis wrote to disk, and is flushed around each test.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import urlsplit
+
+import pytest
+import redis
+
+from config.settings import Settings
+from dev.twilio_like import Call, TwilioLike
+from ivr import create_app
+from ivr.redaction import RedactingFormatter
+
+PUBLIC_BASE_URL = "https://tipline.example.org"
+# A number from Ofcom's drama range whose tail cannot collide with references or times.
+CALLER_NUMBER = "+447700900417"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RedisServer:
+    """A real redis-server the tests can stop and start again (same port, same data dir)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+        self.binary = shutil.which("redis-server")
+        if not self.binary:
+            raise RuntimeError("redis-server is not installed: run `make test`, which installs it.")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
+             "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--logfile", ""],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        with redis.Redis(port=self.port) as client:
+            while True:
+                try:
+                    client.ping()
+                    return
+                except redis.ConnectionError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self.process = None
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    if redis_server.process is None:
+        redis_server.start()
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    yield client
+    if redis_server.process is None:  # a test stopped it: bring it back for the next one
+        redis_server.start()
+    client.flushall()
+    client.close()
+
+
+def environment_for(redis_url: str, var_dir: Path) -> dict[str, str]:
+    """The environment a test process (app, worker, gunicorn) runs with."""
+    return {
+        "TIPLINE_ENV": "development",
+        "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+        "REDIS_URL": redis_url,
+        "TIPLINE_VAR_DIR": str(var_dir),
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "TWILIO_ACCOUNT_SID": "AC" + secrets.token_hex(16),
+        "TWILIO_AUTH_TOKEN": secrets.token_hex(16),
+        "LOG_LEVEL": "DEBUG",
+    }
+
+
+@pytest.fixture
+def environment(redis_server: RedisServer, tmp_path: Path) -> dict[str, str]:
+    return environment_for(redis_server.url, tmp_path / "var")
+
+
+@pytest.fixture
+def settings(environment: dict[str, str]) -> Settings:
+    return Settings.from_env(environment)
+
+
+@pytest.fixture
+def app(settings: Settings, redis_client: redis.Redis):  # type: ignore[no-untyped-def]
+    app = create_app(settings)
+    yield app
+    app.extensions["tipline"].redis.close()
+
+
+@pytest.fixture
+def twilio(app, settings: Settings) -> TwilioLike:  # type: ignore[no-untyped-def]
+    """Twilio's side, talking to the app through Flask's test client."""
+    client = app.test_client()
+
+    def transport(url: str, form: dict[str, str], headers: dict[str, str]) -> tuple[int, str]:
+        parts = urlsplit(url)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        response = client.post(path, data=form, headers=headers)
+        return response.status_code, response.get_data(as_text=True)
+
+    return TwilioLike(transport, PUBLIC_BASE_URL, settings.twilio_account_sid, settings.twilio_auth_token)
+
+
+@pytest.fixture
+def caller(twilio: TwilioLike) -> Call:
+    """A caller with a distinctive number, not yet dialled."""
+    return twilio.call(CALLER_NUMBER)
+
+
+class LogLines(logging.Handler):
+    """Every log line of the test, formatted as production formats it."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.setFormatter(RedactingFormatter("%(levelname)s [%(name)s] %(message)s"))
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture
+def log_lines() -> Iterator[LogLines]:
+    handler = LogLines()
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield handler
+    root.removeHandler(handler)
+    root.setLevel(previous)
