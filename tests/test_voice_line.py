@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import re
 import time
 
 import pytest
@@ -11,18 +10,7 @@ import pytest
 from dev.twilio_like import Call, TwilioLike
 from ivr.call_state import CallState, CallStateCodec
 from ivr.references import is_valid_reference
-
-SPOKEN_CODE = re.compile(r"\d(?:, \d)+")
-
-
-def codes_heard(text: str) -> tuple[str, str]:
-    """The reference (11 digits) and PIN (4 digits) read out in `text`."""
-    codes = [match.replace(", ", "") for match in SPOKEN_CODE.findall(text)]
-    references = [c for c in codes if len(c) == 11]
-    pins = [c for c in codes if len(c) == 4]
-    assert references and pins, f"no reference and PIN read out in: {text!r}"
-    return references[0], pins[0]
-
+from tests.calls import codes_heard
 
 def gather_action(call: Call) -> str:
     assert call.waiting_for in ("Gather", "Record")

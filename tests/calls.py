@@ -1,0 +1,29 @@
+"""Helpers that read what a caller heard, and run whole calls the way tests need them."""
+
+from __future__ import annotations
+
+import re
+
+from dev.twilio_like import Call
+
+SPOKEN_CODE = re.compile(r"\d(?:, \d)+")
+
+
+def codes_heard(text: str) -> tuple[str, str]:
+    """The reference (11 digits) and PIN (4 digits) read out in `text`."""
+    codes = [match.replace(", ", "") for match in SPOKEN_CODE.findall(text)]
+    references = [c for c in codes if len(c) == 11]
+    pins = [c for c in codes if len(c) == 4]
+    assert references and pins, f"no reference and PIN read out in: {text!r}"
+    return references[0], pins[0]
+
+
+def leave_a_message(call: Call, language_digit: str, category_digit: str, seconds: int = 30) -> tuple[str, str]:
+    """Dial, choose, record, hear the codes back, hang up; returns (reference, PIN)."""
+    call.dials().presses(language_digit).presses(category_digit)
+    codes = codes_heard(call.heard_since_last_step())
+    call.records(seconds=seconds)
+    assert codes_heard(call.heard_since_last_step()) == codes
+    call.presses("9")
+    assert call.ended
+    return codes

@@ -1,0 +1,100 @@
+"""The recording-status callback: one sealed job per recording, and a real worker takes it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zlib
+
+import pytest
+import redis
+from rq import Queue
+
+from config.settings import PROJECT_ROOT
+from dev.twilio_like import Call, TwilioLike
+from ivr import keys
+from tests.calls import leave_a_message
+
+
+def jobs_in(client: redis.Redis, queue_name: str) -> list[str]:
+    return Queue(queue_name, connection=client).job_ids
+
+
+def run_worker_burst(environment: dict[str, str]) -> subprocess.CompletedProcess:
+    """A real worker process, as `make run` starts it, until the queues are empty."""
+    return subprocess.run([sys.executable, "-m", "workers.run", "--burst"], cwd=PROJECT_ROOT,
+                          env={**os.environ, **environment}, capture_output=True, text=True, timeout=60)
+
+
+def test_a_recording_is_queued_once_even_when_the_callback_repeats(caller: Call, twilio: TwilioLike, redis_client) -> None:  # type: ignore[no-untyped-def]
+    caller.dials().presses("1").presses("1").records(seconds=30)  # drugs: not urgent
+    url, form = caller.recordings[0].url, caller.recordings[0].form
+    for _ in range(3):
+        assert twilio.post(url, form).status == 204
+    assert len(jobs_in(redis_client, keys.QUEUE_RECORDINGS)) == 1
+    assert jobs_in(redis_client, keys.QUEUE_URGENT_RECORDINGS) == []
+
+
+@pytest.mark.parametrize("digit", ["2", "3"])  # weapons, exploitation of a young person
+def test_urgent_categories_go_to_the_urgent_queue(caller: Call, redis_client, digit: str) -> None:  # type: ignore[no-untyped-def]
+    caller.dials().presses("1").presses(digit).records(seconds=30)
+    assert len(jobs_in(redis_client, keys.QUEUE_URGENT_RECORDINGS)) == 1
+    assert jobs_in(redis_client, keys.QUEUE_RECORDINGS) == []
+
+
+def test_the_job_carries_no_readable_sid_and_is_not_kept_after_it_finishes(caller: Call, redis_client) -> None:  # type: ignore[no-untyped-def]
+    caller.dials().presses("1").presses("4").records(seconds=30)
+    form = caller.recordings[0].form
+    sids = (form["RecordingSid"], form["CallSid"])
+    (job_id,) = jobs_in(redis_client, keys.QUEUE_RECORDINGS)
+    job_hash = redis_client.hgetall(f"rq:job:{job_id}")
+    everything = b" ".join([job_id.encode(), *job_hash.keys(), *job_hash.values()])
+    everything += zlib.decompress(job_hash[b"data"])
+    for sid in sids:
+        assert sid.encode() not in everything
+    assert job_hash[b"description"] == b"process a recording"
+    assert job_hash[b"result_ttl"] == b"0"
+
+
+def test_a_callback_for_no_audio_queues_nothing(caller: Call, twilio: TwilioLike, redis_client) -> None:  # type: ignore[no-untyped-def]
+    caller.dials().presses("1").presses("1").records(seconds=30, deliver_callback=False)
+    url, form = caller.pending_callbacks[0]
+    assert twilio.post(url, {**form, "RecordingStatus": "absent"}).status == 204
+    assert jobs_in(redis_client, keys.QUEUE_RECORDINGS) == []
+
+
+def test_a_callback_without_a_recording_sid_is_a_clear_400(caller: Call, twilio: TwilioLike) -> None:
+    caller.dials().presses("1").presses("1").records(seconds=30, deliver_callback=False)
+    url, form = caller.pending_callbacks[0]
+    form.pop("RecordingSid")
+    answer = twilio.post(url, form)
+    assert answer.status == 400 and "RecordingSid" in answer.body
+
+
+def test_a_callback_whose_token_is_unreadable_still_queues_the_recording(caller: Call, twilio: TwilioLike, redis_client) -> None:  # type: ignore[no-untyped-def]
+    caller.dials().presses("1").presses("1").records(seconds=30, deliver_callback=False)
+    url, form = caller.pending_callbacks[0]
+    assert twilio.post(url.split("?")[0] + "?t=garbage", form).status == 204
+    assert len(jobs_in(redis_client, keys.QUEUE_RECORDINGS)) == 1
+
+
+@pytest.mark.slow
+def test_a_real_worker_notes_the_recording_as_pending_without_any_sid(caller: Call, redis_client, environment) -> None:  # type: ignore[no-untyped-def]
+    reference, _ = leave_a_message(caller, language_digit="2", category_digit="2", seconds=42)
+    form = caller.recordings[0].form
+
+    finished = run_worker_burst(environment)
+    assert finished.returncode == 0, finished.stderr
+
+    (pending_key,) = redis_client.keys(keys.recording_pending("*"))
+    pending = {k.decode(): v.decode() for k, v in redis_client.hgetall(pending_key).items()}
+    assert pending["reference"] == reference
+    assert pending["language"] == "cy" and pending["category"] == "weapons"
+    assert pending["duration_seconds"] == "42" and pending["status"] == "awaiting transcript"
+    assert pending["received_hour"].endswith(":00Z")
+    assert jobs_in(redis_client, keys.QUEUE_URGENT_RECORDINGS) == []
+    assert redis_client.keys("rq:job:*") == []  # result_ttl=0: finished jobs are not kept
+    dump = repr(redis_client.hgetall(pending_key)) + finished.stderr + finished.stdout
+    for sid in (form["RecordingSid"], form["CallSid"]):
+        assert sid not in dump
