@@ -143,6 +143,8 @@ def build_step(public_base_url: str, secret_key: str, account_sid: str, auth_tok
     Twilio sends them and the edge must parse (and drop) them.
     """
     token = CallStateCodec(secret_key).dump(CallState())
+    if isinstance(token, bytes):  # itsdangerous gives bytes when the payload serializer does
+        token = token.decode("ascii")
     path_with_query = f"{STEP_PATH}?t={token}"
     caller, line = "+447700900123", "+448005550111"
     form = {
@@ -266,10 +268,14 @@ def post_step(base_url: str, step: Step) -> tuple[int, str]:
 
 
 def check_ours_accepts(base_url: str, step: Step) -> None:
-    """Fail loudly unless our app takes the step: a 403 or a restart would measure the wrong path."""
+    """Fail loudly unless our app takes the step to the category menu.
+
+    A 403 (bad signature) or a restart (bad token: the language menu again, also a
+    <Gather>) would measure the wrong path, so the next step's action URL must be there.
+    """
     status, body = post_step(base_url, step)
-    if status != 200 or "<Response>" not in body or "<Gather" not in body:
-        raise BenchError(f"our app did not accept the signed step (signature or token wrong?): "
+    if status != 200 or "<Response>" not in body or "<Gather" not in body or "/voice/category?t=" not in body:
+        raise BenchError(f"our app did not take the step to the category menu (signature or token wrong?): "
                          f"HTTP {status}\n{body[:500]}")
 
 
@@ -306,7 +312,8 @@ def largest_rss_mb(pids: list[int]) -> float:
 def wrk_script(step: Step, path: Path) -> Path:
     """The Lua script that makes wrk send our POST: method, form body and headers."""
     def lua_string(text: str) -> str:
-        return "[==[" + text + "]==]"  # a long bracket: nothing inside is an escape
+        escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+        return f'"{escaped}"'
 
     lines = ['wrk.method = "POST"', f"wrk.body = {lua_string(step.body)}"]
     lines += [f"wrk.headers[{lua_string(name)}] = {lua_string(value)}" for name, value in step.headers.items()]
@@ -318,9 +325,14 @@ def run_wrk(url: str, script: Path, duration_s: int) -> LoadResult:
     """Run wrk once and parse its report."""
     command = ["wrk", f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}", f"-d{duration_s}s", "--latency", "-s", str(script), url]
     done = subprocess.run(command, capture_output=True, text=True, timeout=duration_s + 60)
-    if done.returncode != 0:
+    if done.returncode != 0 or done.stderr.strip():
+        # wrk reports a broken Lua script on stderr and then sends GETs anyway.
         raise BenchError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    return parse_wrk(done.stdout)
+    result = parse_wrk(done.stdout)
+    if result.bad_responses:
+        raise BenchError(f"{result.bad_responses} of {result.requests} responses were not 2xx; "
+                         f"the load is not measuring the step:\n{done.stdout}")
+    return result
 
 
 _UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
@@ -393,8 +405,8 @@ def print_report(results: dict[str, tuple[LoadResult, float]]) -> None:
     ratio = ours.requests_per_s / bare.requests_per_s if bare.requests_per_s else 0.0
     print(f"\nratio ours/bare requests/s: {ratio:.2f}")
     print(f"largest web worker RSS (ours): {ours_rss:.1f} MB")
-    if ours.bad_responses or ours.socket_errors or bare.bad_responses or bare.socket_errors:
-        print("WARNING: some responses were errors; the figures above are not trustworthy.")
+    if ours.socket_errors or bare.socket_errors:
+        print("WARNING: wrk saw socket errors (see 'sock err'); the figures above are suspect.")
     print(f"\n{'target':<38}{'measured':>12}  result")
     print(f"{f'requests/s ratio >= {TARGET_RATIO:.2f}':<38}{ratio:>12.2f}  {verdict(ratio >= TARGET_RATIO)}")
     print(f"{f'our p99 < {TARGET_P99_MS:.0f} ms at {WRK_CONNECTIONS} connections':<38}"
@@ -439,7 +451,7 @@ def run_profile(work_dir: Path, redis_port: int, credentials: dict[str, str], re
         client.post(step.path_with_query, data=step.form, headers=headers)
 
     first = client.post(step.path_with_query, data=step.form, headers=headers)
-    if first.status_code != 200 or b"<Gather" not in first.data:
+    if first.status_code != 200 or b"/voice/category?t=" not in first.data:
         raise BenchError(f"our app did not accept the signed step: HTTP {first.status_code}\n{first.data[:500]!r}")
     for _ in range(50):
         send()  # warm-up: first-use imports and caches

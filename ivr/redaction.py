@@ -20,8 +20,16 @@ PHONE_LIKE = re.compile(r"(?<![\w.])(?:\+|00)?\(?\d(?:[ ()\-]{0,2}\d){6,}(?![\w.
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(name)s] %(message)s"
 
 
+# Dates look like runs of digits with hyphens; they are not numbers to hide.
+DATE_LIKE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2})?$")
+
+
+def _replacement(match: re.Match[str]) -> str:
+    return match.group(0) if DATE_LIKE.match(match.group(0)) else REDACTED
+
+
 def redact(text: str) -> str:
-    return PHONE_LIKE.sub(REDACTED, text)
+    return PHONE_LIKE.sub(_replacement, text)
 
 
 class RedactingFormatter(logging.Formatter):

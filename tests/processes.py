@@ -1,0 +1,53 @@
+"""Start and stop the real processes (gunicorn, the worker, `make run`'s honcho) in tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from config.settings import PROJECT_ROOT
+
+
+def process_environment(overrides: dict[str, str]) -> dict[str, str]:
+    """The test's environment with the venv's bin first on PATH, as `make` sets it."""
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "PORT", "TWILIO_ACCOUNT_SID",
+                                                          "TWILIO_AUTH_TOKEN", "SECRET_KEY", "PUBLIC_BASE_URL")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(overrides)
+    return env
+
+
+def start(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    with log_path.open("wb") as log:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def wait_for_health(base_url: str, want_redis: bool = True, timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{base_url}/healthz", timeout=2) as response:
+                last = json.loads(response.read())
+                if not want_redis or last.get("redis"):  # type: ignore[union-attr]
+                    return last  # type: ignore[return-value]
+        except OSError as error:
+            last = error
+        time.sleep(0.2)
+    raise AssertionError(f"{base_url}/healthz never became healthy: {last}")
+
+
+def wait_until(predicate, timeout: float = 30, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
