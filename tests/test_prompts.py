@@ -1,0 +1,65 @@
+"""Prompt catalogues: complete, consistent, and refused at start-up when they are not."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ivr.prompts import CONFIG_DIR, CatalogueError, load_menus
+
+
+def copy_config(tmp_path: Path) -> Path:
+    target = tmp_path / "config"
+    shutil.copytree(CONFIG_DIR / "prompts", target / "prompts")
+    shutil.copy(CONFIG_DIR / "menus.json", target / "menus.json")
+    return target
+
+
+def edit(path: Path, change) -> None:  # type: ignore[no-untyped-def]
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def test_the_shipped_catalogues_load_with_english_and_two_more_languages() -> None:
+    menus = load_menus()
+    assert menus.languages[0] == "en" and len(menus.languages) >= 3
+    assert [c.id for c in menus.categories] == ["drugs", "weapons", "child_exploitation", "fraud", "other"]
+    assert {c.id for c in menus.categories if c.urgent} == {"weapons", "child_exploitation"}
+    for language in menus.languages[1:]:
+        assert "awaiting review" in menus.catalogue(language).review
+
+
+def test_menu_digits_choose_only_what_is_offered() -> None:
+    menus = load_menus()
+    assert menus.language_for_digit("2") == "cy"
+    assert menus.category_for_digit("5").id == "other"  # type: ignore[union-attr]
+    for odd in [None, "", "0", "6", "*", "#", "12", "a", "²"]:
+        assert menus.category_for_digit(odd) is None
+
+
+@pytest.mark.parametrize("breakage, message", [
+    (lambda d: d["voice"].pop("goodbye"), "lacks voice prompts: goodbye"),
+    (lambda d: d["voice"].update(reference="Numer: {reference}."), "placeholders"),
+    (lambda d: d["categories"].pop("fraud"), "lacks category labels: fraud"),
+    (lambda d: d.pop("say"), "lacks"),
+    (lambda d: d.update(language="de"), "says it is 'de'"),
+])
+def test_a_broken_catalogue_is_refused_with_a_clear_message(tmp_path: Path, breakage, message: str) -> None:  # type: ignore[no-untyped-def]
+    config = copy_config(tmp_path)
+    edit(config / "prompts" / "pl.json", breakage)
+    with pytest.raises(CatalogueError, match=message):
+        load_menus(config)
+
+
+def test_a_missing_catalogue_or_bad_json_is_refused(tmp_path: Path) -> None:
+    config = copy_config(tmp_path)
+    (config / "prompts" / "cy.json").write_text("{not json")
+    with pytest.raises(CatalogueError, match="not valid JSON"):
+        load_menus(config)
+    (config / "prompts" / "cy.json").unlink()
+    with pytest.raises(CatalogueError, match="missing"):
+        load_menus(config)

@@ -1,0 +1,60 @@
+"""Settings: one place, typed, generated for development, strict in production."""
+
+from __future__ import annotations
+
+import stat
+
+import pytest
+
+from config.settings import Settings, SettingsError
+
+GOOD_SID = "AC" + "a" * 32
+
+
+def test_a_fresh_machine_gets_generated_development_secrets_once(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    first = Settings.from_env({"TIPLINE_VAR_DIR": str(tmp_path)})
+    second = Settings.from_env({"TIPLINE_VAR_DIR": str(tmp_path)})
+    assert first.secret_key == second.secret_key and first.twilio_auth_token == second.twilio_auth_token
+    assert first.twilio_credentials_generated
+    assert stat.S_IMODE((tmp_path / "dev-secrets.json").stat().st_mode) == 0o600
+    assert first.port == 5000 and first.host == "127.0.0.1"
+    assert first.public_base_url == "http://127.0.0.1:5000"
+    assert first.redis_url == f"unix://{tmp_path}/redis/redis.sock"
+    assert first.twilio_api_base == "https://api.twilio.com"
+
+
+def test_secrets_are_not_shown_in_the_settings_repr(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = Settings.from_env({"TIPLINE_VAR_DIR": str(tmp_path)})
+    assert settings.secret_key not in repr(settings) and settings.twilio_auth_token not in repr(settings)
+
+
+@pytest.mark.parametrize("environ, names", [
+    ({"TIPLINE_ENV": "production"}, "TWILIO_ACCOUNT_SID"),
+    ({"TIPLINE_ENV": "production", "TWILIO_ACCOUNT_SID": GOOD_SID, "TWILIO_AUTH_TOKEN": "t" * 32}, "SECRET_KEY"),
+    ({"TIPLINE_ENV": "production", "TWILIO_ACCOUNT_SID": GOOD_SID, "TWILIO_AUTH_TOKEN": "t" * 32,
+      "SECRET_KEY": "k" * 40}, "REDIS_URL"),
+    ({"TIPLINE_ENV": "staging"}, "TIPLINE_ENV"),
+    ({"PORT": "http"}, "PORT"),
+    ({"PORT": "70000"}, "PORT"),
+    ({"PUBLIC_BASE_URL": "tipline.example.org"}, "PUBLIC_BASE_URL"),
+    ({"PUBLIC_BASE_URL": "https://tipline.example.org/?x=1"}, "PUBLIC_BASE_URL"),
+    ({"TWILIO_API_BASE": "ftp://x"}, "TWILIO_API_BASE"),
+    ({"TWILIO_ACCOUNT_SID": GOOD_SID}, "TWILIO_AUTH_TOKEN"),
+    ({"TWILIO_ACCOUNT_SID": "AC123", "TWILIO_AUTH_TOKEN": "t"}, "TWILIO_ACCOUNT_SID"),
+    ({"SECRET_KEY": "short"}, "SECRET_KEY"),
+    ({"REDIS_URL": "localhost:6379"}, "REDIS_URL"),
+])
+def test_a_bad_or_missing_setting_names_its_variable(tmp_path, environ, names) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SettingsError, match=names):
+        Settings.from_env({"TIPLINE_VAR_DIR": str(tmp_path), **environ})
+
+
+def test_production_generates_nothing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = Settings.from_env({
+        "TIPLINE_ENV": "production", "TIPLINE_VAR_DIR": str(tmp_path), "TWILIO_ACCOUNT_SID": GOOD_SID,
+        "TWILIO_AUTH_TOKEN": "t" * 32, "SECRET_KEY": "k" * 40, "REDIS_URL": "redis://10.0.0.5:6380/0",
+        "PUBLIC_BASE_URL": "https://tips.example.org/", "HOST": "0.0.0.0", "PORT": "8080"})
+    assert settings.is_production and not settings.twilio_credentials_generated
+    assert settings.public_base_url == "https://tips.example.org"
+    assert (settings.host, settings.port) == ("0.0.0.0", 8080)
+    assert not (tmp_path / "dev-secrets.json").exists()

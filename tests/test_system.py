@@ -1,0 +1,95 @@
+"""`make run` as a new user meets it: honcho starts web, worker and a local Redis; calls go
+through over HTTP; Ctrl-C stops every process; nothing identifying is left behind."""
+
+from __future__ import annotations
+
+import signal
+import stat
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+import redis
+
+from config.settings import PROJECT_ROOT, Settings
+from dev.http_transport import http_post
+from dev.twilio_like import TwilioLike
+from ivr import keys
+from tests.calls import leave_a_message
+from tests.conftest import CALLER_NUMBER, free_port
+from tests.privacy import needles_for_number, scan_files, scan_lines, scan_redis
+from tests.processes import process_environment, start, wait_for_health, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def test_make_run_serves_calls_and_ctrl_c_stops_everything(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    port, var = free_port(), tmp_path / "var"
+    # What a fresh machine has: no REDIS_URL, no Twilio credentials, no secret key.
+    env = process_environment({"PORT": str(port), "TIPLINE_VAR_DIR": str(var), "LOG_LEVEL": "DEBUG"})
+    log_path = tmp_path / "make-run.log"
+    honcho = start([sys.executable, "-m", "dev.run"], env, log_path)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_for_health(base) == {"status": "ok", "redis": True}
+        secrets_file = var / "dev-secrets.json"
+        assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
+
+        curl = subprocess.run([sys.executable, "-m", "dev.webhook", "/voice/incoming"], cwd=PROJECT_ROOT, env=env,
+                              capture_output=True, text=True, timeout=30)
+        assert curl.returncode == 0 and "HTTP 200" in curl.stdout and "does not see your number" in curl.stdout
+
+        settings = Settings.from_env(env)
+        twilio = TwilioLike(http_post, base, settings.twilio_account_sid, settings.twilio_auth_token)
+        calls = [twilio.call(CALLER_NUMBER) for _ in range(3)]
+        references = [leave_a_message(call, lang, "1")[0] for call, lang in zip(calls, "123")]
+
+        with redis.Redis.from_url(settings.redis_url) as local_redis:
+            wait_until(lambda: len(local_redis.keys(keys.recording_pending("*"))) == 3, what="three pending recordings")
+            stored = {local_redis.hget(key, "reference").decode() for key in local_redis.keys(keys.recording_pending("*"))}
+            assert stored == set(references)
+            assert scan_redis(local_redis, needles_for_number(CALLER_NUMBER)) == []
+            local_redis.bgrewriteaof()
+            time.sleep(0.5)
+        children = psutil.Process(honcho.pid).children(recursive=True)
+        assert len(children) >= 3
+    finally:
+        honcho.send_signal(signal.SIGINT)  # Ctrl-C
+        honcho.wait(timeout=30)
+    gone, alive = psutil.wait_procs(children, timeout=10)
+    assert alive == []
+
+    log = log_path.read_text().splitlines()
+    assert any("redis.1" in line and "ready to accept connections" in line for line in log)
+    assert any("Listening at: http://127.0.0.1:" in line for line in log)  # the port is redacted with the pid
+    assert list((var / "redis").rglob("*.aof")), "the local Redis keeps an append-only file under var/"
+    needles = needles_for_number(CALLER_NUMBER)
+    assert scan_lines(log, needles) == []
+    assert scan_files(var, needles) == []
+    sids = {call.sid for call in calls} | {r.form["RecordingSid"] for call in calls for r in call.recordings}
+    assert scan_lines(log, sids) == [] and scan_files(var, sids) == []
+
+
+def test_the_worker_waits_for_redis_and_rides_out_a_restart(redis_server, redis_client, environment,  # type: ignore[no-untyped-def]
+                                                            twilio: TwilioLike, tmp_path) -> None:
+    redis_server.stop()
+    worker = start([sys.executable, "-m", "workers.run"], process_environment(environment), tmp_path / "worker.log")
+    try:
+        time.sleep(1.5)
+        assert worker.poll() is None, "the worker exited while Redis was away"
+        redis_server.start()
+        leave_a_message(twilio.call(CALLER_NUMBER), "1", "1")
+        with redis.Redis.from_url(redis_server.url) as client:
+            wait_until(lambda: len(client.keys(keys.recording_pending("*"))) == 1, what="the first recording")
+            redis_server.stop()
+            time.sleep(2)
+            assert worker.poll() is None, "the worker exited when Redis restarted"
+            redis_server.start()
+            leave_a_message(twilio.call(CALLER_NUMBER), "1", "4")
+            wait_until(lambda: len(client.keys(keys.recording_pending("*"))) == 2, timeout=60, what="the second recording")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        code = worker.wait(timeout=20)
+    assert code == 0, (tmp_path / "worker.log").read_text()[-2000:]
