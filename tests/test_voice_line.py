@@ -190,7 +190,7 @@ def test_the_urls_the_provider_logs_reveal_neither_reference_nor_pin(caller: Cal
         assert b"pin" not in decoded and pin.encode() not in decoded and b"reference" not in decoded
 
 
-def test_menus_keep_working_while_redis_is_down(caller: Call, redis_server, redis_client) -> None:  # type: ignore[no-untyped-def]
+def test_menus_keep_working_while_redis_is_down(caller: Call, app, redis_server, redis_client) -> None:  # type: ignore[no-untyped-def]
     caller.dials().presses("1")
     redis_server.stop()
     caller.presses("2")
@@ -199,6 +199,21 @@ def test_menus_keep_working_while_redis_is_down(caller: Call, redis_server, redi
     assert codes_heard(caller.heard_since_last_step()) == (reference, pin)
     # The callback cannot be queued: 503, and the provider sweep finds the recording later.
     assert caller.recordings[0].status == 503
+    assert app.test_client().get("/healthz").json == {"status": "ok", "redis": False}
     redis_server.start()
     caller.presses("9")
     assert caller.ended
+
+
+def test_a_failure_on_our_side_is_spoken_not_an_error_page(app, twilio: TwilioLike) -> None:  # type: ignore[no-untyped-def]
+    """Fault injection: a step that breaks after the edge accepted the call."""
+    from ivr.edge import CallStep, twilio_webhook
+
+    @twilio_webhook(CallStep)
+    def broken_step(step: CallStep):  # type: ignore[no-untyped-def]
+        raise RuntimeError("the disk is full")
+
+    app.view_functions["voice.category"] = broken_step
+    answer = twilio.post("/voice/category", {"Digits": "1"})
+    assert answer.status == 200
+    assert "Sorry, something went wrong on our side" in answer.body and "<Hangup" in answer.body

@@ -14,6 +14,7 @@ import logging
 import redis
 from flask import Response, url_for
 from twilio.twiml.voice_response import VoiceResponse
+from werkzeug.exceptions import HTTPException
 
 from ivr.call_state import BadCallState, CallState
 from ivr.edge import TOKEN_PARAMETER, CallStep, RecordingStatus, twilio_webhook
@@ -48,8 +49,8 @@ def _twiml(response: VoiceResponse) -> Response:
 @bp.errorhandler(Exception)
 def _failure(error: Exception) -> Response:
     """Once the edge has accepted a call, the caller hears a sentence, never an error page."""
-    if getattr(error, "code", None) and getattr(error, "code") < 500:
-        return error  # type: ignore[return-value]  (an HTTP error such as 405 stays one)
+    if isinstance(error, HTTPException) and error.code is not None and error.code < 500:
+        return error  # type: ignore[return-value]  (a 405 or 413 stays what it is)
     log.exception("voice step failed")
     return _twiml(_script().failure())
 
