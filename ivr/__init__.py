@@ -22,8 +22,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     app.extensions["tipline"] = build_services(settings)
 
-    from ivr import health, voice
+    from ivr import edge, health
+    from ivr.voice import routes as voice
 
+    edge.install(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(voice.bp)
     return app

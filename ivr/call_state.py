@@ -13,7 +13,7 @@ token minted for one purpose does not open for another.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from itsdangerous import BadData, URLSafeTimedSerializer
@@ -49,6 +49,9 @@ class CallState:
         return replace(self, attempt=self.attempt + 1)
 
 
+STATE_FIELDS = fields(CallState)
+
+
 class _SealedJSON:
     """An itsdangerous serializer whose payload is JSON sealed by the vault."""
 
@@ -79,8 +82,9 @@ class CallStateCodec:
         }
 
     def dump(self, state: CallState, purpose: str = "step") -> str:
-        fields = {name: value for name, value in asdict(state).items() if value not in (None, 0)}
-        return self._serializers[purpose].dumps(fields)
+        fields = {f.name: getattr(state, f.name) for f in STATE_FIELDS if getattr(state, f.name) not in (None, 0)}
+        token = self._serializers[purpose].dumps(fields)
+        return token.decode() if isinstance(token, bytes) else token  # bytes: the payload is binary
 
     def load(self, token: str | None, purpose: str = "step") -> CallState:
         if not token:

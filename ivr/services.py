@@ -15,6 +15,7 @@ from config.settings import Settings
 from ivr.call_state import CallStateCodec
 from ivr.prompts import Menus, load_menus
 from ivr.recordings import RecordingIntake
+from ivr.voice.script import Script
 
 # Short timeouts: a webhook must answer within Twilio's 15 s even when Redis is away.
 REDIS_SOCKET_TIMEOUT = 2.0
@@ -28,6 +29,7 @@ class Services:
     menus: Menus
     call_states: CallStateCodec
     recordings: RecordingIntake
+    script: Script
 
 
 def connect_redis(settings: Settings) -> redis.Redis:
@@ -43,12 +45,14 @@ def connect_redis(settings: Settings) -> redis.Redis:
 def build_services(settings: Settings) -> Services:
     connection = connect_redis(settings)
     menus = load_menus()
+    call_states = CallStateCodec(settings.secret_key)
     return Services(
         settings=settings,
         redis=connection,
         menus=menus,
-        call_states=CallStateCodec(settings.secret_key),
+        call_states=call_states,
         recordings=RecordingIntake(settings.secret_key, connection, menus),
+        script=Script(menus, call_states, settings.public_base_url),
     )
 
 

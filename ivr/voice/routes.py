@@ -12,17 +12,16 @@ from __future__ import annotations
 import logging
 
 import redis
-from flask import Response, url_for
-from twilio.twiml.voice_response import VoiceResponse
+from flask import Blueprint, Response
 from werkzeug.exceptions import HTTPException
 
 from ivr.call_state import BadCallState, CallState
-from ivr.edge import TOKEN_PARAMETER, CallStep, RecordingStatus, twilio_webhook
+from ivr.edge import CallStep, RecordingStatus, twilio_webhook
 from ivr.references import new_pin, new_reference
 from ivr.services import services
-from ivr.voice import bp
 from ivr.voice.script import Script
 
+bp = Blueprint("voice", __name__, url_prefix="/voice")
 log = logging.getLogger(__name__)
 
 MENU_PLAYS = 3
@@ -33,17 +32,12 @@ FALLBACK_LANGUAGE = "en"
 FALLBACK_CATEGORY = "other"
 
 
-def _step_url(endpoint: str, state: CallState, purpose: str) -> str:
-    token = services().call_states.dump(state, purpose)
-    return services().settings.public_base_url + url_for(endpoint, **{TOKEN_PARAMETER: token})
-
-
 def _script() -> Script:
-    return Script(services().menus, _step_url)
+    return services().script
 
 
-def _twiml(response: VoiceResponse) -> Response:
-    return Response(str(response), mimetype="text/xml")
+def _twiml(twiml: str) -> Response:
+    return Response(twiml, mimetype="text/xml")
 
 
 @bp.errorhandler(Exception)
@@ -62,7 +56,7 @@ def _restart() -> Response:
 @bp.post("/incoming")
 @twilio_webhook(CallStep)
 def incoming(step: CallStep) -> Response:
-    return _twiml(_script().welcome(CallState()))
+    return _twiml(_script().language_menu(CallState(), welcome=True))
 
 
 @bp.post("/language")
@@ -105,7 +99,7 @@ def recorded(step: CallStep) -> Response:
     except BadCallState:
         return _restart()
     if step.digits == "hangup":
-        return _twiml(VoiceResponse())  # the caller has gone; Twilio ignores this answer
+        return _twiml(Script.hang_up())
     script = _script()
     if step.recording_seconds >= MIN_RECORDING_SECONDS:
         return _twiml(script.received(state.advance()))

@@ -3,15 +3,22 @@
 The words come from the per-language catalogues (`ivr.prompts`); this module only puts
 them in order and says where each keypress goes next. Every URL Twilio will request next
 carries the call state as a sealed token (`ivr.call_state`).
+
+The two menus are the hot path of a busy line, and everything in them but the token is
+the same for every caller: each is rendered once (by twilio's VoiceResponse, with a slot
+where the URL goes) and only the URL is filled in per request. That halves the cost of a
+menu step (bench/webhook_throughput.py).
 """
 
 from __future__ import annotations
 
 from typing import Callable
+from xml.sax.saxutils import escape
 
+from flask import url_for
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
-from ivr.call_state import CallState
+from ivr.call_state import CallState, CallStateCodec
 from ivr.prompts import REFERENCE_LANGUAGE, Catalogue, Menus
 
 # Seconds Twilio waits for a keypress before moving on to the <Redirect> after <Gather>.
@@ -21,8 +28,9 @@ RECORD_MAX_SECONDS = 600
 RECORD_SILENCE_SECONDS = 5
 FINISH_KEY = "#"
 
-# step endpoint name, state, purpose -> absolute URL
-StepUrl = Callable[[str, CallState, str], str]
+TOKEN_PARAMETER = "t"
+# Stands where a menu's next-step URL goes in a rendered menu; it needs no XML escaping.
+URL_SLOT = "TIPLINE-NEXT-STEP-URL"
 
 
 def spoken_digits(digits: str) -> str:
@@ -31,50 +39,66 @@ def spoken_digits(digits: str) -> str:
 
 
 class Script:
-    """Builds the TwiML for each prompt of the voice line."""
+    """Builds the TwiML (as text) for each prompt of the voice line."""
 
-    def __init__(self, menus: Menus, step_url: StepUrl) -> None:
+    def __init__(self, menus: Menus, call_states: CallStateCodec, public_base_url: str) -> None:
         self._menus = menus
-        self._url = step_url
+        self._call_states = call_states
+        self._base_url = public_base_url
+        self._rendered_menus: dict[tuple, str] = {}
+
+    def _url(self, endpoint: str, state: CallState, purpose: str = "step") -> str:
+        """The absolute URL of the next step, carrying `state` sealed (needs a request context)."""
+        token = self._call_states.dump(state, purpose)
+        return self._base_url + url_for(endpoint, **{TOKEN_PARAMETER: token})
 
     def _say(self, verb: VoiceResponse | Gather, catalogue: Catalogue, key: str, **fields: str) -> None:
         verb.say(catalogue.text(key, **fields), language=catalogue.say_language, voice=catalogue.say_voice)
 
-    def _menu(self, response: VoiceResponse, endpoint: str, state: CallState) -> Gather:
+    def _menu(self, response: VoiceResponse, url: str) -> Gather:
         """A one-digit <Gather>, then a <Redirect> to the same step for when nothing is pressed."""
-        gather = response.gather(num_digits=1, timeout=GATHER_TIMEOUT_SECONDS,
-                                 action=self._url(endpoint, state, "step"), method="POST")
-        response.redirect(self._url(endpoint, state, "step"), method="POST")
+        gather = response.gather(num_digits=1, timeout=GATHER_TIMEOUT_SECONDS, action=url, method="POST")
+        response.redirect(url, method="POST")
         return gather
 
-    def welcome(self, state: CallState) -> VoiceResponse:
-        response = VoiceResponse()
-        self._say(response, self._menus.catalogue(REFERENCE_LANGUAGE), "welcome")
-        return self.language_menu(state, response=response)
+    def _filled(self, key: tuple, render: Callable[[], VoiceResponse], endpoint: str, state: CallState) -> str:
+        """A menu rendered once per `key`, with this caller's next-step URL filled in."""
+        if key not in self._rendered_menus:
+            self._rendered_menus[key] = str(render())
+        return self._rendered_menus[key].replace(URL_SLOT, escape(self._url(endpoint, state)))
 
-    def language_menu(self, state: CallState, response: VoiceResponse | None = None,
-                      preface: str | None = None) -> VoiceResponse:
+    def language_menu(self, state: CallState, preface: str | None = None, welcome: bool = False) -> str:
         """Each language offered in its own voice; `preface` names a prompt said first, in English."""
-        response = response or VoiceResponse()
-        if preface:
-            self._say(response, self._menus.catalogue(REFERENCE_LANGUAGE), preface)
-        gather = self._menu(response, "voice.language", state)
-        for digit, language in enumerate(self._menus.languages, start=1):
-            self._say(gather, self._menus.catalogue(language), "language_option", digit=str(digit))
-        return response
 
-    def category_menu(self, state: CallState, preface: str | None = None) -> VoiceResponse:
-        response = VoiceResponse()
+        def render() -> VoiceResponse:
+            response = VoiceResponse()
+            english = self._menus.catalogue(REFERENCE_LANGUAGE)
+            for key in (["welcome"] if welcome else []) + ([preface] if preface else []):
+                self._say(response, english, key)
+            gather = self._menu(response, URL_SLOT)
+            for digit, language in enumerate(self._menus.languages, start=1):
+                self._say(gather, self._menus.catalogue(language), "language_option", digit=str(digit))
+            return response
+
+        return self._filled(("language", welcome, preface), render, "voice.language", state)
+
+    def category_menu(self, state: CallState, preface: str | None = None) -> str:
         catalogue = self._menus.catalogue(state.language)
-        if preface:
-            self._say(response, catalogue, preface)
-        gather = self._menu(response, "voice.category", state)
-        self._say(gather, catalogue, "category_intro")
-        for digit, category in enumerate(self._menus.categories, start=1):
-            self._say(gather, catalogue, "category_option", category=catalogue.categories[category.id], digit=str(digit))
-        return response
 
-    def record(self, state: CallState, preface: str | None = None, retry: bool = False) -> VoiceResponse:
+        def render() -> VoiceResponse:
+            response = VoiceResponse()
+            if preface:
+                self._say(response, catalogue, preface)
+            gather = self._menu(response, URL_SLOT)
+            self._say(gather, catalogue, "category_intro")
+            for digit, category in enumerate(self._menus.categories, start=1):
+                label = catalogue.categories[category.id]
+                self._say(gather, catalogue, "category_option", category=label, digit=str(digit))
+            return response
+
+        return self._filled(("category", catalogue.language, preface), render, "voice.category", state)
+
+    def record(self, state: CallState, preface: str | None = None, retry: bool = False) -> str:
         """Reference and PIN first (a caller who hangs up mid-message still has them), then the tone.
 
         A `retry` (nothing was heard the first time) says only `nothing_heard` before the tone.
@@ -89,7 +113,7 @@ class Script:
             self._say(response, catalogue, "reference", **self._codes(state))
             self._say(response, catalogue, "record_instructions")
         response.record(
-            action=self._url("voice.recorded", state, "step"),
+            action=self._url("voice.recorded", state),
             method="POST",
             max_length=RECORD_MAX_SECONDS,
             timeout=RECORD_SILENCE_SECONDS,
@@ -100,29 +124,34 @@ class Script:
             recording_status_callback_event="completed",
         )
         # Twilio skips the action when nothing was recorded and goes on to the next verb.
-        response.redirect(self._url("voice.recorded", state, "step"), method="POST")
-        return response
+        response.redirect(self._url("voice.recorded", state), method="POST")
+        return str(response)
 
-    def received(self, state: CallState, first_time: bool = True) -> VoiceResponse:
+    def received(self, state: CallState, first_time: bool = True) -> str:
         """Thanks, the reference and PIN again, and an offer to hear them once more."""
         response = VoiceResponse()
         catalogue = self._menus.catalogue(state.language)
         if first_time:
             self._say(response, catalogue, "received")
         self._say(response, catalogue, "reference_again", **self._codes(state))
-        gather = self._menu(response, "voice.read_back", state)
+        gather = self._menu(response, self._url("voice.read_back", state))
         self._say(gather, catalogue, "repeat_offer")
-        return response
+        return str(response)
 
-    def goodbye(self, state: CallState, key: str = "goodbye") -> VoiceResponse:
+    def goodbye(self, state: CallState, key: str = "goodbye") -> str:
         response = VoiceResponse()
         self._say(response, self._menus.catalogue(state.language), key)
         response.hangup()
-        return response
+        return str(response)
 
-    def failure(self) -> VoiceResponse:
+    def failure(self) -> str:
         """What a caller hears when something on our side broke: a sentence, never silence."""
         return self.goodbye(CallState(), key="failure")
+
+    @staticmethod
+    def hang_up() -> str:
+        """An empty answer, for a caller who has already gone (Twilio ignores it)."""
+        return str(VoiceResponse())
 
     @staticmethod
     def _codes(state: CallState) -> dict[str, str]:
