@@ -9,7 +9,9 @@ information is still taken. A missing, tampered or expired token starts the call
 
 from __future__ import annotations
 
+import functools
 import logging
+from typing import Callable
 
 import redis
 from flask import Blueprint, Response
@@ -49,8 +51,25 @@ def _failure(error: Exception) -> Response:
     return _twiml(_script().failure())
 
 
-def _restart() -> Response:
-    return _twiml(_script().language_menu(CallState(), preface="start_again"))
+def call_step(on_bad_state: Callable[[], str] = lambda: _script().language_menu(CallState(), preface="start_again")):
+    """A voice step: the edge's checks, then the call state opened from the token.
+
+    A missing, tampered or expired token gets `on_bad_state` (by default: start over).
+    The step returns TwiML text.
+    """
+
+    def decorator(handle: Callable[[CallStep, CallState], str]) -> Callable[[], Response]:
+        @functools.wraps(handle)
+        def step_with_state(step: CallStep) -> Response:
+            try:
+                state = services().call_states.load(step.token)
+            except BadCallState:
+                return _twiml(on_bad_state())
+            return _twiml(handle(step, state))
+
+        return twilio_webhook(CallStep)(step_with_state)
+
+    return decorator
 
 
 @bp.post("/incoming")
@@ -60,64 +79,45 @@ def incoming(step: CallStep) -> Response:
 
 
 @bp.post("/language")
-@twilio_webhook(CallStep)
-def language(step: CallStep) -> Response:
-    try:
-        state = services().call_states.load(step.token)
-    except BadCallState:
-        return _restart()
-    script = _script()
+@call_step()
+def language(step: CallStep, state: CallState) -> str:
     chosen = services().menus.language_for_digit(step.digits)
     if chosen:
-        return _twiml(script.category_menu(state.advance(language=chosen)))
+        return _script().category_menu(state.advance(language=chosen))
     if state.attempt + 1 >= MENU_PLAYS:
-        return _twiml(script.category_menu(state.advance(language=FALLBACK_LANGUAGE), preface="language_fallback"))
-    return _twiml(script.language_menu(state.again(), preface="not_understood"))
+        return _script().category_menu(state.advance(language=FALLBACK_LANGUAGE), preface="language_fallback")
+    return _script().language_menu(state.again(), preface="not_understood")
 
 
 @bp.post("/category")
-@twilio_webhook(CallStep)
-def category(step: CallStep) -> Response:
-    try:
-        state = services().call_states.load(step.token)
-    except BadCallState:
-        return _restart()
-    script = _script()
+@call_step()
+def category(step: CallStep, state: CallState) -> str:
     chosen = services().menus.category_for_digit(step.digits)
     if chosen is None and state.attempt + 1 < MENU_PLAYS:
-        return _twiml(script.category_menu(state.again(), preface="not_understood"))
+        return _script().category_menu(state.again(), preface="not_understood")
     minted = state.advance(category=chosen.id if chosen else FALLBACK_CATEGORY,
                            reference=new_reference(), pin=new_pin())
-    return _twiml(script.record(minted, preface=None if chosen else "category_fallback"))
+    return _script().record(minted, preface=None if chosen else "category_fallback")
 
 
 @bp.post("/recorded")
-@twilio_webhook(CallStep)
-def recorded(step: CallStep) -> Response:
-    try:
-        state = services().call_states.load(step.token)
-    except BadCallState:
-        return _restart()
+@call_step()
+def recorded(step: CallStep, state: CallState) -> str:
     if step.digits == "hangup":
-        return _twiml(Script.hang_up())
-    script = _script()
+        return Script.hang_up()
     if step.recording_seconds >= MIN_RECORDING_SECONDS:
-        return _twiml(script.received(state.advance()))
+        return _script().received(state.advance())
     if state.attempt == 0:
-        return _twiml(script.record(state.again(), retry=True))
-    return _twiml(script.goodbye(state, key="no_message"))
+        return _script().record(state.again(), retry=True)
+    return _script().goodbye(state, key="no_message")
 
 
 @bp.post("/read-back")
-@twilio_webhook(CallStep)
-def read_back(step: CallStep) -> Response:
-    try:
-        state = services().call_states.load(step.token)
-    except BadCallState:
-        return _twiml(_script().goodbye(CallState()))
+@call_step(on_bad_state=lambda: _script().goodbye(CallState()))
+def read_back(step: CallStep, state: CallState) -> str:
     if step.digits == "1" and state.attempt + 1 < READ_BACK_PLAYS:
-        return _twiml(_script().received(state.again(), first_time=False))
-    return _twiml(_script().goodbye(state))
+        return _script().received(state.again(), first_time=False)
+    return _script().goodbye(state)
 
 
 @bp.post("/recording-status")
