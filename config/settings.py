@@ -11,6 +11,7 @@ names the variable.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -41,8 +42,11 @@ class Settings:
     twilio_credentials_generated: bool
     redis_url: str
     secret_key: str = field(repr=False)
+    vault_keys: str = field(repr=False)
     var_dir: Path
     log_level: str
+    stt_model_dir: Path | None
+    stt_languages: frozenset[str]
 
     @property
     def is_production(self) -> bool:
@@ -66,19 +70,27 @@ class Settings:
             raise SettingsError("Set both TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, or neither (development only).")
         generated_credentials = not sid
         secret_key = env.get("SECRET_KEY", "").strip()
+        vault_keys = env.get("VAULT_KEYS", "").strip()
         if environment == "production":
-            for name, value in (("TWILIO_ACCOUNT_SID", sid), ("SECRET_KEY", secret_key), ("REDIS_URL", env.get("REDIS_URL"))):
+            for name, value in (("TWILIO_ACCOUNT_SID", sid), ("SECRET_KEY", secret_key), ("VAULT_KEYS", vault_keys),
+                                ("REDIS_URL", env.get("REDIS_URL"))):
                 if not value:
                     raise SettingsError(f"{name} is not set; it is required when TIPLINE_ENV=production.")
-        if not (sid and secret_key):
+        if not (sid and secret_key and vault_keys):
             dev = _dev_secrets(var_dir)
             sid, token = sid or dev["TWILIO_ACCOUNT_SID"], token or dev["TWILIO_AUTH_TOKEN"]
             secret_key = secret_key or dev["SECRET_KEY"]
+            vault_keys = vault_keys or dev["VAULT_KEYS"]
         if not sid.startswith("AC") or len(sid) != 34:
             raise SettingsError("TWILIO_ACCOUNT_SID must look like AC followed by 32 hex digits.")
         if len(secret_key) < 32:
             raise SettingsError("SECRET_KEY must be at least 32 characters; generate one with "
                                 "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`.")
+
+        stt_model_dir = env.get("STT_MODEL_DIR", "").strip()
+        stt_languages = frozenset(x.strip().lower() for x in env.get("STT_LANGUAGES", "en").split(",") if x.strip())
+        if not stt_languages:
+            raise SettingsError("STT_LANGUAGES must name at least one language the model transcribes, e.g. 'en'.")
 
         redis_url = env.get("REDIS_URL", "").strip() or f"unix://{var_dir / 'redis' / 'redis.sock'}"
         if urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
@@ -94,8 +106,11 @@ class Settings:
             twilio_credentials_generated=generated_credentials,
             redis_url=redis_url,
             secret_key=secret_key,
+            vault_keys=vault_keys,
             var_dir=var_dir,
             log_level=env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO",
+            stt_model_dir=Path(stt_model_dir).resolve() if stt_model_dir else None,
+            stt_languages=stt_languages,
         )
 
 
@@ -117,28 +132,47 @@ def _base_url(name: str, raw: str) -> str:
     return raw.strip().rstrip("/")
 
 
+def _new_dev_secrets() -> dict[str, str]:
+    return {
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "TWILIO_ACCOUNT_SID": "AC" + secrets.token_hex(16),
+        "TWILIO_AUTH_TOKEN": secrets.token_hex(16),
+        # One master key, id "dev1": new tips are wrapped under the first key listed.
+        "VAULT_KEYS": "dev1:" + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+    }
+
+
 def _dev_secrets(var_dir: Path) -> dict[str, str]:
     """Read the generated development secrets, creating them (mode 0600) on first use.
 
     The web app and the worker start together, so creation is exclusive and the loser
-    of the race reads what the winner wrote.
+    of the race reads what the winner wrote. A file from an older version that lacks a
+    secret gets it added.
     """
     path = var_dir / "dev-secrets.json"
     var_dir.mkdir(parents=True, exist_ok=True)
-    generated = {
-        "SECRET_KEY": secrets.token_urlsafe(48),
-        "TWILIO_ACCOUNT_SID": "AC" + secrets.token_hex(16),
-        "TWILIO_AUTH_TOKEN": secrets.token_hex(16),
-    }
+    generated = _new_dev_secrets()
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        for _ in range(50):
-            try:
-                return json.loads(path.read_text())
-            except ValueError:
-                time.sleep(0.05)  # the other process is still writing it
-        raise SettingsError(f"{path} is not valid JSON; delete it to generate new development secrets.")
+        existing = _read_dev_secrets(path)
+        if set(generated) <= set(existing):
+            return existing
+        merged = {**generated, **existing}
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+            json.dump(merged, out)
+        os.replace(partial, path)
+        return merged
     with os.fdopen(fd, "w") as out:
         json.dump(generated, out)
     return generated
+
+
+def _read_dev_secrets(path: Path) -> dict[str, str]:
+    for _ in range(50):
+        try:
+            return json.loads(path.read_text())
+        except ValueError:
+            time.sleep(0.05)  # another process is still writing it
+    raise SettingsError(f"{path} is not valid JSON; delete it to generate new development secrets.")

@@ -7,6 +7,7 @@ what Redis wrote to disk, and is flushed around each test.
 
 from __future__ import annotations
 
+import base64
 import logging
 import secrets
 import shutil
@@ -104,6 +105,7 @@ def environment_for(redis_url: str, var_dir: Path) -> dict[str, str]:
         "REDIS_URL": redis_url,
         "TIPLINE_VAR_DIR": str(var_dir),
         "SECRET_KEY": secrets.token_urlsafe(48),
+        "VAULT_KEYS": "test1:" + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
         "TWILIO_ACCOUNT_SID": "AC" + secrets.token_hex(16),
         "TWILIO_AUTH_TOKEN": secrets.token_hex(16),
         "LOG_LEVEL": "DEBUG",

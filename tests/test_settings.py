@@ -32,7 +32,10 @@ def test_secrets_are_not_shown_in_the_settings_repr(tmp_path) -> None:  # type: 
     ({"TIPLINE_ENV": "production"}, "TWILIO_ACCOUNT_SID"),
     ({"TIPLINE_ENV": "production", "TWILIO_ACCOUNT_SID": GOOD_SID, "TWILIO_AUTH_TOKEN": "t" * 32}, "SECRET_KEY"),
     ({"TIPLINE_ENV": "production", "TWILIO_ACCOUNT_SID": GOOD_SID, "TWILIO_AUTH_TOKEN": "t" * 32,
-      "SECRET_KEY": "k" * 40}, "REDIS_URL"),
+      "SECRET_KEY": "k" * 40}, "VAULT_KEYS"),
+    ({"TIPLINE_ENV": "production", "TWILIO_ACCOUNT_SID": GOOD_SID, "TWILIO_AUTH_TOKEN": "t" * 32,
+      "SECRET_KEY": "k" * 40, "VAULT_KEYS": "k1:" + "A" * 43 + "="}, "REDIS_URL"),
+    ({"STT_LANGUAGES": " , "}, "STT_LANGUAGES"),
     ({"TIPLINE_ENV": "staging"}, "TIPLINE_ENV"),
     ({"PORT": "http"}, "PORT"),
     ({"PORT": "70000"}, "PORT"),
@@ -53,8 +56,18 @@ def test_production_generates_nothing(tmp_path) -> None:  # type: ignore[no-unty
     settings = Settings.from_env({
         "TIPLINE_ENV": "production", "TIPLINE_VAR_DIR": str(tmp_path), "TWILIO_ACCOUNT_SID": GOOD_SID,
         "TWILIO_AUTH_TOKEN": "t" * 32, "SECRET_KEY": "k" * 40, "REDIS_URL": "redis://10.0.0.5:6380/0",
+        "VAULT_KEYS": "k1:" + "A" * 43 + "=",
         "PUBLIC_BASE_URL": "https://tips.example.org/", "HOST": "0.0.0.0", "PORT": "8080"})
     assert settings.is_production and not settings.twilio_credentials_generated
     assert settings.public_base_url == "https://tips.example.org"
     assert (settings.host, settings.port) == ("0.0.0.0", 8080)
     assert not (tmp_path / "dev-secrets.json").exists()
+
+
+def test_an_older_dev_secrets_file_gets_the_missing_secret_added(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "dev-secrets.json").write_text('{"SECRET_KEY": "%s", "TWILIO_ACCOUNT_SID": "%s", '
+                                              '"TWILIO_AUTH_TOKEN": "t"}' % ("k" * 40, GOOD_SID))
+    settings = Settings.from_env({"TIPLINE_VAR_DIR": str(tmp_path)})
+    assert settings.secret_key == "k" * 40 and settings.vault_keys.startswith("dev1:")
+    assert stat.S_IMODE((tmp_path / "dev-secrets.json").stat().st_mode) == 0o600
+    assert Settings.from_env({"TIPLINE_VAR_DIR": str(tmp_path)}).vault_keys == settings.vault_keys
