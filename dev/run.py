@@ -1,21 +1,43 @@
-"""`make run`: start the web app, one worker and (when REDIS_URL is unset) a local Redis.
+"""`make run`: start the web app, one worker, the clock and (when REDIS_URL is unset) a local Redis.
 
+Without real Twilio credentials it also starts the provider stand-in (Twilio's REST API
+on a free loopback port, `dev/provider_standin.py`) and points every process's
+TWILIO_API_BASE at it, so the whole pipeline runs and `dev.simulator` can place calls.
 All under honcho reading the Procfile; Ctrl-C stops every process.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import sys
 
 from config.settings import PROJECT_ROOT, Settings, SettingsError
 
+DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:5000"
 
-def banner(settings: Settings, local_redis: bool) -> str:
+
+def free_loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def simulator_command(settings: Settings, standin_url: str) -> str:
+    """How to place a test call against this `make run`, with the environment it needs."""
+    environment = f"TWILIO_API_BASE={standin_url} "
+    if settings.public_base_url != DEFAULT_PUBLIC_BASE_URL:
+        environment += f"PUBLIC_BASE_URL={settings.public_base_url} "
+    return environment + '.venv/bin/python -m dev.simulator --say "There is a man selling drugs outside the school"'
+
+
+def banner(settings: Settings, local_redis: bool, standin_url: str | None = None) -> str:
     base = settings.public_base_url
+    started = ["web app", "worker", "clock"] + (["local Redis (var/redis/, AOF on)"] if local_redis else [])
+    started += [f"provider stand-in ({standin_url})"] if standin_url else []
     lines = [
         "",
-        "Tipline is starting: web app, worker" + (", local Redis (var/redis/, AOF on)" if local_redis else "") + ".",
+        "Tipline is starting: " + ", ".join(started) + ".",
         f"  Health:            curl {base}/healthz",
         "  A signed webhook:  .venv/bin/python -m dev.webhook /voice/incoming",
         f"  Real Twilio:       set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and PUBLIC_BASE_URL (an https URL that",
@@ -24,6 +46,9 @@ def banner(settings: Settings, local_redis: bool) -> str:
     ]
     if settings.twilio_credentials_generated:
         lines.append("  Development credentials were generated in var/dev-secrets.json (no Twilio account needed).")
+    if standin_url:
+        lines += ["  Place a test call (speaks with espeak-ng, records, prints the reference and PIN):",
+                  f"    {simulator_command(settings, standin_url)}"]
     lines += ["  Stop everything:   Ctrl-C", ""]
     return "\n".join(lines)
 
@@ -38,9 +63,13 @@ def main() -> int:
         print(f"Cannot start: {error}", file=sys.stderr)
         return 2
     env["REDIS_URL"] = settings.redis_url
+    # No real Twilio account: Twilio's REST API is the local stand-in, for every process.
+    standin_url = f"http://127.0.0.1:{free_loopback_port()}" if settings.twilio_credentials_generated else None
+    if standin_url:
+        env["TWILIO_API_BASE"] = standin_url
     # web first: honcho gives the first process $PORT and each later one $PORT + 100.
-    processes = ["web", "worker"] + (["redis"] if local_redis else [])
-    print(banner(settings, local_redis), flush=True)
+    processes = ["web", "worker", "clock"] + (["redis"] if local_redis else []) + (["provider"] if standin_url else [])
+    print(banner(settings, local_redis, standin_url), flush=True)
     os.execvpe("honcho", ["honcho", "start", "-f", "Procfile", *processes], env)
 
 

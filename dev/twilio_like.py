@@ -12,15 +12,23 @@ It behaves as Twilio does where our app depends on it:
   mid-recording POSTs the action with Digits=hangup;
 - `<Redirect>` POSTs its URL; `<Hangup>` or the end of the document ends the call.
 
+Given a `provider` (the REST stand-in's admin client), it also leaves there what a call
+leaves at Twilio: the call log (in progress from the first ring, deletable once it has
+ended) and each recording's audio, stored before the action and the status callback
+are posted, as Twilio stores it before it tells us.
+
 Tests drive it through Flask's test client; the operator's simulator through HTTP.
 """
 
 from __future__ import annotations
 
+import io
+import math
 import secrets
+import wave
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, Protocol
 from urllib.parse import urlsplit
 
 from twilio.request_validator import RequestValidator
@@ -31,6 +39,36 @@ Transport = Callable[[str, dict[str, str], dict[str, str]], tuple[int, str]]
 
 class TwimlError(AssertionError):
     """The app answered something Twilio could not follow."""
+
+
+class Provider(Protocol):
+    """Where Twilio keeps a call's records: the stand-in of its REST API."""
+
+    def call_started(self, call_sid: str) -> None: ...
+
+    def recording_made(self, recording_sid: str, call_sid: str, wav_bytes: bytes, seconds: int) -> None: ...
+
+    def call_ended(self, call_sid: str) -> None: ...
+
+
+PHONE_SAMPLE_RATE = 8000
+
+
+def silence(seconds: int) -> bytes:
+    """A WAV of `seconds` of silence at telephone quality (8 kHz, 16-bit, mono)."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(PHONE_SAMPLE_RATE)
+        wav.writeframes(bytes(2 * PHONE_SAMPLE_RATE * seconds))
+    return buffer.getvalue()
+
+
+def wav_seconds(wav_bytes: bytes) -> int:
+    """A WAV's length in whole seconds, rounded up (as Twilio reports RecordingDuration)."""
+    with wave.open(io.BytesIO(wav_bytes), "rb") as wav:
+        return math.ceil(wav.getnframes() / wav.getframerate())
 
 
 def new_sid(prefix: str) -> str:
@@ -57,11 +95,13 @@ class Webhook:
 class TwilioLike:
     """Twilio's account-side behaviour: signing, and placing calls to our webhooks."""
 
-    def __init__(self, transport: Transport, base_url: str, account_sid: str, auth_token: str) -> None:
+    def __init__(self, transport: Transport, base_url: str, account_sid: str, auth_token: str,
+                 provider: Provider | None = None) -> None:
         self.transport = transport
         self.base_url = base_url.rstrip("/")
         self.account_sid = account_sid
         self._validator = RequestValidator(auth_token)
+        self.provider = provider
         self.requests: list[Webhook] = []
 
     def post(self, url: str, form: dict[str, str], signature: str | None = None) -> Webhook:
@@ -97,6 +137,8 @@ class Call:
     # -- what the caller does -------------------------------------------------------------
 
     def dials(self) -> "Call":
+        if self.twilio.provider:
+            self.twilio.provider.call_started(self.sid)
         self._request(self.twilio.base_url + "/voice/incoming", {"CallStatus": "ringing"})
         return self
 
@@ -111,16 +153,27 @@ class Call:
         self._run(self._rest)
         return self
 
-    def records(self, seconds: int, hang_up: bool = False, deliver_callback: bool = True) -> "Call":
-        """Speaks for `seconds` after the tone, then presses # (or hangs up)."""
+    def records(self, seconds: int | None = None, hang_up: bool = False, deliver_callback: bool = True,
+                audio: bytes | None = None) -> "Call":
+        """Speaks for `seconds` after the tone (or says `audio`, a WAV), then presses # (or hangs up).
+
+        With a provider, the audio (silence when none is given) is stored there first.
+        """
         record = self._expect("Record")
+        if seconds is None:
+            if audio is None:
+                raise ValueError("records() needs seconds, or audio to take its length from")
+            seconds = wav_seconds(audio)
         recording_sid = new_sid("RE")
+        if self.twilio.provider:
+            wav_bytes = audio if audio is not None else silence(seconds)
+            self.twilio.provider.recording_made(recording_sid, self.sid, wav_bytes, seconds)
         recording_url = f"https://api.twilio.com/2010-04-01/Accounts/{self.twilio.account_sid}/Recordings/{recording_sid}"
         fields = {"RecordingSid": recording_sid, "RecordingUrl": recording_url, "RecordingDuration": str(seconds),
                   "Digits": "hangup" if hang_up else "#"}
         self._request(record.get("action", ""), fields)
         if hang_up:
-            self.ended = True
+            self._end()
         callback = record.get("recordingStatusCallback")
         if callback:
             self.pending_callbacks.append((callback, {
@@ -131,6 +184,11 @@ class Call:
             }))
             if deliver_callback:
                 self.deliver_recording_callbacks()
+        return self
+
+    def hangs_up(self) -> "Call":
+        """Puts the phone down wherever the call is (Twilio requests nothing more)."""
+        self._end()
         return self
 
     def deliver_recording_callbacks(self) -> list[Webhook]:
@@ -201,6 +259,11 @@ class Call:
                 break
             else:
                 raise TwimlError(f"unexpected verb <{verb.tag}>")
+        self._end()
+
+    def _end(self) -> None:
+        if not self.ended and self.twilio.provider:
+            self.twilio.provider.call_ended(self.sid)
         self.ended = True
 
     def _expect(self, *tags: str) -> ET.Element:

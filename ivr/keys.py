@@ -21,10 +21,21 @@ def recording_seen(recording_key: str) -> str:
     return f"{PREFIX}:recording:seen:{recording_key}"
 
 
-def recording_pending(recording_key: str) -> str:
-    """A recording that reached us and waits for transcription (no number, no sid)."""
-    return f"{PREFIX}:recording:pending:{recording_key}"
-
-
 def recording_job_id(recording_key: str) -> str:
     return f"{PREFIX}-recording-{recording_key}"
+
+
+# The handlers' queue: urgent tips are claimed first.
+HANDLER_QUEUE_URGENT = f"{PREFIX}:queue:urgent"
+HANDLER_QUEUE = f"{PREFIX}:queue:normal"
+HANDLER_QUEUES = (HANDLER_QUEUE_URGENT, HANDLER_QUEUE)
+
+
+def tip(tip_id: str) -> str:
+    """A tip's record (a hash; transcripts and notes in it are ciphertext)."""
+    return f"{PREFIX}:tip:{tip_id}"
+
+
+def recording_part(recording_key: str) -> str:
+    """Which tip, and which part of it, a recording became (kept as long as the tip)."""
+    return f"{PREFIX}:recording:part:{recording_key}"

@@ -1,28 +1,34 @@
-"""Recordings reaching us: from the status callback to one queued job per recording.
+"""Recordings reaching us: from the status callback to a tip and one queued job.
+
+One transaction (WATCH/MULTI) does it all or nothing: mark the recording seen, create the
+tip (or add a part to it) marked "awaiting transcript", put a new tip in the handlers'
+queue, and queue the transcription job. A repeated callback finds the recording seen and
+does nothing: RQ itself would happily queue a second job with the same id.
 
 The job carries a sealed handle (`RecordingHandle`), never raw provider sids: RQ stores
 job arguments in Redis and keeps failed jobs, and the sids must not be readable there.
-A repeated callback is a no-op: RQ queues a second job with the same id happily, so a
-SET NX on a keyed digest of the RecordingSid guards the door.
 """
 
 from __future__ import annotations
 
 import json
-from contextlib import suppress
 from dataclasses import asdict, dataclass
 
 import redis
-from rq import Queue
+from rq import Queue, Retry
 
 from ivr import keys
 from ivr.call_state import CallState
 from ivr.prompts import Menus
+from ivr.references import new_reference
+from ivr.tips import PIN_HASHER, NewPart, TipStore
 from ivr.vault import KeyedDigest, Sealer
 
-PROCESS_RECORDING_JOB = "workers.recordings.process_recording"
-# Failed jobs are kept for a month: they hold the only handle on a tip that needs a person.
+TRANSCRIBE_JOB = "workers.recordings.transcribe_recording"
+# Failed jobs are kept for a month: they hold the only handle on audio that needs a person.
 FAILED_JOB_TTL = 30 * 24 * 3600
+# Unreadable audio or a provider hiccup: try again after 10 s, 1 min, 5 min.
+TRANSCRIBE_RETRY = Retry(max=3, interval=[10, 60, 300])
 
 
 @dataclass(frozen=True)
@@ -31,19 +37,20 @@ class RecordingHandle:
 
     recording_sid: str
     call_sid: str | None
-    reference: str | None
-    pin: str | None
+    reference: str
+    part: int
     language: str | None
     category: str | None
     duration_seconds: int
 
 
 class RecordingIntake:
-    """Turns an accepted recording-status callback into exactly one queued job."""
+    """Turns an accepted recording into a tip part and exactly one queued job."""
 
-    def __init__(self, secret_key: str, connection: redis.Redis, menus: Menus) -> None:
+    def __init__(self, secret_key: str, connection: redis.Redis, menus: Menus, tips: TipStore) -> None:
         self._redis = connection
         self._menus = menus
+        self._tips = tips
         self._sealer = Sealer(secret_key, "recording-handle")
         self.recording_key = KeyedDigest(secret_key, "recording")
 
@@ -53,34 +60,50 @@ class RecordingIntake:
     def open(self, sealed: str) -> RecordingHandle:
         return RecordingHandle(**json.loads(self._sealer.open(bytes.fromhex(sealed))))
 
-    def queue_for(self, category_id: str | None) -> str:
-        category = self._menus.category(category_id)
-        return keys.QUEUE_URGENT_RECORDINGS if category and category.urgent else keys.QUEUE_RECORDINGS
+    def is_known(self, recording_sid: str) -> bool:
+        """Has this recording reached us before (callback or sweep)?"""
+        recording_key = self.recording_key(recording_sid)
+        return bool(self._redis.exists(keys.recording_seen(recording_key), keys.recording_part(recording_key)))
 
     def accept(self, recording_sid: str, call_sid: str | None, duration_seconds: int, state: CallState) -> bool:
-        """Queue the recording once; False when this recording was already accepted.
+        """Store the recording as a tip part and queue its job, once; False for a repeat.
 
         Raises redis.RedisError when Redis is away: the caller answers 503 and the
         provider sweep (which lists recordings at the provider) finds it later.
         """
         recording_key = self.recording_key(recording_sid)
         seen = keys.recording_seen(recording_key)
-        if not self._redis.set(seen, 1, nx=True, ex=keys.RECORDING_SEEN_SECONDS):
-            return False
-        handle = RecordingHandle(recording_sid=recording_sid, call_sid=call_sid, reference=state.reference,
-                                 pin=state.pin, language=state.language, category=state.category,
-                                 duration_seconds=duration_seconds)
-        try:
-            Queue(self.queue_for(state.category), connection=self._redis).enqueue(
-                PROCESS_RECORDING_JOB,
-                self.seal(handle),
-                job_id=keys.recording_job_id(recording_key),
-                description="process a recording",
-                result_ttl=0,
-                failure_ttl=FAILED_JOB_TTL,
-            )
-        except redis.RedisError:
-            with suppress(redis.RedisError):
-                self._redis.delete(seen)  # so that a repeat, or the sweep, can try again
-            raise
-        return True
+        category = self._menus.category(state.category)
+        urgent = bool(category and category.urgent)
+        reference = state.reference or new_reference()  # a swept recording gets a reference of its own
+        pin_hash = PIN_HASHER.hash(state.pin) if state.pin else None
+        with self._redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(seen, keys.tip(reference))
+                    if pipe.exists(seen):
+                        return False
+                    existing_parts = self._tips.part_count(pipe, reference)
+                    pipe.multi()
+                    pipe.set(seen, 1, ex=keys.RECORDING_SEEN_SECONDS)
+                    part = self._tips.add_part(pipe, NewPart(
+                        reference=reference, pin_hash=pin_hash, channel="voice", language=state.language,
+                        category=state.category, urgent=urgent, seconds=duration_seconds), existing_parts)
+                    pipe.set(keys.recording_part(recording_key), f"{reference}:{part}")
+                    handle = RecordingHandle(recording_sid=recording_sid, call_sid=call_sid, reference=reference,
+                                             part=part, language=state.language, category=state.category,
+                                             duration_seconds=duration_seconds)
+                    Queue(keys.QUEUE_URGENT_RECORDINGS if urgent else keys.QUEUE_RECORDINGS,
+                          connection=self._redis).enqueue_call(
+                        TRANSCRIBE_JOB, args=(self.seal(handle),), job_id=keys.recording_job_id(recording_key),
+                        description="transcribe a recording", result_ttl=0, failure_ttl=FAILED_JOB_TTL,
+                        timeout=transcription_timeout(duration_seconds), retry=TRANSCRIBE_RETRY, pipeline=pipe)
+                    pipe.execute()
+                    return True
+                except redis.WatchError:
+                    continue
+
+
+def transcription_timeout(duration_seconds: int) -> int:
+    """A job's time limit, bounded by the audio's length (inference cannot be interrupted)."""
+    return 120 + 2 * max(0, duration_seconds)

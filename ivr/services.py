@@ -13,8 +13,11 @@ from flask import current_app
 
 from config.settings import Settings
 from ivr.call_state import CallStateCodec
+from ivr.handler_queue import HandlerQueue
 from ivr.prompts import Menus, load_menus
 from ivr.recordings import RecordingIntake
+from ivr.tips import TipStore
+from ivr.vault import KeyRing, TipVault
 from ivr.voice.script import Script
 
 # Short timeouts: a webhook must answer within Twilio's 15 s even when Redis is away.
@@ -28,6 +31,7 @@ class Services:
     redis: redis.Redis
     menus: Menus
     call_states: CallStateCodec
+    tips: TipStore
     recordings: RecordingIntake
     script: Script
 
@@ -46,12 +50,14 @@ def build_services(settings: Settings) -> Services:
     connection = connect_redis(settings)
     menus = load_menus()
     call_states = CallStateCodec(settings.secret_key)
+    tips = TipStore(connection, TipVault(KeyRing(settings.vault_keys)), HandlerQueue(connection))
     return Services(
         settings=settings,
         redis=connection,
         menus=menus,
         call_states=call_states,
-        recordings=RecordingIntake(settings.secret_key, connection, menus),
+        tips=tips,
+        recordings=RecordingIntake(settings.secret_key, connection, menus, tips),
         script=Script(menus, call_states, settings.public_base_url),
     )
 

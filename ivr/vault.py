@@ -1,13 +1,15 @@
 """All cryptography in Tipline lives behind this module; nothing else imports `cryptography`.
 
-For now it seals short values for a purpose (call-state tokens, job handles) with keys
-derived from SECRET_KEY, and makes keyed digests of provider ids so that a Redis key or
-a job id can be derived from an id without revealing it. The per-tip key ring (seal,
-open, shred, rotate) grows here too.
+- `Sealer` seals short values for one purpose (call-state tokens, job handles) with keys
+  derived from SECRET_KEY;
+- `KeyedDigest` names things after provider ids without revealing them;
+- `TipVault` encrypts tips at rest: a data key per tip, wrapped by rotatable master keys
+  (`KeyRing`, from VAULT_KEYS). Shredding a tip is deleting its wrapped key.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import os
@@ -61,3 +63,86 @@ class KeyedDigest:
 
     def __call__(self, value: str) -> str:
         return hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+class UnknownKey(VaultError):
+    """A wrapped data key names a master key that is not in VAULT_KEYS (retired too early?)."""
+
+
+class KeyRing:
+    """Master keys from VAULT_KEYS (`id:base64key,...`). The first wraps new data keys;
+    every key listed can unwrap, so a rotation adds a key in front and keeps the old one
+    until `rewrap` has moved every tip over."""
+
+    def __init__(self, spec: str) -> None:
+        self._keys: dict[str, AESGCM] = {}
+        for item in filter(None, (part.strip() for part in spec.split(","))):
+            key_id, _, encoded = item.partition(":")
+            try:
+                material = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+            except ValueError:
+                material = b""
+            if not key_id or len(material) != 32 or key_id in self._keys:
+                raise VaultError("VAULT_KEYS must be 'id:base64url(32 random bytes)', comma-separated, ids unique.")
+            self._keys[key_id] = AESGCM(material)
+        if not self._keys:
+            raise VaultError("VAULT_KEYS names no key.")
+        self.current_id = next(iter(self._keys))
+
+    def wrap(self, data_key: bytes, context: bytes) -> str:
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = self._keys[self.current_id].encrypt(nonce, data_key, context)
+        return f"{self.current_id}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+
+    def unwrap(self, wrapped: str, context: bytes) -> bytes:
+        key_id, _, encoded = wrapped.partition(":")
+        if key_id not in self._keys:
+            raise UnknownKey(f"data key wrapped under master key {key_id!r}, which VAULT_KEYS does not list")
+        blob = base64.urlsafe_b64decode(encoded)
+        try:
+            return self._keys[key_id].decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], context)
+        except InvalidTag:
+            raise CannotOpen("wrapped data key failed authentication") from None
+
+    def key_id_of(self, wrapped: str) -> str:
+        return wrapped.partition(":")[0]
+
+
+class TipVault:
+    """Per-tip encryption: a fresh data key per tip, wrapped by the key ring.
+
+    Associated data binds every ciphertext to its tip and field, so a transcript copied
+    onto another tip, or into another field, does not open. Shredding a tip is deleting
+    its wrapped key: the ciphertexts that remain are noise.
+    """
+
+    def __init__(self, key_ring: KeyRing) -> None:
+        self._ring = key_ring
+
+    @staticmethod
+    def _key_context(tip_id: str) -> bytes:
+        return f"tipline.tip-key|{tip_id}".encode()
+
+    def new_tip_key(self, tip_id: str) -> str:
+        """A wrapped, fresh data key for a new tip: store it with the tip."""
+        return self._ring.wrap(AESGCM.generate_key(bit_length=256), self._key_context(tip_id))
+
+    def seal(self, wrapped_key: str, tip_id: str, field: str, plaintext: str) -> bytes:
+        data_key = AESGCM(self._ring.unwrap(wrapped_key, self._key_context(tip_id)))
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + data_key.encrypt(nonce, plaintext.encode(), f"tipline.field|{tip_id}|{field}".encode())
+
+    def open(self, wrapped_key: str, tip_id: str, field: str, sealed: bytes) -> str:
+        data_key = AESGCM(self._ring.unwrap(wrapped_key, self._key_context(tip_id)))
+        try:
+            plaintext = data_key.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:],
+                                         f"tipline.field|{tip_id}|{field}".encode())
+        except (InvalidTag, ValueError):
+            raise CannotOpen(f"field {field!r} of this tip failed authentication") from None
+        return plaintext.decode()
+
+    def rewrap(self, wrapped_key: str, tip_id: str) -> str:
+        """The same data key wrapped under the current master key (rotation); data untouched."""
+        if self._ring.key_id_of(wrapped_key) == self._ring.current_id:
+            return wrapped_key
+        return self._ring.wrap(self._ring.unwrap(wrapped_key, self._key_context(tip_id)), self._key_context(tip_id))

@@ -18,11 +18,12 @@ def codes_heard(text: str) -> tuple[str, str]:
     return references[0], pins[0]
 
 
-def leave_a_message(call: Call, language_digit: str, category_digit: str, seconds: int = 30) -> tuple[str, str]:
-    """Dial, choose, record, hear the codes back, hang up; returns (reference, PIN)."""
+def leave_a_message(call: Call, language_digit: str, category_digit: str, seconds: int | None = 30,
+                    audio: bytes | None = None) -> tuple[str, str]:
+    """Dial, choose, record (silence, or `audio`), hear the codes back, hang up; returns (reference, PIN)."""
     call.dials().presses(language_digit).presses(category_digit)
     codes = codes_heard(call.heard_since_last_step())
-    call.records(seconds=seconds)
+    call.records(seconds=None if audio else seconds, audio=audio)
     assert codes_heard(call.heard_since_last_step()) == codes
     call.presses("9")
     assert call.ended

@@ -22,6 +22,8 @@ import pytest
 import redis
 
 from config.settings import Settings
+from dev.provider_standin import StandInServer
+from dev.standin_client import StandIn
 from dev.twilio_like import Call, TwilioLike
 from ivr import create_app
 from ivr.redaction import RedactingFormatter
@@ -106,8 +108,9 @@ def environment_for(redis_url: str, var_dir: Path) -> dict[str, str]:
         "TIPLINE_VAR_DIR": str(var_dir),
         "SECRET_KEY": secrets.token_urlsafe(48),
         "VAULT_KEYS": "test1:" + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
-        "TWILIO_ACCOUNT_SID": "AC" + secrets.token_hex(16),
-        "TWILIO_AUTH_TOKEN": secrets.token_hex(16),
+        "TWILIO_ACCOUNT_SID": STANDIN_ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": STANDIN_AUTH_TOKEN,
+        "TWILIO_API_BASE": standin_url(),
         "LOG_LEVEL": "DEBUG",
     }
 
@@ -130,8 +133,8 @@ def app(settings: Settings, redis_client: redis.Redis):  # type: ignore[no-untyp
 
 
 @pytest.fixture
-def twilio(app, settings: Settings) -> TwilioLike:  # type: ignore[no-untyped-def]
-    """Twilio's side, talking to the app through Flask's test client."""
+def twilio(app, settings: Settings, standin: StandIn) -> TwilioLike:  # type: ignore[no-untyped-def]
+    """Twilio's side, talking to the app through Flask's test client; its records go to the stand-in."""
     client = app.test_client()
 
     def transport(url: str, form: dict[str, str], headers: dict[str, str]) -> tuple[int, str]:
@@ -140,7 +143,8 @@ def twilio(app, settings: Settings) -> TwilioLike:  # type: ignore[no-untyped-de
         response = client.post(path, data=form, headers=headers)
         return response.status_code, response.get_data(as_text=True)
 
-    return TwilioLike(transport, PUBLIC_BASE_URL, settings.twilio_account_sid, settings.twilio_auth_token)
+    return TwilioLike(transport, PUBLIC_BASE_URL, settings.twilio_account_sid, settings.twilio_auth_token,
+                      provider=standin)
 
 
 @pytest.fixture
@@ -171,3 +175,39 @@ def log_lines() -> Iterator[LogLines]:
     yield handler
     root.removeHandler(handler)
     root.setLevel(previous)
+
+
+# -- The provider stand-in: Twilio's REST API on loopback (dev/provider_standin.py) -------
+# One stand-in per session, started before any test and reset before each one. Every test
+# environment (environment_for) carries its URL as TWILIO_API_BASE and the session's
+# credentials, so the app, workers and gunicorn started from it all reach this stand-in.
+
+STANDIN_ACCOUNT_SID = "AC" + secrets.token_hex(16)
+STANDIN_AUTH_TOKEN = secrets.token_hex(16)
+_running_standin: list[StandInServer] = []
+
+
+def standin_url() -> str:
+    """The session stand-in's URL (the TWILIO_API_BASE of every test environment)."""
+    if not _running_standin:
+        raise RuntimeError("the provider stand-in is not running: the session fixture provider_standin starts it")
+    return _running_standin[0].url
+
+
+@pytest.fixture(scope="session", autouse=True)
+def provider_standin() -> Iterator[StandInServer]:
+    with StandInServer(STANDIN_ACCOUNT_SID, STANDIN_AUTH_TOKEN) as server:
+        _running_standin.append(server)
+        yield server
+        _running_standin.clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_standin(provider_standin: StandInServer) -> None:
+    provider_standin.state.reset()
+
+
+@pytest.fixture
+def standin(provider_standin: StandInServer) -> StandIn:
+    """The stand-in's admin client: arrange recordings, faults and holds; read its log."""
+    return StandIn(provider_standin.url)

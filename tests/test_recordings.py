@@ -1,4 +1,4 @@
-"""The recording-status callback: one sealed job per recording, and a real worker takes it."""
+"""The recording-status callback: one tip part and one sealed job per recording."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def test_the_job_carries_no_readable_sid_and_is_not_kept_after_it_finishes(calle
     everything += zlib.decompress(job_hash[b"data"])
     for sid in sids:
         assert sid.encode() not in everything
-    assert job_hash[b"description"] == b"process a recording"
+    assert job_hash[b"description"] == b"transcribe a recording"
     assert job_hash[b"result_ttl"] == b"0"
 
 
@@ -77,24 +77,3 @@ def test_a_callback_whose_token_is_unreadable_still_queues_the_recording(caller:
     url, form = caller.pending_callbacks[0]
     assert twilio.post(url.split("?")[0] + "?t=garbage", form).status == 204
     assert len(jobs_in(redis_client, keys.QUEUE_RECORDINGS)) == 1
-
-
-@pytest.mark.slow
-def test_a_real_worker_notes_the_recording_as_pending_without_any_sid(caller: Call, redis_client, environment) -> None:  # type: ignore[no-untyped-def]
-    reference, _ = leave_a_message(caller, language_digit="2", category_digit="2", seconds=42)
-    form = caller.recordings[0].form
-
-    finished = run_worker_burst(environment)
-    assert finished.returncode == 0, finished.stderr
-
-    (pending_key,) = redis_client.keys(keys.recording_pending("*"))
-    pending = {k.decode(): v.decode() for k, v in redis_client.hgetall(pending_key).items()}
-    assert pending["reference"] == reference
-    assert pending["language"] == "cy" and pending["category"] == "weapons"
-    assert pending["duration_seconds"] == "42" and pending["status"] == "awaiting transcript"
-    assert pending["received_hour"].endswith(":00Z")
-    assert jobs_in(redis_client, keys.QUEUE_URGENT_RECORDINGS) == []
-    assert redis_client.keys("rq:job:*") == []  # result_ttl=0: finished jobs are not kept
-    dump = repr(redis_client.hgetall(pending_key)) + finished.stderr + finished.stdout
-    for sid in (form["RecordingSid"], form["CallSid"]):
-        assert sid not in dump

@@ -3,6 +3,7 @@ through over HTTP; Ctrl-C stops every process; nothing identifying is left behin
 
 from __future__ import annotations
 
+import re
 import signal
 import stat
 import subprocess
@@ -16,13 +17,19 @@ import redis
 from config.settings import PROJECT_ROOT, Settings
 from dev.http_transport import http_post
 from dev.twilio_like import TwilioLike
-from ivr import keys
+from dev.phone_audio import speak
+from dev.standin_client import StandIn
+from ivr.handler_queue import HandlerQueue
+from ivr.tips import AWAITING_LANGUAGE, FINAL_PART_STATUSES, NO_SPEECH, READY, TipStore
+from ivr.vault import KeyRing, TipVault
 from tests.calls import leave_a_message
 from tests.conftest import CALLER_NUMBER, free_port
 from tests.privacy import needles_for_number, scan_files, scan_lines, scan_redis
 from tests.processes import process_environment, start, wait_for_health, wait_until
 
 pytestmark = pytest.mark.slow
+
+MESSAGE = "There is a man selling drugs outside the school on Station Road."
 
 
 def test_make_run_serves_calls_and_ctrl_c_stops_everything(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -42,14 +49,20 @@ def test_make_run_serves_calls_and_ctrl_c_stops_everything(tmp_path) -> None:  #
         assert curl.returncode == 0 and "HTTP 200" in curl.stdout and "does not see your number" in curl.stdout
 
         settings = Settings.from_env(env)
-        twilio = TwilioLike(http_post, base, settings.twilio_account_sid, settings.twilio_auth_token)
+        standin_url = re.search(r"provider stand-in \((http://127\.0\.0\.1:\d+)\)", log_path.read_text()).group(1)
+        twilio = TwilioLike(http_post, base, settings.twilio_account_sid, settings.twilio_auth_token,
+                            provider=StandIn(standin_url))
         calls = [twilio.call(CALLER_NUMBER) for _ in range(3)]
-        references = [leave_a_message(call, lang, "1")[0] for call, lang in zip(calls, "123")]
+        references = [leave_a_message(call, lang, "1", audio=speak(MESSAGE, language))[0]
+                      for call, lang, language in zip(calls, "123", ("en", "cy", "pl"))]
 
         with redis.Redis.from_url(settings.redis_url) as local_redis:
-            wait_until(lambda: len(local_redis.keys(keys.recording_pending("*"))) == 3, what="three pending recordings")
-            stored = {local_redis.hget(key, "reference").decode() for key in local_redis.keys(keys.recording_pending("*"))}
-            assert stored == set(references)
+            tips = TipStore(local_redis, TipVault(KeyRing(settings.vault_keys)), HandlerQueue(local_redis))
+            wait_until(lambda: all(tips.get(r).status in FINAL_PART_STATUSES for r in references),  # type: ignore[union-attr]
+                       timeout=90, what="three tips through the pipeline")
+            english = tips.get(references[0])
+            assert english.status == READY and "school" in english.transcript.lower()  # type: ignore[union-attr]
+            assert [tips.get(r).status for r in references[1:]] == [AWAITING_LANGUAGE] * 2  # type: ignore[union-attr]
             assert scan_redis(local_redis, needles_for_number(CALLER_NUMBER)) == []
             local_redis.bgrewriteaof()
             time.sleep(0.5)
@@ -73,22 +86,22 @@ def test_make_run_serves_calls_and_ctrl_c_stops_everything(tmp_path) -> None:  #
 
 
 def test_the_worker_waits_for_redis_and_rides_out_a_restart(redis_server, redis_client, environment,  # type: ignore[no-untyped-def]
-                                                            twilio: TwilioLike, tmp_path) -> None:
+                                                            twilio: TwilioLike, app, tmp_path) -> None:
     redis_server.stop()
     worker = start([sys.executable, "-m", "workers.run"], process_environment(environment), tmp_path / "worker.log")
     try:
         time.sleep(1.5)
         assert worker.poll() is None, "the worker exited while Redis was away"
         redis_server.start()
-        leave_a_message(twilio.call(CALLER_NUMBER), "1", "1")
-        with redis.Redis.from_url(redis_server.url) as client:
-            wait_until(lambda: len(client.keys(keys.recording_pending("*"))) == 1, what="the first recording")
-            redis_server.stop()
-            time.sleep(2)
-            assert worker.poll() is None, "the worker exited when Redis restarted"
-            redis_server.start()
-            leave_a_message(twilio.call(CALLER_NUMBER), "1", "4")
-            wait_until(lambda: len(client.keys(keys.recording_pending("*"))) == 2, timeout=60, what="the second recording")
+        first, _ = leave_a_message(twilio.call(CALLER_NUMBER), "1", "1")
+        tips = app.extensions["tipline"].tips
+        wait_until(lambda: tips.get(first).status == NO_SPEECH, timeout=60, what="the first recording")
+        redis_server.stop()
+        time.sleep(2)
+        assert worker.poll() is None, "the worker exited when Redis restarted"
+        redis_server.start()
+        second, _ = leave_a_message(twilio.call(CALLER_NUMBER), "1", "4")
+        wait_until(lambda: tips.get(second).status == NO_SPEECH, timeout=60, what="the second recording")
     finally:
         worker.send_signal(signal.SIGTERM)
         code = worker.wait(timeout=20)

@@ -1,34 +1,111 @@
-"""Jobs for recordings.
+"""Jobs for recordings: transcribe into the tip, then delete the provider's copies.
 
-For now a job only notes that the recording is waiting to be transcribed: the reference,
-language, category, length and the coarse hour it arrived, with the sealed handle the
-transcribing worker will need (provider sids only ever inside it, encrypted). Running it
-twice writes the same record.
+Order matters (promise 4): the transcript is committed to the tip first, and only then
+are the recording and the call log deleted at the provider. Every step is safe to repeat:
+a job killed anywhere and run again finds the part already finished and goes straight to
+the clean-up, and deleting what is already gone is a success.
+
+Audio that cannot be transcribed is never thrown away: a language the model does not
+cover, audio that stays unreadable after the last retry, or a recording too large to
+fetch leaves the recording at the provider and a sealed handle to it in the tip, for a
+person to review (as a disguised copy).
 """
 
 from __future__ import annotations
 
 import logging
+import time
+
+from rq import Queue, Retry, get_current_job
 
 from ivr import keys
-from ivr.coarse_time import current_hour
-from workers.context import worker_services
+from ivr.provider import NotAudio, ProviderUnavailable, RecordingNotFound, RecordingTooLarge, StillInProgress
+from ivr.recordings import FAILED_JOB_TTL, RecordingHandle
+from ivr.tips import AWAITING_LANGUAGE, FINAL_PART_STATUSES, NO_SPEECH, READY, TRANSCRIPTION_FAILED
+from workers.context import WorkerContext, worker_context
+from workers.speech import AudioError
 
 log = logging.getLogger(__name__)
 
+DELETE_CALL_JOB = "workers.recordings.delete_call"
+# A call cannot be deleted while the caller is still on the line (error 20009).
+DELETE_CALL_RETRY = Retry(max=8, interval=[30, 60, 120, 300, 600, 1200, 1800, 3600])
+KEEP_RECORDING = (AWAITING_LANGUAGE, TRANSCRIPTION_FAILED)
 
-def process_recording(sealed_handle: str) -> None:
-    services = worker_services()
-    handle = services.recordings.open(sealed_handle)
-    recording_key = services.recordings.recording_key(handle.recording_sid)
-    pending = keys.recording_pending(recording_key)
-    services.redis.hset(pending, mapping={
-        "reference": handle.reference or "",
-        "language": handle.language or "",
-        "category": handle.category or "",
-        "duration_seconds": handle.duration_seconds,
-        "received_hour": current_hour(),
-        "handle": sealed_handle,
-        "status": "awaiting transcript",
-    })
-    log.info("recording noted as awaiting transcript (%s s)", handle.duration_seconds)
+
+def transcribe_recording(sealed_handle: str) -> None:
+    context = worker_context()
+    handle = context.services.recordings.open(sealed_handle)
+    status = context.services.tips.part_status(handle.reference, handle.part)
+    if status is None:
+        log.warning("a recording's tip no longer exists; deleting the provider's copies")
+    elif status not in FINAL_PART_STATUSES:
+        status = _transcribe_into_tip(context, handle)
+    _delete_provider_copies(context, handle, keep_recording=status in KEEP_RECORDING, sealed_handle=sealed_handle)
+
+
+def _transcribe_into_tip(context: WorkerContext, handle: RecordingHandle) -> str:
+    tips, language = context.services.tips, handle.language or "en"
+    kept_audio = {"recording_sid": handle.recording_sid}
+    if language not in context.recogniser.languages:
+        tips.finish_part(handle.reference, handle.part, AWAITING_LANGUAGE, kept_audio=kept_audio)
+        log.info("recording kept for a person: the model does not transcribe %s", language)
+        return AWAITING_LANGUAGE
+    started = time.monotonic()
+    try:
+        wav = context.provider.fetch_recording(handle.recording_sid)
+        transcript = context.recogniser.transcribe(wav, language)
+        del wav
+    except RecordingNotFound:
+        tips.finish_part(handle.reference, handle.part, TRANSCRIPTION_FAILED)
+        log.error("a recording was gone at the provider before it was transcribed")
+        return TRANSCRIPTION_FAILED
+    except RecordingTooLarge:
+        tips.finish_part(handle.reference, handle.part, TRANSCRIPTION_FAILED, kept_audio=kept_audio)
+        log.error("a recording was too large to fetch; kept at the provider for a person")
+        return TRANSCRIPTION_FAILED
+    except (ProviderUnavailable, NotAudio, AudioError) as error:
+        if _retries_left() > 0:
+            log.warning("transcription failed (%s); it will be retried", type(error).__name__)
+            raise
+        tips.finish_part(handle.reference, handle.part, TRANSCRIPTION_FAILED, kept_audio=kept_audio)
+        log.error("transcription failed after the last retry (%s); audio kept for a person", type(error).__name__)
+        return TRANSCRIPTION_FAILED
+    status = READY if transcript.speech_detected else NO_SPEECH
+    tips.finish_part(handle.reference, handle.part, status, transcript=transcript.text if transcript.speech_detected else None)
+    log.info("recording transcribed: %s, %.0f s of audio in %.1f s", status, transcript.audio_seconds,
+             time.monotonic() - started)
+    return status
+
+
+def _retries_left() -> int:
+    job = get_current_job()
+    return int(job.retries_left or 0) if job else 0
+
+
+def _delete_provider_copies(context: WorkerContext, handle: RecordingHandle, keep_recording: bool,
+                            sealed_handle: str) -> None:
+    """After the commit: the recording (unless kept for a person) and the call log."""
+    if not keep_recording:
+        context.provider.delete_recording(handle.recording_sid)
+    if not handle.call_sid:
+        return
+    try:
+        context.provider.delete_call(handle.call_sid)
+    except StillInProgress:
+        _queue_call_deletion(context, sealed_handle)
+
+
+def _queue_call_deletion(context: WorkerContext, sealed_handle: str) -> None:
+    Queue(keys.QUEUE_RECORDINGS, connection=context.services.redis).enqueue_call(
+        DELETE_CALL_JOB, args=(sealed_handle,), description="delete a call log", result_ttl=0,
+        failure_ttl=FAILED_JOB_TTL, retry=DELETE_CALL_RETRY)
+    log.info("the call is still in progress at the provider; its deletion is queued")
+
+
+def delete_call(sealed_handle: str) -> None:
+    """Delete a call log at the provider; StillInProgress makes RQ try again later."""
+    context = worker_context()
+    handle = context.services.recordings.open(sealed_handle)
+    if handle.call_sid:
+        context.provider.delete_call(handle.call_sid)

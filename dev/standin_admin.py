@@ -1,0 +1,113 @@
+"""The provider stand-in's admin routes, for tests and the simulator (`dev.standin_client`).
+
+No authentication: the stand-in listens on loopback, and these answer loopback clients
+only. Every POST here is also written to the request log, numbered in the same sequence
+as the API requests, so a test can tell what happened before what.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timezone
+
+from flask import Blueprint, Response, jsonify, request
+
+from dev.standin_state import FINAL_CALL_STATUS, Fault, Hold, StoredRecording, current_state, utc_now
+
+ADMIN_PREFIX = "/_standin"
+
+admin = Blueprint("standin_admin", __name__, url_prefix=ADMIN_PREFIX)
+
+
+@admin.get("/health")
+def health() -> Response:
+    return jsonify(ok=True)
+
+
+@admin.post("/reset")
+def reset() -> Response:
+    current_state().reset()
+    return jsonify(ok=True)
+
+
+@admin.post("/recordings")
+def put_recording() -> Response:
+    args = request.args
+    created = datetime.fromisoformat(args["date_created"]) if args.get("date_created") else utc_now()
+    if created.tzinfo is None:
+        return Response("date_created must carry a UTC offset.\n", 400)
+    current_state().put_recording(StoredRecording(
+        sid=args["sid"], call_sid=args.get("call_sid") or None, wav=request.get_data(),
+        duration_seconds=int(args["duration_seconds"]), date_created=created.astimezone(timezone.utc),
+        status=args.get("status", "completed")))
+    return jsonify(ok=True)
+
+
+@admin.get("/recordings")
+def list_stored_recordings() -> Response:
+    return jsonify(recordings=[r.summary() for r in current_state().recordings_newest_first()])
+
+
+@admin.get("/recordings/<sid>.wav")
+def stored_audio(sid: str) -> Response:
+    stored = current_state().recording(sid)
+    return Response(stored.wav, mimetype="audio/x-wav") if stored else Response(status=404)
+
+
+@admin.post("/calls/<sid>/<event>")
+def call_event(sid: str, event: str) -> Response:
+    statuses = {"started": "in-progress", "ended": FINAL_CALL_STATUS}
+    if event not in statuses:
+        return Response("A call can be started or ended.\n", 404)
+    current_state().set_call(sid, statuses[event])
+    return jsonify(ok=True)
+
+
+@admin.get("/calls")
+def calls() -> Response:
+    return jsonify(calls=current_state().call_statuses())
+
+
+@admin.post("/messages/<sid>")
+def put_message(sid: str) -> Response:
+    current_state().put_message(sid, request.get_data(as_text=True), request.args.get("status", "received"))
+    return jsonify(ok=True)
+
+
+@admin.get("/messages")
+def messages() -> Response:
+    return jsonify(messages=current_state().message_summaries())
+
+
+@admin.get("/log")
+def request_log() -> Response:
+    return jsonify(log=current_state().log())
+
+
+@admin.post("/faults")
+def add_fault() -> Response:
+    spec = request.get_json(force=True)
+    current_state().add_fault(Fault(
+        method=spec.get("method", "*").upper(), path=spec.get("path", ""), remaining=spec.get("times", 1),
+        status=int(spec.get("status", 500)), code=spec.get("code"), content_type=spec.get("content_type"),
+        body=base64.b64decode(spec.get("body", "")), stream_bytes=int(spec.get("stream_bytes", 0)),
+        declare_length=bool(spec.get("declare_length", False)), location=spec.get("location")))
+    return jsonify(ok=True)
+
+
+@admin.post("/holds")
+def add_hold() -> Response:
+    spec = request.get_json(force=True)
+    current_state().add_hold(Hold(method=spec.get("method", "*").upper(), path=spec.get("path", ""),
+                           remaining=spec.get("times"), after=bool(spec.get("after", False))))
+    return jsonify(ok=True)
+
+
+@admin.get("/held")
+def held() -> Response:
+    return jsonify(held=current_state().held_count())
+
+
+@admin.post("/release")
+def release() -> Response:
+    return jsonify(released=current_state().release())

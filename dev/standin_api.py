@@ -1,0 +1,173 @@
+"""The provider stand-in's Twilio routes: recordings, call logs and message logs.
+
+Shapes follow Twilio's 2010-04-01 API as twilio-python reads them: a list page holds the
+records under "recordings" next to the paging keys (start, end, page, page_size, uri,
+first_page_uri, previous_page_uri, next_page_uri), dates are RFC 2822 in GMT, and an
+error is {"code", "message", "more_info", "status"}.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from datetime import datetime, timezone
+from email.utils import format_datetime
+from urllib.parse import urlencode
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from dev.standin_state import FINAL_CALL_STATUS, FINAL_MESSAGE_STATUSES, StoredRecording, current_state
+
+API_PREFIX = "/2010-04-01/Accounts"
+RECORDING_RESOURCE = re.compile(r"(RE[0-9a-f]{32})\.(wav|json)")
+CALL_RESOURCE = re.compile(r"(CA[0-9a-f]{32})\.json")
+MESSAGE_RESOURCE = re.compile(r"((?:SM|MM)[0-9a-f]{32})\.json")
+# Twilio's error for deleting a call or message before it is complete. Its code is
+# documented; the HTTP status that comes with it is not, so the client keys on the code.
+STILL_IN_PROGRESS_CODE = 20009
+STILL_IN_PROGRESS_STATUS = 409
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+
+api = Blueprint("standin_api", __name__, url_prefix=API_PREFIX)
+
+
+def twilio_error(status: int, code: int, message: str) -> Response:
+    response = jsonify(code=code, message=message, more_info=f"https://www.twilio.com/docs/errors/{code}",
+                       status=status)
+    response.status_code = status
+    return response
+
+
+def not_found() -> Response:
+    return twilio_error(404, 20404, f"The requested resource {request.path} was not found")
+
+
+def _account_matches(account_sid: str) -> bool:
+    return hmac.compare_digest(account_sid.encode(), current_app.config["STANDIN_ACCOUNT_SID"].encode())
+
+
+@api.get("/<account_sid>/Recordings.json")
+def list_recordings(account_sid: str) -> Response:
+    if not _account_matches(account_sid):
+        return not_found()
+    try:
+        page_size = min(MAX_PAGE_SIZE, max(1, int(request.args.get("PageSize", DEFAULT_PAGE_SIZE))))
+        page = max(0, int(request.args.get("Page", 0)))
+        matching = [r for r in current_state().recordings_newest_first() if _passes_filters(r)]
+    except ValueError:
+        return twilio_error(400, 20001, "Invalid filter or paging parameter")
+    start = page * page_size
+    shown = matching[start:start + page_size]
+    filters = {k: v for k, v in request.args.items() if k in ("DateCreated", "DateCreated<", "DateCreated>", "CallSid")}
+    uri = f"{API_PREFIX}/{account_sid}/Recordings.json"
+
+    def page_uri(number: int) -> str:
+        return f"{uri}?{urlencode({**filters, 'PageSize': page_size, 'Page': number})}"
+
+    has_next = start + page_size < len(matching)
+    return jsonify({
+        "recordings": [_recording_json(r) for r in shown],
+        "start": start,
+        "end": start + max(0, len(shown) - 1),
+        "page": page,
+        "page_size": page_size,
+        "uri": page_uri(page),
+        "first_page_uri": page_uri(0),
+        "previous_page_uri": page_uri(page - 1) if page > 0 else None,
+        "next_page_uri": page_uri(page + 1) if has_next else None,
+    })
+
+
+def _passes_filters(recording: StoredRecording) -> bool:
+    """Twilio's list filters: a day (DateCreated) or a bound (DateCreated< / DateCreated>)."""
+    args = request.args
+    if "CallSid" in args and recording.call_sid != args["CallSid"]:
+        return False
+    if "DateCreated" in args and recording.date_created.date() != _parse_date(args["DateCreated"]).date():
+        return False
+    if "DateCreated<" in args and not recording.date_created < _parse_date(args["DateCreated<"]):
+        return False
+    if "DateCreated>" in args and not recording.date_created > _parse_date(args["DateCreated>"]):
+        return False
+    return True
+
+
+def _parse_date(text: str) -> datetime:
+    for layout in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(text, layout).replace(tzinfo=timezone.utc)
+        except ValueError:
+            continue
+    raise ValueError("not a date")
+
+
+def _recording_json(recording: StoredRecording) -> dict:
+    account_sid = current_app.config["STANDIN_ACCOUNT_SID"]
+    uri = f"{API_PREFIX}/{account_sid}/Recordings/{recording.sid}.json"
+    created = format_datetime(recording.date_created.astimezone(timezone.utc))
+    return {
+        "account_sid": account_sid, "api_version": "2010-04-01", "call_sid": recording.call_sid,
+        "conference_sid": None, "date_created": created, "date_updated": created, "start_time": created,
+        "duration": str(recording.duration_seconds), "sid": recording.sid, "price": None, "price_unit": "USD",
+        "status": recording.status, "channels": 1, "source": "RecordVerb", "error_code": None, "uri": uri,
+        "encryption_details": None, "media_url": f"{request.host_url.rstrip('/')}{uri[:-len('.json')]}",
+        "subresource_uris": {
+            "add_on_results": uri.replace(".json", "/AddOnResults.json"),
+            "transcriptions": uri.replace(".json", "/Transcriptions.json"),
+        },
+    }
+
+
+@api.route("/<account_sid>/Recordings/<resource>", methods=["GET", "DELETE"])
+def recording(account_sid: str, resource: str) -> Response:
+    match = RECORDING_RESOURCE.fullmatch(resource)
+    if not _account_matches(account_sid) or not match:
+        return not_found()
+    sid, extension = match.groups()
+    stored = current_state().recording(sid)
+    if request.method == "DELETE":
+        if extension != "json" or not current_state().delete_recording(sid):
+            return not_found()
+        return Response(status=204)
+    if stored is None:
+        return not_found()
+    if extension == "wav":
+        return Response(stored.wav, mimetype="audio/x-wav")
+    return jsonify(_recording_json(stored))
+
+
+@api.delete("/<account_sid>/Calls/<resource>")
+def delete_call(account_sid: str, resource: str) -> Response:
+    match = CALL_RESOURCE.fullmatch(resource)
+    if not _account_matches(account_sid) or not match:
+        return not_found()
+    status = current_state().call_status(match.group(1))
+    if status is None:
+        return not_found()
+    if status != FINAL_CALL_STATUS:
+        return twilio_error(STILL_IN_PROGRESS_STATUS, STILL_IN_PROGRESS_CODE,
+                            "Cannot delete this resource before it is complete")
+    current_state().delete_call(match.group(1))
+    return Response(status=204)
+
+
+@api.route("/<account_sid>/Messages/<resource>", methods=["DELETE", "POST"])
+def message(account_sid: str, resource: str) -> Response:
+    match = MESSAGE_RESOURCE.fullmatch(resource)
+    if not _account_matches(account_sid) or not match:
+        return not_found()
+    sid = match.group(1)
+    stored = current_state().message(sid)
+    if stored is None:
+        return not_found()
+    if request.method == "POST":
+        if request.form.get("Body", None) != "":
+            return twilio_error(400, 21220, "A message's Body can only be redacted (set to an empty string)")
+        current_state().redact_message(sid)
+        return jsonify(sid=sid, account_sid=account_sid, body="", status=stored.status)
+    if stored.status not in FINAL_MESSAGE_STATUSES:
+        return twilio_error(STILL_IN_PROGRESS_STATUS, STILL_IN_PROGRESS_CODE,
+                            "Cannot delete this resource before it is complete")
+    current_state().delete_message(sid)
+    return Response(status=204)

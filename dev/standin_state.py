@@ -1,0 +1,234 @@
+"""What the provider stand-in holds: recordings, calls, messages, its request log, and the
+faults and holds tests arrange. In memory, behind one lock, shared by the server's threads."""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+
+from flask import current_app
+
+# Call and message statuses after which Twilio lets the record be deleted.
+FINAL_CALL_STATUS = "completed"
+FINAL_MESSAGE_STATUSES = frozenset({"received", "delivered", "undelivered", "failed", "read", "canceled"})
+
+
+@dataclass
+class StoredRecording:
+    sid: str
+    call_sid: str | None
+    wav: bytes = field(repr=False)
+    duration_seconds: int
+    date_created: datetime
+    status: str = "completed"
+
+    def summary(self) -> dict:
+        return {"sid": self.sid, "call_sid": self.call_sid, "duration_seconds": self.duration_seconds,
+                "size": len(self.wav), "status": self.status, "date_created": self.date_created.isoformat()}
+
+
+@dataclass
+class StoredMessage:
+    body: str
+    status: str
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One request answered (API) or one admin event, numbered in the order it happened."""
+
+    seq: int
+    method: str
+    path: str
+    query: str
+    status: int
+
+
+@dataclass
+class Rule:
+    """Matches requests by method (or "*") and a regular expression searched in the path."""
+
+    method: str
+    path: str
+    remaining: int | None  # None: every matching request until reset or release
+
+    def __post_init__(self) -> None:
+        self._pattern = re.compile(self.path)
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method in ("*", method)) and bool(self._pattern.search(path)) and self.remaining != 0
+
+
+@dataclass
+class Fault(Rule):
+    """The answer a matching request gets instead of the real one."""
+
+    status: int = 500
+    code: int | None = None
+    content_type: str | None = None
+    body: bytes = b""
+    stream_bytes: int = 0  # > 0: a WAV header and this many bytes in all, streamed
+    declare_length: bool = False  # with stream_bytes: send Content-Length too
+    location: str | None = None
+
+
+@dataclass
+class Hold(Rule):
+    after: bool = False  # hold the answer after the request took effect, not before
+
+
+class ProviderState:
+    """The stand-in's memory. Every method takes the lock; held requests wait on it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self._release_generation = 0
+        self._stopping = False
+        self._held = 0  # requests waiting in wait_if_held now
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.recordings: dict[str, StoredRecording] = {}
+            self.calls: dict[str, str] = {}
+            self.messages: dict[str, StoredMessage] = {}
+            self._log: list[LogEntry] = []
+            self._seq = 0
+            self._faults: list[Fault] = []
+            self._holds: list[Hold] = []
+            self._release_generation += 1  # anything held is let go
+            self._lock.notify_all()
+
+    # -- the request log ------------------------------------------------------------------
+
+    def note(self, method: str, path: str, query: str, status: int) -> LogEntry:
+        with self._lock:
+            self._seq += 1
+            entry = LogEntry(self._seq, method, path, query, status)
+            self._log.append(entry)
+            return entry
+
+    def log(self) -> list[dict]:
+        with self._lock:
+            return [asdict(entry) for entry in self._log]
+
+    # -- faults and holds -----------------------------------------------------------------
+
+    def add_fault(self, fault: Fault) -> None:
+        with self._lock:
+            self._faults.append(fault)
+
+    def take_fault(self, method: str, path: str) -> Fault | None:
+        """The first fault matching this request, counted as used."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.matches(method, path):
+                    if fault.remaining is not None:
+                        fault.remaining -= 1
+                    return fault
+            return None
+
+    def add_hold(self, hold: Hold) -> None:
+        with self._lock:
+            self._holds.append(hold)
+
+    def wait_if_held(self, method: str, path: str, after: bool) -> None:
+        """Block a matching request until `release`, `reset` or `stop`."""
+        with self._lock:
+            hold = next((h for h in self._holds if h.after == after and h.matches(method, path)), None)
+            if hold is None or self._stopping:
+                return
+            if hold.remaining is not None:
+                hold.remaining -= 1
+            generation = self._release_generation
+            self._held += 1
+            self._lock.notify_all()
+            try:
+                while self._release_generation == generation and not self._stopping:
+                    self._lock.wait()
+            finally:
+                self._held -= 1
+                self._lock.notify_all()
+
+    def held_count(self) -> int:
+        with self._lock:
+            return self._held
+
+    def release(self) -> int:
+        """Let every held request go and forget the hold rules; how many were held."""
+        with self._lock:
+            released = self._held
+            self._holds.clear()
+            self._release_generation += 1
+            self._lock.notify_all()
+            return released
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping = True
+            self._lock.notify_all()
+
+    # -- recordings, calls, messages ------------------------------------------------------
+
+    def put_recording(self, recording: StoredRecording) -> None:
+        with self._lock:
+            self.recordings[recording.sid] = recording
+
+    def recording(self, sid: str) -> StoredRecording | None:
+        with self._lock:
+            return self.recordings.get(sid)
+
+    def delete_recording(self, sid: str) -> bool:
+        with self._lock:
+            return self.recordings.pop(sid, None) is not None
+
+    def recordings_newest_first(self) -> list[StoredRecording]:
+        with self._lock:
+            return sorted(self.recordings.values(), key=lambda r: r.date_created, reverse=True)
+
+    def call_statuses(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self.calls)
+
+    def set_call(self, sid: str, status: str) -> None:
+        with self._lock:
+            self.calls[sid] = status
+
+    def call_status(self, sid: str) -> str | None:
+        with self._lock:
+            return self.calls.get(sid)
+
+    def delete_call(self, sid: str) -> None:
+        with self._lock:
+            self.calls.pop(sid, None)
+
+    def put_message(self, sid: str, body: str, status: str) -> None:
+        with self._lock:
+            self.messages[sid] = StoredMessage(body, status)
+
+    def message_summaries(self) -> dict[str, dict[str, str]]:
+        with self._lock:
+            return {sid: {"body": m.body, "status": m.status} for sid, m in self.messages.items()}
+
+    def message(self, sid: str) -> StoredMessage | None:
+        with self._lock:
+            return self.messages.get(sid)
+
+    def redact_message(self, sid: str) -> None:
+        with self._lock:
+            self.messages[sid].body = ""
+
+    def delete_message(self, sid: str) -> None:
+        with self._lock:
+            self.messages.pop(sid, None)
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def current_state() -> ProviderState:
+    """The state of the stand-in app handling the current request."""
+    return current_app.extensions["standin"]

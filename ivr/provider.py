@@ -1,0 +1,312 @@
+"""Our REST client for the slice of Twilio we use: recordings, call logs, message logs.
+
+Every URL is built here, from TWILIO_API_BASE, the account sid and a sid checked against
+its exact shape; never from a URL the provider sent us (a callback's RecordingUrl could
+name any host: SSRF). The audio fetch follows at most two redirects (Twilio answers the
+media request with one to its storage), only to https hosts of Twilio or its storage, or
+back to the API base itself; our credentials go to the API base's origin and nowhere else.
+
+Provider sids are identifiers the promise keeps out of logs: nothing here logs one, and
+no exception message carries one (messages reach logs and failed jobs). twilio-python
+logs every request URL and urllib3 logs request lines at DEBUG, so the twilio client
+gets a logger that is switched off, and a filter on urllib3's logger replaces sids.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Iterator, TypeVar
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response as TwilioResponse
+from twilio.rest import Client
+from twilio.rest.api.v2010.account.recording import RecordingInstance
+
+from config.settings import Settings
+from ivr.provider_errors import (BadIdentifier, CredentialsRefused, NotAudio, ProviderError, ProviderUnavailable,
+                                 RecordingNotFound, RecordingTooLarge, RedirectRefused, StillInProgress,
+                                 error_for_status)
+
+__all__ = ["BadIdentifier", "CredentialsRefused", "NotAudio", "Provider", "ProviderError", "ProviderRecording",
+           "ProviderUnavailable", "RecordingNotFound", "RecordingTooLarge", "RedirectRefused", "StillInProgress",
+           "redirect_hop"]
+
+# Matched with fullmatch: `$` alone would let a trailing newline through.
+ACCOUNT_SID = re.compile(r"AC[0-9a-f]{32}")
+RECORDING_SID = re.compile(r"RE[0-9a-f]{32}")
+CALL_SID = re.compile(r"CA[0-9a-f]{32}")
+MESSAGE_SID = re.compile(r"(?:SM|MM)[0-9a-f]{32}")
+ANY_SID = re.compile(r"(?:AC|RE|CA|SM|MM)[0-9a-f]{32}")
+
+# Ten minutes of 8 kHz 16-bit mono WAV (our <Record maxLength=600>) is 9.6 MB.
+MAX_RECORDING_BYTES = 20 * 1024 * 1024
+MAX_REDIRECTS = 2
+# Where Twilio's media redirect may lead (https only); the API base's own origin is allowed too.
+STORAGE_HOST_SUFFIXES = (".twilio.com", ".twiliocdn.com", ".amazonaws.com")
+# A read timeout bounds each read; this bounds a download that trickles.
+MAX_DOWNLOAD_SECONDS = 120.0
+CHUNK_BYTES = 64 * 1024
+LIST_PAGE_SIZE = 100
+# Only these have audio to fetch; in-progress, processing, absent and failed ones do not.
+LISTED_STATUS = "completed"
+
+
+@dataclass(frozen=True)
+class ProviderRecording:
+    """A finished recording still held at the provider."""
+
+    sid: str
+    call_sid: str | None
+    date_created: datetime
+    duration_seconds: int
+
+
+class _ReplaceSids(logging.Filter):
+    """Replaces provider sids in urllib3's request lines (it logs paths at DEBUG)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            return True  # a malformed record: logging's own error handling reports it
+        if ANY_SID.search(message):
+            record.msg, record.args = ANY_SID.sub("[sid]", message), None
+        return True
+
+
+def _install_log_filter() -> None:
+    urllib3_log = logging.getLogger("urllib3.connectionpool")
+    if not any(isinstance(f, _ReplaceSids) for f in urllib3_log.filters):
+        urllib3_log.addFilter(_ReplaceSids())
+
+
+_install_log_filter()
+
+# twilio-python logs each request's URL at INFO: it gets a logger that is switched off,
+# outside logging's registry so that no logging configuration can switch it on again.
+_SILENT_LOG = logging.Logger("ivr.provider.twilio-http")
+_SILENT_LOG.disabled = True
+
+Result = TypeVar("Result")
+
+
+class Provider:
+    """Twilio's REST API as the worker and the sweep need it. One per process (or thread)."""
+
+    def __init__(self, settings: Settings, timeout_seconds: float = 10.0) -> None:
+        if not ACCOUNT_SID.fullmatch(settings.twilio_account_sid):
+            raise BadIdentifier("TWILIO_ACCOUNT_SID must be AC followed by 32 lowercase hex digits.")
+        self._api_base = settings.twilio_api_base
+        self._api_origin = _origin(self._api_base)
+        self._account_sid = settings.twilio_account_sid
+        self._credentials = (settings.twilio_account_sid, settings.twilio_auth_token)
+        self._timeout = timeout_seconds
+        self._media = requests.Session()
+        client = Client(username=settings.twilio_account_sid, password=settings.twilio_auth_token,
+                        account_sid=settings.twilio_account_sid,
+                        http_client=TwilioHttpClient(timeout=timeout_seconds, logger=_SILENT_LOG))
+        # The client reads TWILIO_EDGE / TWILIO_REGION from the environment and would then
+        # rewrite the host (api.dublin.ie1.twilio.com, or nonsense for a stand-in): never.
+        client.edge = None
+        client.region = None
+        client.api.base_url = self._api_base
+        self._http_client = client.http_client
+        self._account = client.api.v2010.accounts(self._account_sid)
+
+    def close(self) -> None:
+        """Close the pooled connections (a worker keeps one Provider for its life)."""
+        self._media.close()
+        session = getattr(self._http_client, "session", None)
+        if session is not None:
+            session.close()
+
+    def __enter__(self) -> "Provider":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- recordings -------------------------------------------------------------------
+
+    def fetch_recording(self, recording_sid: str) -> bytes:
+        """The recording's WAV bytes, from the API base (and its storage redirect)."""
+        sid = _checked(recording_sid, RECORDING_SID, "recording")
+        url = f"{self._api_base}/2010-04-01/Accounts/{self._account_sid}/Recordings/{sid}.wav"
+        with_credentials = True
+        for _ in range(MAX_REDIRECTS + 1):
+            response = self._get_media(url, with_credentials)
+            with response:
+                if response.status_code in (301, 302, 303, 307, 308):
+                    url, with_credentials = redirect_hop(self._api_origin, url, response.headers.get("Location", ""))
+                    continue
+                if response.status_code == 404:
+                    raise RecordingNotFound("the provider has no such recording (404)")
+                if response.status_code != 200:
+                    raise error_for_status(response.status_code, None, "fetch the recording")
+                return _read_wav(response)
+        raise RedirectRefused(f"the recording fetch was redirected more than {MAX_REDIRECTS} times")
+
+    def delete_recording(self, recording_sid: str) -> None:
+        """Delete the recording at the provider; one already gone counts as deleted."""
+        sid = _checked(recording_sid, RECORDING_SID, "recording")
+        self._delete(lambda: self._account.recordings(sid).delete(), "delete the recording")
+
+    def list_recordings(self, created_before: datetime | None = None) -> list[ProviderRecording]:
+        """Every completed recording at the provider (all pages), created before the cutoff.
+
+        Twilio documents its DateCreated filters by day, so the request asks for a day
+        more and the exact cut is made here. Recordings still in progress or processing,
+        and absent or failed ones, have no audio to fetch and are left out.
+        """
+        if created_before is not None and created_before.tzinfo is None:
+            raise ValueError("created_before must be timezone-aware (UTC), not a naive datetime.")
+        cutoff = created_before.astimezone(timezone.utc) if created_before else None
+        filters = {"date_created_before": cutoff + timedelta(days=1)} if cutoff else {}
+
+        def every_page() -> list[ProviderRecording]:
+            found = []
+            for instance in self._account.recordings.stream(page_size=LIST_PAGE_SIZE, **filters):
+                recording = _recording_from(instance)
+                if recording and (cutoff is None or recording.date_created < cutoff):
+                    found.append(recording)
+            return found
+
+        return self._call(every_page, "list recordings") or []
+
+    # -- call and message logs ----------------------------------------------------------
+
+    def delete_call(self, call_sid: str) -> None:
+        """Delete the call log; gone already is success; StillInProgress while the call runs."""
+        sid = _checked(call_sid, CALL_SID, "call")
+        self._delete(lambda: self._account.calls(sid).delete(), "delete the call")
+
+    def delete_message(self, message_sid: str) -> None:
+        """Delete the message log; gone already is success; StillInProgress until it is final."""
+        sid = _checked(message_sid, MESSAGE_SID, "message")
+        self._delete(lambda: self._account.messages(sid).delete(), "delete the message")
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def _delete(self, delete: Callable[[], object], action: str) -> None:
+        """A delete where 404 (already gone) is what we wanted."""
+        self._call(delete, action, missing_is_success=True)
+
+    def _call(self, operation: Callable[[], Result], action: str, missing_is_success: bool = False) -> Result | None:
+        """Run a twilio-python call, turning its errors into ours, without sids or URLs."""
+        try:
+            return operation()
+        except (TwilioRestException, TwilioServiceException) as error:
+            status, code = int(error.status), _int_or_none(error.code)
+            if status == 404 and missing_is_success:
+                return None
+            raise error_for_status(status, code, action) from None
+        except TwilioException as error:  # a list page that was not 200, or not a list page
+            status = next((arg.status_code for arg in error.args if isinstance(arg, TwilioResponse)), None)
+            if status is None:
+                raise ProviderError(f"could not {action}: the provider's answer could not be read") from None
+            raise error_for_status(status, None, action) from None
+        except requests.RequestException as error:
+            raise ProviderUnavailable(f"could not {action}: {type(error).__name__} talking to the provider") from None
+        except ValueError:  # a body that is not JSON
+            raise ProviderError(f"could not {action}: the provider's answer was not JSON") from None
+
+    def _get_media(self, url: str, with_credentials: bool) -> requests.Response:
+        try:
+            return self._media.get(url, auth=self._credentials if with_credentials else None, stream=True,
+                                   allow_redirects=False, timeout=(self._timeout, self._timeout),
+                                   headers={"Accept": "audio/*", "Accept-Encoding": "identity"})
+        except requests.RequestException as error:
+            raise ProviderUnavailable(f"could not fetch the recording: {type(error).__name__}") from None
+
+
+def redirect_hop(api_origin: tuple[str, str, int], current_url: str, location: str) -> tuple[str, bool]:
+    """Where a media redirect leads, and whether our credentials may go with it.
+
+    Allowed: the API base's own origin (credentials go), or an https host of Twilio or its
+    storage (no credentials). Anything else raises RedirectRefused.
+    """
+    if not location:
+        raise RedirectRefused("the provider redirected the recording fetch without a Location")
+    target = urljoin(current_url, location)
+    parts = urlsplit(target)
+    try:
+        origin = _origin(target)
+    except ValueError:
+        raise RedirectRefused("the recording fetch was redirected to a malformed URL") from None
+    if parts.username is not None or parts.password is not None:
+        raise RedirectRefused("the recording fetch was redirected to a URL with credentials in it")
+    if origin == api_origin:
+        return target, True
+    host = origin[1]
+    if origin[0] == "https" and host.endswith(STORAGE_HOST_SUFFIXES):
+        return target, False
+    raise RedirectRefused("the recording fetch was redirected to a host we do not fetch from")
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if scheme not in ("http", "https") or not host:
+        raise ValueError("not an http(s) URL")
+    return scheme, host, parts.port or (443 if scheme == "https" else 80)
+
+
+def _checked(sid: str, shape: re.Pattern[str], what: str) -> str:
+    if not _has_shape(sid, shape):
+        raise BadIdentifier(f"that is not a {what} sid (expected {shape.pattern})")
+    return sid
+
+
+def _int_or_none(value: object) -> int | None:
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+
+
+def _read_wav(response: requests.Response) -> bytes:
+    """The body, if it is a WAV file of at most MAX_RECORDING_BYTES."""
+    content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if not content_type.startswith("audio/"):
+        raise NotAudio(f"the provider answered {content_type or 'no content type'}, not audio")
+    declared = _int_or_none(response.headers.get("Content-Length"))
+    if declared is not None and declared > MAX_RECORDING_BYTES:
+        raise RecordingTooLarge(f"the recording is {declared} bytes; the limit is {MAX_RECORDING_BYTES}")
+    body = bytearray()
+    deadline = time.monotonic() + MAX_DOWNLOAD_SECONDS
+    for chunk in _chunks(response):
+        body += chunk
+        if len(body) > MAX_RECORDING_BYTES:
+            raise RecordingTooLarge(f"the recording is over the limit of {MAX_RECORDING_BYTES} bytes")
+        if time.monotonic() > deadline:
+            raise ProviderUnavailable(f"the recording took more than {MAX_DOWNLOAD_SECONDS:.0f} s to download")
+    if body[:4] != b"RIFF" or body[8:12] != b"WAVE":
+        raise NotAudio("the provider's answer is not a WAV file")
+    return bytes(body)
+
+
+def _chunks(response: requests.Response) -> Iterator[bytes]:
+    try:
+        yield from response.iter_content(CHUNK_BYTES)
+    except requests.RequestException as error:
+        raise ProviderUnavailable(f"the recording download broke off: {type(error).__name__}") from None
+
+
+def _recording_from(instance: RecordingInstance) -> ProviderRecording | None:
+    """Our view of a listed recording; None for one without audio or with a malformed sid."""
+    sid, call_sid, created = instance.sid, instance.call_sid, instance.date_created
+    if instance.status != LISTED_STATUS or not _has_shape(sid, RECORDING_SID) or not isinstance(created, datetime):
+        return None
+    return ProviderRecording(sid=str(sid), call_sid=str(call_sid) if _has_shape(call_sid, CALL_SID) else None,
+                             date_created=created, duration_seconds=max(0, _int_or_none(instance.duration) or 0))
+
+
+def _has_shape(value: object, shape: re.Pattern[str]) -> bool:
+    return isinstance(value, str) and shape.fullmatch(value) is not None

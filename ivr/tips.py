@@ -1,0 +1,184 @@
+"""The tip record: what a tipster gave us, and nothing that says who they are.
+
+A tip is a Redis hash `tipline:tip:<reference>` holding the reference, an argon2 hash of
+the PIN, channel, language, category, the coarse hour it arrived, and its parts (one per
+recording or message), each with a pipeline status and, once transcribed, its text as
+ciphertext under the tip's own data key (`ivr.vault.TipVault`). The pipeline status says
+where the machine is; the triage status (`new` here) is the handlers'. No CallSid,
+RecordingSid or number is ever written here; a recording kept for a person to review is
+referred to only by a sealed handle.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import redis
+from argon2 import PasswordHasher
+
+from ivr import keys
+from ivr.coarse_time import current_hour, hour_milliseconds
+from ivr.handler_queue import HandlerQueue
+from ivr.vault import TipVault
+
+AWAITING_TRANSCRIPT = "awaiting transcript"
+AWAITING_LANGUAGE = "awaiting transcription in its language"
+NO_SPEECH = "no speech detected"
+TRANSCRIPTION_FAILED = "transcription failed"
+READY = "ready"
+FINAL_PART_STATUSES = (AWAITING_LANGUAGE, NO_SPEECH, TRANSCRIPTION_FAILED, READY)
+# What a tip with several parts shows: the part that most needs a person wins.
+_STATUS_PRECEDENCE = (TRANSCRIPTION_FAILED, AWAITING_LANGUAGE, AWAITING_TRANSCRIPT, READY, NO_SPEECH)
+
+# A 4-digit PIN cannot resist an offline search whatever the hash; argon2 at OWASP's
+# minimum keeps the hash from being a shortcut, and per-reference lock-outs do the rest.
+PIN_HASHER = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
+
+
+class ShreddedTip(LookupError):
+    """The tip's data key was dropped (retention): its transcript is gone for good."""
+
+
+@dataclass(frozen=True)
+class NewPart:
+    """A recording (or message) joining a tip: the facts known when it arrives."""
+
+    reference: str
+    pin_hash: str | None
+    channel: str
+    language: str | None
+    category: str | None
+    urgent: bool
+    seconds: int
+
+
+@dataclass(frozen=True)
+class Part:
+    index: int
+    status: str
+    seconds: int
+    transcript: str | None
+
+
+@dataclass(frozen=True)
+class Tip:
+    reference: str
+    channel: str
+    language: str
+    category: str
+    received_hour: str
+    status: str
+    triage: str
+    parts: tuple[Part, ...]
+
+    @property
+    def transcript(self) -> str:
+        return "\n".join(p.transcript for p in self.parts if p.transcript)
+
+
+class TipStore:
+    def __init__(self, connection: redis.Redis, vault: TipVault, queue: HandlerQueue) -> None:
+        self._redis = connection
+        self._vault = vault
+        self.queue = queue
+
+    # -- intake: inside the caller's WATCH/MULTI transaction ------------------------------
+
+    def part_count(self, pipe: redis.client.Pipeline, reference: str) -> int:
+        """How many parts the tip has (0: no tip yet). Call while WATCHing keys.tip(reference)."""
+        return int(pipe.hget(keys.tip(reference), "parts") or 0)
+
+    def add_part(self, pipe: redis.client.Pipeline, part: NewPart, existing_parts: int) -> int:
+        """Queue the commands that add `part` (creating and queueing the tip when it is new)."""
+        key = keys.tip(part.reference)
+        index = existing_parts + 1
+        if existing_parts == 0:
+            pipe.hset(key, mapping={
+                "reference": part.reference, "pin_hash": part.pin_hash or "", "channel": part.channel,
+                "language": part.language or "", "category": part.category or "", "urgent": int(part.urgent),
+                "received_hour": current_hour(), "status": AWAITING_TRANSCRIPT, "triage": "new",
+                "wrapped_key": self._vault.new_tip_key(part.reference),
+            })
+            self.queue.add(pipe, part.reference, part.urgent, hour_milliseconds())
+        pipe.hset(key, mapping={"parts": index, f"part:{index}:status": AWAITING_TRANSCRIPT,
+                                f"part:{index}:seconds": part.seconds, "status": AWAITING_TRANSCRIPT})
+        return index
+
+    # -- the pipeline's results -----------------------------------------------------------
+
+    def part_status(self, reference: str, index: int) -> str | None:
+        raw = self._redis.hget(keys.tip(reference), f"part:{index}:status")
+        return raw.decode() if raw else None
+
+    def finish_part(self, reference: str, index: int, status: str, transcript: str | None = None,
+                    kept_audio: dict | None = None) -> None:
+        """Record a part's outcome (and its ciphertext) and the tip's overall status, atomically."""
+        key = keys.tip(reference)
+        with self._redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    fields = {k.decode(): v for k, v in pipe.hgetall(key).items()}
+                    if not fields:
+                        raise LookupError("the tip this part belongs to no longer exists (shredded?)")
+                    wrapped = fields["wrapped_key"].decode()
+                    update: dict[str, str | bytes] = {f"part:{index}:status": status}
+                    if transcript is not None:
+                        update[f"part:{index}:transcript"] = self._vault.seal(
+                            wrapped, reference, f"part:{index}:transcript", transcript)
+                    if kept_audio is not None:
+                        update[f"part:{index}:audio"] = self._vault.seal(
+                            wrapped, reference, f"part:{index}:audio", json.dumps(kept_audio))
+                    statuses = [update[f"part:{i}:status"] if i == index else fields[f"part:{i}:status"].decode()
+                                for i in range(1, int(fields["parts"]) + 1)]
+                    update["status"] = next(s for s in _STATUS_PRECEDENCE if s in statuses)
+                    pipe.multi()
+                    pipe.hset(key, mapping=update)
+                    pipe.execute()
+                    return
+                except redis.WatchError:
+                    continue
+
+    # -- reading, shredding, rotating -------------------------------------------------------
+
+    def get(self, reference: str) -> Tip | None:
+        fields = {k.decode(): v for k, v in self._redis.hgetall(keys.tip(reference)).items()}
+        if not fields:
+            return None
+        text = {k: v.decode() for k, v in fields.items() if not k.endswith((":transcript", ":audio"))}
+        wrapped = text.get("wrapped_key")
+        if wrapped is None:
+            raise ShreddedTip("this tip was shredded")
+        parts = []
+        for index in range(1, int(text.get("parts", 0)) + 1):
+            sealed = fields.get(f"part:{index}:transcript")
+            transcript = self._vault.open(wrapped, reference, f"part:{index}:transcript", sealed) if sealed else None
+            parts.append(Part(index, text[f"part:{index}:status"], int(text[f"part:{index}:seconds"]), transcript))
+        return Tip(reference=reference, channel=text["channel"], language=text["language"],
+                   category=text["category"], received_hour=text["received_hour"], status=text["status"],
+                   triage=text["triage"], parts=tuple(parts))
+
+    def kept_audio(self, reference: str, index: int) -> dict | None:
+        """The sealed handle of a recording kept at the provider for a person, opened."""
+        fields = self._redis.hmget(keys.tip(reference), "wrapped_key", f"part:{index}:audio")
+        if not fields[0] or not fields[1]:
+            return None
+        return json.loads(self._vault.open(fields[0].decode(), reference, f"part:{index}:audio", fields[1]))
+
+    def shred(self, reference: str) -> None:
+        """Crypto-shred: drop the wrapped data key; what ciphertext remains cannot be opened."""
+        self._redis.hdel(keys.tip(reference), "wrapped_key")
+
+    def rewrap_all(self) -> int:
+        """Rotation: re-wrap every tip's data key under the current master key. Returns how many moved."""
+        moved = 0
+        for key in self._redis.scan_iter(match=keys.tip("*"), count=500):
+            reference = key.decode().rsplit(":", 1)[1]
+            wrapped = self._redis.hget(key, "wrapped_key")
+            if wrapped:
+                rewrapped = self._vault.rewrap(wrapped.decode(), reference)
+                if rewrapped != wrapped.decode():
+                    self._redis.hset(key, "wrapped_key", rewrapped)
+                    moved += 1
+        return moved

@@ -1,0 +1,86 @@
+"""Speech to text for recorded tips, behind one small interface.
+
+The worker calls `load_recogniser(settings)` once per process, before it takes jobs, then
+`recogniser.transcribe(wav, language)` for each recording. Everything an engine needs
+(its model, its decoding choices) lives in one module per engine; adding an engine is one
+new file and one line in `load_recogniser`.
+
+Audio never touches the disk here: recordings arrive as bytes and are decoded in memory.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from config.settings import Settings
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What a recording said.
+
+    `speech_detected` is False when the recording holds no speech at all (silence, line
+    noise): `text` is then "". A recording with speech can still come back with empty
+    `text` when the model made out no words; a person should hear that one.
+    """
+
+    text: str
+    language: str
+    audio_seconds: float
+    speech_detected: bool
+
+
+class Recogniser(Protocol):
+    """An offline speech-to-text engine, loaded once and then used for many recordings."""
+
+    languages: frozenset[str]
+
+    def transcribe(self, wav: bytes, language: str) -> Transcript:
+        """Transcribe one WAV recording spoken in `language` (an ISO 639-1 code)."""
+        ...
+
+
+class SpeechError(Exception):
+    """Base class of every speech-to-text failure."""
+
+
+class AudioError(SpeechError):
+    """The bytes are not a readable recording (empty, corrupt, truncated, not audio).
+
+    Retry, then give up and keep the recording for a person: it is never transcribed.
+    """
+
+
+class UnsupportedLanguage(SpeechError):
+    """The configured model does not transcribe this language: produce no transcript."""
+
+
+class ModelError(SpeechError):
+    """The model is missing, incomplete or altered, or cannot be used in this process."""
+
+
+class DisguiseError(SpeechError):
+    """A disguised copy could not be made (sox missing or failing on valid audio)."""
+
+
+def load_recogniser(settings: Settings) -> Recogniser:
+    """The recogniser `settings` configure, loaded on first call and shared after that.
+
+    Call it in the process that runs the jobs, before taking any: a CTranslate2 model
+    does not survive fork(), so an RQ worker must run jobs in-process (SimpleWorker).
+    Raises ModelError with what to do when the model cannot be used.
+    """
+    return _load_faster_whisper(settings.stt_model_dir, settings.stt_languages)
+
+
+@functools.cache
+def _load_faster_whisper(model_dir: Path | None, languages: frozenset[str]) -> Recogniser:
+    # Imported here so that importing the exceptions does not load CTranslate2.
+    from workers.speech.faster_whisper_engine import FasterWhisperRecogniser
+
+    if model_dir is None:
+        return FasterWhisperRecogniser.embedded(languages)
+    return FasterWhisperRecogniser.operator_model(model_dir, languages)

