@@ -16,6 +16,8 @@ test: $(VENV)/.test system-packages-test
 
 bench: $(VENV)/.test system-packages-test
 	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/webhook_throughput.py
+	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/transcription.py
+	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/pipeline_latency.py
 
 $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV)
