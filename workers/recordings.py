@@ -19,7 +19,7 @@ import time
 from rq import Queue, Retry, get_current_job
 
 from ivr import keys
-from ivr.provider import NotAudio, ProviderUnavailable, RecordingNotFound, RecordingTooLarge, StillInProgress
+from ivr.provider import ProviderError, RecordingNotFound, RecordingTooLarge, StillInProgress
 from ivr.recordings import FAILED_JOB_TTL, RecordingHandle
 from ivr.tips import AWAITING_LANGUAGE, FINAL_PART_STATUSES, NO_SPEECH, READY, TRANSCRIPTION_FAILED
 from workers.context import WorkerContext, worker_context
@@ -64,7 +64,7 @@ def _transcribe_into_tip(context: WorkerContext, handle: RecordingHandle) -> str
         tips.finish_part(handle.reference, handle.part, TRANSCRIPTION_FAILED, kept_audio=kept_audio)
         log.error("a recording was too large to fetch; kept at the provider for a person")
         return TRANSCRIPTION_FAILED
-    except (ProviderUnavailable, NotAudio, AudioError) as error:
+    except (ProviderError, AudioError) as error:  # unavailable, not audio, refused: worth another try
         if _retries_left() > 0:
             log.warning("transcription failed (%s); it will be retried", type(error).__name__)
             raise
