@@ -50,6 +50,8 @@ class Provider(Protocol):
 
     def call_ended(self, call_sid: str) -> None: ...
 
+    def put_message(self, message_sid: str, body: str, status: str = "received") -> None: ...
+
 
 PHONE_SAMPLE_RATE = 8000
 

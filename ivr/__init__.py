@@ -1,4 +1,4 @@
-"""Tipline's web app: the edge, the voice line (and later SMS, console, API)."""
+"""Tipline's web app: the edge, the voice and SMS lines (and later the console, API)."""
 
 from __future__ import annotations
 
@@ -23,9 +23,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["tipline"] = build_services(settings)
 
     from ivr import edge, health
+    from ivr.sms import routes as sms
     from ivr.voice import routes as voice
 
     edge.install(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(voice.bp)
+    app.register_blueprint(sms.bp)
     return app

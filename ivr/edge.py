@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import hmac
 import logging
+import time
 from dataclasses import dataclass, fields
 from typing import Callable, ClassVar, Mapping, TypeVar
 from urllib.parse import quote, urlsplit
@@ -79,6 +80,36 @@ class RecordingStatus(WebhookView):
         "RecordingStatus": "status",
         "RecordingDuration": "duration",
     }
+
+
+# Twilio joins a long text into one Body of at most 1,600 characters.
+MAX_BODY_CHARACTERS = 1600
+
+
+@dataclass(frozen=True)
+class InboundMessage(WebhookView):
+    """An incoming text. `From` is read here only to derive `session_keys` and goes no further.
+
+    `session_keys` holds today's session key and, just after midnight, yesterday's
+    (`ivr.vault.SessionKeys`). The body is kept whole (up to 1,600 characters), not cut
+    like the short allow-listed tokens. MediaUrl* are dropped: media is never fetched.
+    """
+
+    session_keys: tuple[str, ...] = ()
+    body: str = ""
+    message_sid: str | None = None
+    num_media: int = 0
+
+    @classmethod
+    def from_request_values(cls, form: Mapping[str, str], token: str | None) -> "InboundMessage":
+        sender = (form.get("From") or "").strip()
+        session_keys = current_app.extensions["tipline"].session_keys.candidates(sender, time.time()) if sender else ()
+        try:
+            num_media = max(0, int(form.get("NumMedia") or 0))
+        except ValueError:
+            num_media = 0
+        return cls(session_keys=session_keys, body=(form.get("Body") or "")[:MAX_BODY_CHARACTERS],
+                   message_sid=_clean(form.get("MessageSid")), num_media=num_media)
 
 
 def _clean(value: str | None) -> str | None:

@@ -39,3 +39,34 @@ def tip(tip_id: str) -> str:
 def recording_part(recording_key: str) -> str:
     """Which tip, and which part of it, a recording became (kept as long as the tip)."""
     return f"{PREFIX}:recording:part:{recording_key}"
+
+
+# The SMS line. Everything named by a session key (a daily-rotating HMAC of the sender's
+# number, `ivr.vault.SessionKeys`) expires well before that day's key stops being derived.
+QUEUE_MESSAGES = "tipline-messages"
+SMS_IDLE = f"{PREFIX}:sms:idle"
+
+
+def sms_session(session_key: str) -> str:
+    """A conversation in progress (a hash; report text and sids are ciphertext)."""
+    return f"{PREFIX}:sms:session:{session_key}"
+
+
+def sms_closed(session_key: str) -> str:
+    """Just after DONE: which tip a late text joins (short grace window)."""
+    return f"{PREFIX}:sms:closed:{session_key}"
+
+
+def sms_rate(session_key: str) -> str:
+    """How many texts this session key sent in the current window (INCR + EXPIRE)."""
+    return f"{PREFIX}:sms:rate:{session_key}"
+
+
+def sms_seen(message_key: str) -> str:
+    """A MessageSid's keyed digest, set once (SET NX): a retried webhook is answered, not re-run."""
+    return f"{PREFIX}:sms:seen:{message_key}"
+
+
+def sms_pin_failures(reference: str) -> str:
+    """Wrong PINs quoted for a reference (counted per reference, never per sender)."""
+    return f"{PREFIX}:sms:pin-failures:{reference}"

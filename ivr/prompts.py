@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Mapping
 
 from config.settings import PROJECT_ROOT
+from ivr.segments import MAX_SEGMENTS, is_gsm7, segment_count
 
 CONFIG_DIR = PROJECT_ROOT / "config"
 REFERENCE_LANGUAGE = "en"
@@ -42,6 +43,8 @@ class Catalogue:
     say_voice: str
     voice: Mapping[str, str]
     categories: Mapping[str, str]
+    sms: Mapping[str, str]
+    sms_categories: Mapping[str, str]
 
     def text(self, key: str, **fields: str) -> str:
         return self.voice[key].format(**fields)
@@ -67,6 +70,13 @@ class Menus:
     def category(self, category_id: str | None) -> Category | None:
         return next((c for c in self.categories if c.id == category_id), None)
 
+    def sms_text(self, language: str | None, key: str, **fields: str) -> str:
+        """An SMS reply in `language`, with the language and category menus filled in."""
+        catalogue = self.catalogue(language)
+        languages = ", ".join(f"{i} {self.catalogues[lang].name}" for i, lang in enumerate(self.languages, 1))
+        menu = ", ".join(f"{i} {catalogue.sms_categories[c.id]}" for i, c in enumerate(self.categories, 1))
+        return catalogue.sms[key].format(languages=languages, menu=menu, **fields)
+
 
 def _pick(options: tuple, digits: str | None):  # type: ignore[no-untyped-def]
     """The option a single keypress chose, or None for anything else (0, *, 12, letters)."""
@@ -86,7 +96,10 @@ def load_menus(config_dir: Path = CONFIG_DIR) -> Menus:
     reference = catalogues[REFERENCE_LANGUAGE]
     for catalogue in catalogues.values():
         _check_against_reference(catalogue, reference, categories)
-    return Menus(catalogues=MappingProxyType(catalogues), languages=languages, categories=categories)
+    loaded = Menus(catalogues=MappingProxyType(catalogues), languages=languages, categories=categories)
+    for language in languages:
+        _check_sms_lengths(loaded, language)
+    return loaded
 
 
 def _read_json(path: Path) -> dict:
@@ -109,6 +122,8 @@ def _load_catalogue(path: Path, language: str) -> Catalogue:
             say_voice=raw["say"]["voice"],
             voice=MappingProxyType(dict(raw["voice"])),
             categories=MappingProxyType(dict(raw["categories"])),
+            sms=MappingProxyType(dict(raw["sms"]["replies"])),
+            sms_categories=MappingProxyType(dict(raw["sms"]["categories"])),
         )
     except (KeyError, TypeError) as error:
         raise CatalogueError(f"{path} lacks {error}.") from None
@@ -123,12 +138,30 @@ def _placeholders(text: str) -> set[str]:
 
 def _check_against_reference(catalogue: Catalogue, reference: Catalogue, categories: tuple[Category, ...]) -> None:
     where = f"config/prompts/{catalogue.language}.json"
-    missing = set(reference.voice) - set(catalogue.voice)
-    if missing:
-        raise CatalogueError(f"{where} lacks voice prompts: {', '.join(sorted(missing))}.")
-    for key, english in reference.voice.items():
-        if _placeholders(catalogue.voice[key]) != _placeholders(english):
-            raise CatalogueError(f"{where}: prompt {key!r} must use the placeholders {sorted(_placeholders(english))}.")
-    unlabelled = {c.id for c in categories} - set(catalogue.categories)
-    if unlabelled:
-        raise CatalogueError(f"{where} lacks category labels: {', '.join(sorted(unlabelled))}.")
+    for section in ("voice", "sms"):
+        theirs, english_texts = getattr(catalogue, section), getattr(reference, section)
+        missing = set(english_texts) - set(theirs)
+        if missing:
+            raise CatalogueError(f"{where} lacks {section} prompts: {', '.join(sorted(missing))}.")
+        for key, english in english_texts.items():
+            if _placeholders(theirs[key]) != _placeholders(english):
+                raise CatalogueError(f"{where}: {section} prompt {key!r} must use the placeholders "
+                                     f"{sorted(_placeholders(english))}.")
+    for labels in (catalogue.categories, catalogue.sms_categories):
+        unlabelled = {c.id for c in categories} - set(labels)
+        if unlabelled:
+            raise CatalogueError(f"{where} lacks category labels: {', '.join(sorted(unlabelled))}.")
+
+
+# The longest values a reply's placeholders take: an 11-digit reference and a 4-digit PIN.
+WORST_CASE_FIELDS = {"reference": "8" * 11, "pin": "8" * 4}
+
+
+def _check_sms_lengths(menus: Menus, language: str) -> None:
+    """Every SMS reply, filled at its longest, must fit in MAX_SEGMENTS segments."""
+    for key in menus.catalogue(language).sms:
+        text = menus.sms_text(language, key, **WORST_CASE_FIELDS)
+        if segment_count(text) > MAX_SEGMENTS:
+            limit = "306 GSM-7" if is_gsm7(text) else "134 UCS-2"
+            raise CatalogueError(f"config/prompts/{language}.json: sms reply {key!r} needs {segment_count(text)} "
+                                 f"segments ({len(text)} characters); at most {limit} characters fit in two.")

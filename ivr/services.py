@@ -16,8 +16,10 @@ from ivr.call_state import CallStateCodec
 from ivr.handler_queue import HandlerQueue
 from ivr.prompts import Menus, load_menus
 from ivr.recordings import RecordingIntake
+from ivr.sms.line import SmsLine
+from ivr.sms.sessions import IDLE_SECONDS
 from ivr.tips import TipStore
-from ivr.vault import KeyRing, TipVault
+from ivr.vault import KeyRing, SessionKeys, TipVault
 from ivr.voice.script import Script
 
 # Short timeouts: a webhook must answer within Twilio's 15 s even when Redis is away.
@@ -34,6 +36,8 @@ class Services:
     tips: TipStore
     recordings: RecordingIntake
     script: Script
+    session_keys: SessionKeys
+    sms: SmsLine
 
 
 def connect_redis(settings: Settings) -> redis.Redis:
@@ -59,6 +63,8 @@ def build_services(settings: Settings) -> Services:
         tips=tips,
         recordings=RecordingIntake(settings.secret_key, connection, menus, tips),
         script=Script(menus, call_states, settings.public_base_url),
+        session_keys=SessionKeys(settings.secret_key, grace_seconds=IDLE_SECONDS),
+        sms=SmsLine(settings.secret_key, connection, menus, tips),
     )
 
 

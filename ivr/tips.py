@@ -83,14 +83,24 @@ class TipStore:
         self._vault = vault
         self.queue = queue
 
+    @property
+    def vault(self) -> TipVault:
+        """The vault tips are sealed with (an SMS draft is sealed under its future tip's key)."""
+        return self._vault
+
     # -- intake: inside the caller's WATCH/MULTI transaction ------------------------------
 
     def part_count(self, pipe: redis.client.Pipeline, reference: str) -> int:
         """How many parts the tip has (0: no tip yet). Call while WATCHing keys.tip(reference)."""
         return int(pipe.hget(keys.tip(reference), "parts") or 0)
 
-    def add_part(self, pipe: redis.client.Pipeline, part: NewPart, existing_parts: int) -> int:
-        """Queue the commands that add `part` (creating and queueing the tip when it is new)."""
+    def add_part(self, pipe: redis.client.Pipeline, part: NewPart, existing_parts: int,
+                 wrapped_key: str | None = None) -> int:
+        """Queue the commands that add `part` (creating and queueing the tip when it is new).
+
+        `wrapped_key` is the data key a new tip gets (default: a fresh one); an SMS brings
+        the key its draft was already sealed under.
+        """
         key = keys.tip(part.reference)
         index = existing_parts + 1
         if existing_parts == 0:
@@ -98,12 +108,41 @@ class TipStore:
                 "reference": part.reference, "pin_hash": part.pin_hash or "", "channel": part.channel,
                 "language": part.language or "", "category": part.category or "", "urgent": int(part.urgent),
                 "received_hour": current_hour(), "status": AWAITING_TRANSCRIPT, "triage": "new",
-                "wrapped_key": self._vault.new_tip_key(part.reference),
+                "wrapped_key": wrapped_key or self._vault.new_tip_key(part.reference),
             })
             self.queue.add(pipe, part.reference, part.urgent, hour_milliseconds())
         pipe.hset(key, mapping={"parts": index, f"part:{index}:status": AWAITING_TRANSCRIPT,
                                 f"part:{index}:seconds": part.seconds, "status": AWAITING_TRANSCRIPT})
         return index
+
+    def add_text_part(self, pipe: redis.client.Pipeline, part: NewPart, text: str,
+                      new_wrapped_key: str | None = None) -> int:
+        """Add a finished text part (an SMS), sealed under the tip's key; returns its index.
+
+        Call while WATCHing keys.tip(reference) and before `pipe.multi()`: it reads what it
+        needs, starts the transaction and queues the writes, so the caller can queue more
+        (delete the session, queue the clean-up) before executing.
+        """
+        key = keys.tip(part.reference)
+        parts_raw, wrapped_raw = pipe.hmget(key, "parts", "wrapped_key")
+        existing = int(parts_raw or 0)
+        if existing and not wrapped_raw:
+            raise ShreddedTip("this tip was shredded")
+        statuses = [s.decode() for s in pipe.hmget(key, *[f"part:{i}:status" for i in range(1, existing + 1)])
+                    if s] if existing else []
+        wrapped = wrapped_raw.decode() if wrapped_raw else (new_wrapped_key or self._vault.new_tip_key(part.reference))
+        pipe.multi()
+        index = self.add_part(pipe, part, existing, wrapped_key=wrapped)
+        pipe.hset(key, mapping={
+            f"part:{index}:status": READY,
+            f"part:{index}:transcript": self._vault.seal(wrapped, part.reference, f"part:{index}:transcript", text),
+            "status": next(s for s in _STATUS_PRECEDENCE if s in [*statuses, READY]),
+        })
+        return index
+
+    def pin_hash(self, reference: str) -> str | None:
+        raw = self._redis.hget(keys.tip(reference), "pin_hash")
+        return raw.decode() if raw else None
 
     # -- the pipeline's results -----------------------------------------------------------
 

@@ -3,6 +3,7 @@
 - `Sealer` seals short values for one purpose (call-state tokens, job handles) with keys
   derived from SECRET_KEY;
 - `KeyedDigest` names things after provider ids without revealing them;
+- `SessionKeys` turns an SMS sender's number into a daily-rotating session key;
 - `TipVault` encrypts tips at rest: a data key per tip, wrapped by rotatable master keys
   (`KeyRing`, from VAULT_KEYS). Shredding a tip is deleting its wrapped key.
 """
@@ -10,6 +11,7 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import hmac
 import os
@@ -146,3 +148,31 @@ class TipVault:
         if self._ring.key_id_of(wrapped_key) == self._ring.current_id:
             return wrapped_key
         return self._ring.wrap(self._ring.unwrap(wrapped_key, self._key_context(tip_id)), self._key_context(tip_id))
+
+
+class SessionKeys:
+    """Rotating session keys for SMS: HMAC-SHA256 of the sender's number under a day's key.
+
+    The day's key is derived from SECRET_KEY with HKDF over the UTC date, so no key is
+    stored and "dropping" yesterday's key is simply not deriving it once the grace period
+    (one session TTL after midnight) is over. The price, said plainly: anyone holding
+    SECRET_KEY and a number can recompute that day's session key. Sessions are therefore
+    short, and nothing named by a session key outlives the day plus one session TTL.
+    """
+
+    def __init__(self, secret: str, grace_seconds: int) -> None:
+        self._secret = secret
+        self.grace_seconds = grace_seconds
+
+    def _day_key(self, day: datetime.date) -> bytes:
+        return derive_key(self._secret, f"tipline.sms-session.{day.isoformat()}")
+
+    def candidates(self, number: str, now: float) -> tuple[str, ...]:
+        """Today's session key first; yesterday's too, within one session TTL after midnight."""
+        moment = datetime.datetime.fromtimestamp(now, datetime.timezone.utc)
+        normalised = "".join(number.split()).encode()
+        days = [moment.date()]
+        midnight = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+        if (moment - midnight).total_seconds() < self.grace_seconds:
+            days.append(moment.date() - datetime.timedelta(days=1))
+        return tuple(hmac.new(self._day_key(day), normalised, hashlib.sha256).hexdigest()[:32] for day in days)

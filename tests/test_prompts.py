@@ -63,3 +63,33 @@ def test_a_missing_catalogue_or_bad_json_is_refused(tmp_path: Path) -> None:
     (config / "prompts" / "cy.json").unlink()
     with pytest.raises(CatalogueError, match="missing"):
         load_menus(config)
+
+
+def test_every_sms_reply_fits_two_segments_at_its_longest() -> None:
+    from ivr.prompts import WORST_CASE_FIELDS
+    from ivr.segments import segment_count
+    menus = load_menus()
+    for language in menus.languages:
+        for key in menus.catalogue(language).sms:
+            assert segment_count(menus.sms_text(language, key, **WORST_CASE_FIELDS)) <= 2, (language, key)
+
+
+@pytest.mark.parametrize("breakage, message", [
+    (lambda d: d["sms"]["replies"].update(done="Dziękujemy! " * 12 + "{reference}"), "134 UCS-2"),
+    (lambda d: d["sms"]["replies"].pop("stop"), "lacks sms prompts: stop"),
+    (lambda d: d["sms"]["replies"].update(reference="Numer {reference}."), "placeholders"),
+    (lambda d: d["sms"]["categories"].pop("fraud"), "lacks category labels: fraud"),
+])
+def test_a_broken_sms_catalogue_is_refused(tmp_path: Path, breakage, message: str) -> None:  # type: ignore[no-untyped-def]
+    config = copy_config(tmp_path)
+    edit(config / "prompts" / "pl.json", breakage)
+    with pytest.raises(CatalogueError, match=message):
+        load_menus(config)
+
+
+@pytest.mark.parametrize("text, segments", [("a" * 160, 1), ("a" * 161, 2), ("a" * 306, 2), ("a" * 307, 3),
+                                            ("€" * 80, 1), ("€" * 81, 2), ("ł" * 70, 1), ("ł" * 71, 2),
+                                            ("ł" * 134, 2), ("ł" * 135, 3), ("😀" * 35, 1)])
+def test_segments_are_counted_as_phones_send_them(text: str, segments: int) -> None:
+    from ivr.segments import segment_count
+    assert segment_count(text) == segments

@@ -1,6 +1,7 @@
 """The clock process (`python -m workers.clock`): the periodic work nobody calls for.
 
-Every few seconds it hands back jobs abandoned by a dead worker on this host; every few
+Every few seconds it hands back jobs abandoned by a dead worker on this host and closes
+SMS conversations idle past their timeout into tips (never dropped); every few
 minutes it sweeps the provider for recordings no tip accounts for. Like the worker, it
 rides out Redis or the provider being away instead of exiting (honcho would stop
 everything).
@@ -17,7 +18,7 @@ from datetime import timedelta
 import redis
 
 from config.settings import Settings
-from ivr.keys import RECORDING_QUEUES
+from ivr.keys import QUEUE_MESSAGES, RECORDING_QUEUES
 from ivr.provider import ProviderError
 from ivr.redaction import configure_logging
 from workers.context import worker_context
@@ -43,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     next_sweep = 0.0
     while not stopping:
         try:
-            requeue_abandoned(context.services.redis, RECORDING_QUEUES)
+            requeue_abandoned(context.services.redis, (*RECORDING_QUEUES, QUEUE_MESSAGES))
+            context.services.sms.sessions.close_idle(time.time())
             if time.monotonic() >= next_sweep:
                 sweep_provider(context, grace=timedelta(seconds=args.sweep_grace_seconds))
                 next_sweep = time.monotonic() + SWEEP_EVERY_SECONDS

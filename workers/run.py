@@ -20,7 +20,7 @@ import redis
 from rq import Queue, SimpleWorker
 
 from config.settings import Settings
-from ivr.keys import RECORDING_QUEUES
+from ivr.keys import QUEUE_MESSAGES, RECORDING_QUEUES
 from ivr.redaction import configure_logging
 from workers.context import worker_context
 from workers.recovery import requeue_abandoned
@@ -63,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     while True:
         wait_for_redis(connection)
         try:
-            requeue_abandoned(connection, RECORDING_QUEUES)
-            queues = [Queue(name, connection=connection) for name in RECORDING_QUEUES]
+            requeue_abandoned(connection, (*RECORDING_QUEUES, QUEUE_MESSAGES))
+            queues = [Queue(name, connection=connection) for name in (*RECORDING_QUEUES, QUEUE_MESSAGES)]
             # log_job_description=False: RQ would otherwise log each job's arguments.
             worker = TiplineWorker(queues, connection=connection, log_job_description=False)
             worker.work(burst=args.burst, logging_level=context.services.settings.log_level,

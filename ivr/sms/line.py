@@ -1,0 +1,220 @@
+"""The SMS conversation: from a text (already stripped by the edge) to the reply's words.
+
+Order of checks, and why:
+1. STOP, START, HELP are answered at once and store nothing (no session, no counter).
+2. A flood from one session key gets a polite reply and nothing is stored.
+3. A retried webhook (same MessageSid) gets the reply the first attempt got, and is not
+   processed again.
+4. Photos are refused (they carry location); the message is deleted at the provider.
+5. `REF <reference> PIN <pin> text` adds to an existing tip, voice or SMS.
+6. Just after DONE, a text joins the tip it closed.
+7. Otherwise the conversation: language, category, report, DONE.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import redis
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from ivr import keys
+from ivr.edge import InboundMessage
+from ivr.prompts import Menus
+from ivr.references import is_valid_reference, new_pin, new_reference
+from ivr.sms import words
+from ivr.sms.cleanup import MessageCleanup
+from ivr.sms.sessions import (CATEGORY, FALLBACK_LANGUAGE, LANGUAGE, REPORT, Session, SessionStore)
+from ivr.tips import PIN_HASHER, NewPart, TipStore
+from ivr.vault import KeyedDigest, Sealer
+
+# A first text at least this long is taken as the report itself: one message is enough.
+LONG_REPORT_CHARACTERS = 60
+MENU_PLAYS = 3
+RATE_LIMIT_TEXTS = 20
+RATE_WINDOW_SECONDS = 600
+SEEN_SECONDS = 15 * 60
+PIN_FAILURES_ALLOWED = 5
+PIN_LOCK_SECONDS = 3600
+# Verified when a reference is unknown, so a wrong reference costs the time a wrong PIN does.
+_DUMMY_PIN_HASH = PIN_HASHER.hash("0000")
+
+
+class SmsLine:
+    def __init__(self, secret_key: str, connection: redis.Redis, menus: Menus, tips: TipStore) -> None:
+        self._redis = connection
+        self._menus = menus
+        self._tips = tips
+        self.cleanup = MessageCleanup(secret_key, connection)
+        self.sessions = SessionStore(connection, menus, tips, self.cleanup)
+        self._message_key = KeyedDigest(secret_key, "message")
+        self._reply_sealer = Sealer(secret_key, "sms-reply")
+
+    def receive(self, message: InboundMessage, now: float) -> str:
+        """The reply to `message` (empty: send none)."""
+        body = words.clean(message.body)
+        keyword = words.keyword(body)
+        if keyword in ("STOP", "START", "HELP"):
+            return self._menus.sms_text(None, keyword.lower())
+        session_key = self._session_key(message)
+        if self._too_many(session_key):
+            return self._menus.sms_text(None, "too_many")
+        seen = keys.sms_seen(self._message_key(message.message_sid or secrets.token_hex(16)))
+        if not self._redis.set(seen, b"", nx=True, ex=SEEN_SECONDS):
+            earlier = self._redis.get(seen)
+            return self._reply_sealer.open(earlier).decode() if earlier else ""
+        try:
+            reply = self._answer(message, body, keyword, session_key, now)
+        except BaseException:
+            self._redis.delete(seen)  # not handled: a retry must be processed afresh
+            raise
+        self._redis.set(seen, self._reply_sealer.seal(reply.encode()), xx=True, keepttl=True)
+        return reply
+
+    def _session_key(self, message: InboundMessage) -> str:
+        """Of today's and (just after midnight) yesterday's keys, the one with a live conversation."""
+        for candidate in message.session_keys:
+            if self._redis.exists(keys.sms_session(candidate), keys.sms_closed(candidate)):
+                return candidate
+        return message.session_keys[0] if message.session_keys else secrets.token_hex(16)
+
+    def _too_many(self, session_key: str) -> bool:
+        rate = keys.sms_rate(session_key)
+        with self._redis.pipeline() as pipe:
+            count, _ = pipe.incr(rate).expire(rate, RATE_WINDOW_SECONDS, nx=True).execute()
+        return int(count) > RATE_LIMIT_TEXTS
+
+    def _answer(self, message: InboundMessage, body: str, keyword: str | None, session_key: str, now: float) -> str:
+        sid = [message.message_sid] if message.message_sid else []
+        if message.num_media > 0:
+            self.cleanup.enqueue(sid)
+            return self._menus.sms_text(self._language_of(session_key), "photos")
+        returning = words.returning(body)
+        if returning:
+            self.cleanup.enqueue(sid)
+            return self._add_for_returning(returning, self._language_of(session_key))
+        closed = self._redis.get(keys.sms_closed(session_key))
+        if closed and not self.sessions.exists(session_key):
+            reference = closed.decode()
+            if body and keyword != "DONE":
+                self._add_text(reference, body)
+            self.cleanup.enqueue(sid)
+            return self._menus.sms_text(None, "late_addition", reference=reference)
+        if keyword == "DONE":
+            return self._done(session_key, message.message_sid)
+        return self._converse(session_key, body, message.message_sid, now)
+
+    def _language_of(self, session_key: str) -> str | None:
+        raw = self._redis.hget(keys.sms_session(session_key), "language")
+        return raw.decode() if raw else None
+
+    # -- the conversation ---------------------------------------------------------------
+
+    def _converse(self, session_key: str, body: str, message_sid: str | None, now: float) -> str:
+        key = keys.sms_session(session_key)
+        with self._redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    session = self.sessions.load(pipe, session_key)
+                    session, reply = self._step(session or Session(key=session_key, stage=""), body)
+                    if message_sid:
+                        session.message_sids.append(message_sid)
+                    pipe.multi()
+                    self.sessions.save(pipe, session, now)
+                    pipe.execute()
+                    return reply
+                except redis.WatchError:
+                    continue
+
+    def _step(self, session: Session, body: str) -> tuple[Session, str]:
+        """The next state of the conversation and the reply, for one text."""
+        menus, lang = self._menus, session.language
+        if not session.stage:  # the first text
+            if len(body) >= LONG_REPORT_CHARACTERS:
+                session.stage, session.language = CATEGORY, FALLBACK_LANGUAGE
+                return session, self._take_text(session, body, with_category=True)
+            session.stage = LANGUAGE
+            return session, menus.sms_text(None, "welcome")
+        if session.stage == LANGUAGE:
+            chosen = menus.language_for_digit(body)
+            if chosen or session.attempts + 1 >= MENU_PLAYS or len(body) >= LONG_REPORT_CHARACTERS:
+                session.stage, session.language, session.attempts = CATEGORY, chosen or FALLBACK_LANGUAGE, 0
+                if not chosen and len(body) >= LONG_REPORT_CHARACTERS:
+                    return session, self._take_text(session, body, with_category=True)
+                return session, menus.sms_text(session.language, "category_menu")
+            session.attempts += 1
+            return session, menus.sms_text(None, "welcome")
+        if session.stage == CATEGORY:
+            category = menus.category_for_digit(body)
+            if category:
+                session.stage, session.category = REPORT, category.id
+                return session, menus.sms_text(lang, "category_noted" if session.texts else "report_prompt")
+            if not body:
+                return session, menus.sms_text(lang, "empty")
+            if not session.texts and len(body) < LONG_REPORT_CHARACTERS and session.attempts + 1 < MENU_PLAYS:
+                session.attempts += 1
+                return session, menus.sms_text(lang, "not_understood")
+            # Out of order, or a report without a topic: keep every word, ask the topic again.
+            first = not session.texts
+            reply = self._take_text(session, body, with_category=True)
+            return session, reply if first else menus.sms_text(lang, "not_understood")
+        if not body:
+            return session, menus.sms_text(lang, "empty")
+        return session, self._take_text(session, body, with_category=False)
+
+    def _take_text(self, session: Session, body: str, with_category: bool) -> str:
+        """Add report text; the first text mints the reference and PIN, given in this reply."""
+        lang = session.language
+        session.texts.append(body)
+        if session.reference:
+            return self._menus.sms_text(lang, "added")
+        pin = new_pin()
+        session.reference, session.pin_hash = new_reference(), PIN_HASHER.hash(pin)
+        session.wrapped_key = self._tips.vault.new_tip_key(session.reference)
+        key = "reference_and_category" if with_category else "reference"
+        return self._menus.sms_text(lang, key, reference=session.reference, pin=pin)
+
+    def _done(self, session_key: str, message_sid: str | None) -> str:
+        lang = self._language_of(session_key)
+        reference = self.sessions.close(session_key, extra_sid=message_sid)
+        if reference is None:
+            return self._menus.sms_text(lang, "done_empty")
+        return self._menus.sms_text(lang, "done", reference=reference)
+
+    # -- more for an existing tip -------------------------------------------------------
+
+    def _add_for_returning(self, returning: words.Returning, lang: str | None) -> str:
+        if not returning.text:
+            return self._menus.sms_text(lang, "returning_needs_text")
+        failures = keys.sms_pin_failures(returning.reference)
+        known = is_valid_reference(returning.reference) and self._tips.pin_hash(returning.reference)
+        locked = int(self._redis.get(failures) or 0) >= PIN_FAILURES_ALLOWED
+        if locked or not known or not _pin_matches(known or _DUMMY_PIN_HASH, returning.pin):
+            if not locked:
+                with self._redis.pipeline() as pipe:
+                    pipe.incr(failures).expire(failures, PIN_LOCK_SECONDS).execute()
+            return self._menus.sms_text(lang, "returning_refused")
+        self._redis.delete(failures)
+        self._add_text(returning.reference, returning.text)
+        return self._menus.sms_text(lang, "returning_added", reference=returning.reference)
+
+    def _add_text(self, reference: str, text: str) -> None:
+        with self._redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(keys.tip(reference))
+                    self._tips.add_text_part(pipe, NewPart(reference=reference, pin_hash=None, channel="sms",
+                                                           language=None, category=None, urgent=False, seconds=0),
+                                             text)
+                    pipe.execute()
+                    return
+                except redis.WatchError:
+                    continue
+
+
+def _pin_matches(pin_hash: str, pin: str) -> bool:
+    try:
+        return PIN_HASHER.verify(pin_hash, pin)
+    except (VerificationError, InvalidHashError):
+        return False

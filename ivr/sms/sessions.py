@@ -1,0 +1,142 @@
+"""A conversation in progress, in Redis: `tipline:sms:session:<session key>`.
+
+The record holds the stage, language, category, reference, the PIN's argon2 hash, the
+data key the tip will have (wrapped), the report text sealed under that key, and the
+inbound MessageSids sealed for the clean-up job: nothing in it is readable in Redis.
+
+A session idle for IDLE_SECONDS is closed by the clock (`close_idle`), and its report is
+stored like one ended with DONE: a Redis TTL alone would lose it, so every session is
+also in a sorted set by idle deadline, and the record's own TTL (a safety net) is longer.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import redis
+
+from ivr import keys
+from ivr.prompts import Menus
+from ivr.sms.cleanup import MessageCleanup
+from ivr.tips import NewPart, TipStore
+
+IDLE_SECONDS = 30 * 60
+RECORD_SECONDS = 2 * IDLE_SECONDS
+# A text arriving this soon after DONE joins the same tip.
+GRACE_SECONDS = 120
+FALLBACK_LANGUAGE = "en"
+FALLBACK_CATEGORY = "other"
+
+LANGUAGE, CATEGORY, REPORT = "language", "category", "report"
+
+
+@dataclass
+class Session:
+    key: str
+    stage: str = LANGUAGE
+    language: str | None = None
+    category: str | None = None
+    attempts: int = 0
+    reference: str | None = None
+    pin_hash: str | None = None
+    wrapped_key: str | None = None
+    texts: list[str] = field(default_factory=list)
+    message_sids: list[str] = field(default_factory=list)
+
+
+class SessionStore:
+    def __init__(self, connection: redis.Redis, menus: Menus, tips: TipStore, cleanup: MessageCleanup) -> None:
+        self._redis = connection
+        self._menus = menus
+        self._tips = tips
+        self._cleanup = cleanup
+
+    def exists(self, session_key: str) -> bool:
+        return bool(self._redis.exists(keys.sms_session(session_key)))
+
+    def load(self, pipe: redis.client.Pipeline, session_key: str) -> Session | None:
+        """The session (call while WATCHing its key), or None."""
+        raw = {k.decode(): v for k, v in pipe.hgetall(keys.sms_session(session_key)).items()}
+        if not raw:
+            return None
+        text = {k: v.decode() for k, v in raw.items() if k not in ("draft", "sids")}
+        session = Session(key=session_key, stage=text["stage"], language=text.get("language") or None,
+                          category=text.get("category") or None, attempts=int(text.get("attempts", 0)),
+                          reference=text.get("reference") or None, pin_hash=text.get("pin_hash") or None,
+                          wrapped_key=text.get("wrapped_key") or None,
+                          message_sids=self._cleanup.open(raw.get("sids")))
+        if session.reference and session.wrapped_key and raw.get("draft"):
+            session.texts = json.loads(self._tips.vault.open(session.wrapped_key, session.reference, "sms-draft",
+                                                             raw["draft"]))
+        return session
+
+    def save(self, pipe: redis.client.Pipeline, session: Session, now: float) -> None:
+        """Queue the writes of `session` (inside the caller's MULTI) and push its idle deadline."""
+        key = keys.sms_session(session.key)
+        record: dict[str, str | int | bytes] = {
+            "stage": session.stage, "language": session.language or "", "category": session.category or "",
+            "attempts": session.attempts, "reference": session.reference or "", "pin_hash": session.pin_hash or "",
+            "wrapped_key": session.wrapped_key or "", "deadline": int(now + IDLE_SECONDS),
+            "sids": self._cleanup.seal(session.message_sids),
+        }
+        if session.texts and session.reference and session.wrapped_key:
+            record["draft"] = self._tips.vault.seal(session.wrapped_key, session.reference, "sms-draft",
+                                                    json.dumps(session.texts))
+        pipe.delete(key)
+        pipe.hset(key, mapping=record)
+        pipe.expire(key, RECORD_SECONDS)
+        pipe.zadd(keys.SMS_IDLE, {session.key: now + IDLE_SECONDS})
+
+    def close(self, session_key: str, extra_sid: str | None = None, idle_before: float | None = None) -> str | None:
+        """End a session: store its report as a tip (once), queue the clean-up, delete it.
+
+        Returns the reference when a report was stored. With `idle_before`, only a session
+        whose idle deadline has passed is closed (the clock), so a text arriving meanwhile wins.
+        """
+        key = keys.sms_session(session_key)
+        with self._redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    deadline = pipe.hget(key, "deadline")
+                    if idle_before is not None and deadline is not None and int(deadline) > idle_before:
+                        pipe.unwatch()
+                        return None
+                    session = self.load(pipe, session_key)
+                    reference = None
+                    if session and session.texts and session.reference:
+                        reference = session.reference
+                        pipe.watch(key, keys.tip(reference))
+                        self._tips.add_text_part(pipe, self._new_part(session), "\n".join(session.texts),
+                                                 new_wrapped_key=session.wrapped_key)
+                        pipe.set(keys.sms_closed(session_key), reference, ex=GRACE_SECONDS)
+                    else:
+                        pipe.multi()
+                    pipe.delete(key)
+                    pipe.zrem(keys.SMS_IDLE, session_key)
+                    sids = (session.message_sids if session else []) + ([extra_sid] if extra_sid else [])
+                    self._cleanup.enqueue(sids, pipe=pipe)
+                    pipe.execute()
+                    return reference
+                except redis.WatchError:
+                    continue
+
+    def _new_part(self, session: Session) -> NewPart:
+        category = self._menus.category(session.category or FALLBACK_CATEGORY)
+        return NewPart(reference=session.reference or "", pin_hash=session.pin_hash, channel="sms",
+                       language=session.language or FALLBACK_LANGUAGE,
+                       category=category.id if category else FALLBACK_CATEGORY,
+                       urgent=bool(category and category.urgent), seconds=0)
+
+    def close_idle(self, now: float) -> int:
+        """Close every session idle past its deadline (the clock calls this). Returns how many."""
+        closed = 0
+        for member in self._redis.zrangebyscore(keys.SMS_IDLE, "-inf", now):
+            session_key = member.decode()
+            if not self.exists(session_key):
+                self._redis.zrem(keys.SMS_IDLE, session_key)  # its record expired: nothing left to store
+                continue
+            self.close(session_key, idle_before=now)
+            closed += 1
+        return closed

@@ -1,0 +1,51 @@
+"""What a text says, read the way people type: any case, stray spaces, control characters.
+
+Keywords (HELP, STOP, START, DONE) are whole messages; a returning tipster's
+`REF <reference> PIN <pin> <more text>` is recognised with spaces, hyphens or colons
+between the parts and inside the reference.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+# Words the carriers' opt-out rules name (UK and US practice); answered by the app itself.
+STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT"})
+START_WORDS = frozenset({"START", "UNSTOP", "YES", "OPTIN"})
+HELP_WORDS = frozenset({"HELP", "INFO"})
+DONE_WORDS = frozenset({"DONE"})
+
+_RETURNING = re.compile(r"^\s*REF[\s:#.-]*((?:\d[\s-]*){11})\s*PIN[\s:#.-]*(\d{4})(?!\d)(.*)$",
+                        re.IGNORECASE | re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Returning:
+    """`REF <reference> PIN <pin> text`: more for an existing tip."""
+
+    reference: str
+    pin: str
+    text: str
+
+
+def clean(body: str) -> str:
+    """The body without control characters (newlines and tabs kept) and outer spaces."""
+    return "".join(ch for ch in body if ch in "\n\t" or unicodedata.category(ch) != "Cc").strip()
+
+
+def keyword(body: str) -> str | None:
+    """The keyword a whole message is (STOP, START, HELP, DONE), or None."""
+    word = "".join(body.split()).upper()
+    for name, words in (("STOP", STOP_WORDS), ("START", START_WORDS), ("HELP", HELP_WORDS), ("DONE", DONE_WORDS)):
+        if word in words:
+            return name
+    return None
+
+
+def returning(body: str) -> Returning | None:
+    match = _RETURNING.match(body)
+    if not match:
+        return None
+    return Returning(reference=re.sub(r"\D", "", match.group(1)), pin=match.group(2), text=match.group(3).strip())
