@@ -118,8 +118,11 @@ def recordings() -> list[Recording]:
 # --- Engines: each runs in its own process, so its peak RSS is its own ---------------------
 
 def run_faster_whisper(model_dir: str | None, languages: str, batch: list[Recording]) -> EngineRun:
+    import ctranslate2
+
     from workers.speech.faster_whisper_engine import FasterWhisperRecogniser
 
+    ctranslate2.set_random_seed(1)  # the temperature fallback samples: the same run twice
     started = time.perf_counter()
     if model_dir is None:
         recogniser = FasterWhisperRecogniser.embedded()
@@ -151,8 +154,9 @@ def measure_end_to_end() -> None:
     To be added with the worker pipeline: post a signed recording-status callback for a
     spoken message held by the provider stand-in, run the worker, and time from the
     callback to the tip's arrival in the handlers' queue (and the worker's peak RSS).
+    bench/pipeline_latency.py measures the worker's part of this today.
     """
-    print("\nend to end (callback -> queued tip): not measured yet")
+    print("\nend to end (callback -> queued tip): not measured here yet; see bench/pipeline_latency.py")
 
 
 # --- Report -------------------------------------------------------------------------------
@@ -190,13 +194,15 @@ def report(run: EngineRun, show_transcripts: bool) -> None:
     clean_edits, clean_words = word_errors([h for h in run.heard if h.recording.condition == "clean"])
     print(f"  targets: RTF {real_time_factor:.3f} <= {TARGET_REAL_TIME_FACTOR}: "
           f"{verdict(real_time_factor <= TARGET_REAL_TIME_FACTOR)};  "
-          f"peak RSS {run.peak_rss_mb:.0f} MB < {TARGET_PEAK_RSS_MB} MB: {verdict(run.peak_rss_mb < TARGET_PEAK_RSS_MB)};  "
+          f"peak RSS {run.peak_rss_mb:.0f} MB < {TARGET_PEAK_RSS_MB} MB: "
+          f"{verdict(run.peak_rss_mb < TARGET_PEAK_RSS_MB)};  "
           f"clean WER {clean_edits / clean_words:.3f} <= {TARGET_CLEAN_WORD_ERROR_RATE}: "
           f"{verdict(clean_edits / clean_words <= TARGET_CLEAN_WORD_ERROR_RATE)}")
 
 
 def rate(run: EngineRun, voice: str, condition: str) -> str:
-    edits, words = word_errors([h for h in run.heard if h.recording.voice == voice and h.recording.condition == condition])
+    edits, words = word_errors([h for h in run.heard
+                                if h.recording.voice == voice and h.recording.condition == condition])
     return f"{edits / words:.2f}" if words else "-"
 
 

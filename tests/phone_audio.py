@@ -2,7 +2,8 @@
 
 espeak-ng speaks, sox turns it into what a call recording holds: 8 kHz, the telephone
 band (300-3400 Hz), through the network's mu-law codec and back to 16-bit PCM. Every
-step is a pipe; nothing is written to disk. Used by tests/test_speech.py and
+step is a pipe; nothing is written to disk. sox runs repeatably (-R: fixed seeds for
+noise and dither), so the same script gives the same recording every time. Used by tests/test_speech.py and
 bench/transcription.py.
 """
 
@@ -30,16 +31,16 @@ def require_speech_tools() -> None:
 def speak(text: str, voice: str = "en-us", words_per_minute: int = 150) -> bytes:
     """`text` read by espeak-ng, as a phone call recording (8 kHz mono 16-bit WAV)."""
     spoken = _run(["espeak-ng", "-v", voice, "-s", str(words_per_minute), "--stdout", text])
-    mu_law = _run(["sox", "-q", "-t", "wav", "-", "-t", "raw", "-e", "mu-law", "-b", "8", "-c", "1",
+    mu_law = _run(["sox", "-q", "-R", "-t", "wav", "-", "-t", "raw", "-e", "mu-law", "-b", "8", "-c", "1",
                    "-r", str(PHONE_SAMPLE_RATE), "-", *PHONE_LINE_EFFECTS], spoken)
-    pcm = _run(["sox", "-q", "-t", "raw", "-e", "mu-law", "-b", "8", "-c", "1", "-r", str(PHONE_SAMPLE_RATE), "-",
+    pcm = _run(["sox", "-q", "-R", "-t", "raw", "-e", "mu-law", "-b", "8", "-c", "1", "-r", str(PHONE_SAMPLE_RATE), "-",
                 *RAW_PCM16, "-"], mu_law)
     return wav_from_samples(np.frombuffer(pcm, dtype="<i2"))
 
 
 def synthesise(seconds: float, *synth: str) -> bytes:
     """A phone recording of sox's `synth` (e.g. "sine", "440", or "pinknoise"), then `vol`."""
-    pcm = _run(["sox", "-q", "-n", *RAW_PCM16, "-", "synth", str(seconds), *synth])
+    pcm = _run(["sox", "-q", "-R", "-n", *RAW_PCM16, "-", "synth", str(seconds), *synth])
     return wav_from_samples(np.frombuffer(pcm, dtype="<i2"))
 
 

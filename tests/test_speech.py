@@ -19,6 +19,7 @@ import warnings
 import wave
 import zlib
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -48,6 +49,15 @@ def recogniser(tmp_path_factory: pytest.TempPathFactory) -> Recogniser:
     """The embedded model, as the worker loads it."""
     require_speech_tools()
     return load_recogniser(settings_for(tmp_path_factory.mktemp("speech")))
+
+
+@pytest.fixture
+def copy_of_embedded_model(tmp_path: Path) -> Iterator[Path]:
+    """The embedded model's files in a folder of their own, removed afterwards (80 MB)."""
+    model_dir = tmp_path / "model"
+    shutil.copytree(embedded_model_dir(), model_dir)
+    yield model_dir
+    shutil.rmtree(model_dir)
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +172,7 @@ def test_the_embedded_model_cannot_be_configured_for_polish(tmp_path: Path) -> N
         load_recogniser(settings_for(tmp_path, STT_LANGUAGES="en,pl"))
 
 
-def test_an_english_only_operator_model_cannot_claim_polish(tmp_path: Path) -> None:
+def test_an_english_only_operator_model_cannot_claim_polish() -> None:
     with pytest.raises(ModelError, match="pl.*English-only"):
         FasterWhisperRecogniser.operator_model(embedded_model_dir(), frozenset({"en", "pl"}))
 
@@ -174,9 +184,8 @@ def test_the_model_is_loaded_once_per_process(recogniser: Recogniser, tmp_path: 
 
 
 @pytest.mark.parametrize("file_name", ["model.bin", "tokenizer.json"])
-def test_a_tampered_embedded_model_file_is_refused_by_name(tmp_path: Path, file_name: str) -> None:
-    model_dir = tmp_path / "model"
-    shutil.copytree(embedded_model_dir(), model_dir)
+def test_a_tampered_embedded_model_file_is_refused_by_name(copy_of_embedded_model: Path, file_name: str) -> None:
+    model_dir = copy_of_embedded_model
     with (model_dir / file_name).open("r+b") as model_file:
         model_file.seek(1000)
         original = model_file.read(1)
@@ -186,12 +195,10 @@ def test_a_tampered_embedded_model_file_is_refused_by_name(tmp_path: Path, file_
         FasterWhisperRecogniser(model_dir, frozenset({"en"}), expected_sha256=EMBEDDED_MODEL_SHA256)
 
 
-def test_a_missing_embedded_model_file_is_refused_by_name(tmp_path: Path) -> None:
-    model_dir = tmp_path / "model"
-    shutil.copytree(embedded_model_dir(), model_dir)
-    (model_dir / "vocabulary.txt").unlink()
+def test_a_missing_embedded_model_file_is_refused_by_name(copy_of_embedded_model: Path) -> None:
+    (copy_of_embedded_model / "vocabulary.txt").unlink()
     with pytest.raises(ModelError, match="vocabulary.txt cannot be read"):
-        FasterWhisperRecogniser(model_dir, frozenset({"en"}), expected_sha256=EMBEDDED_MODEL_SHA256)
+        FasterWhisperRecogniser(copy_of_embedded_model, frozenset({"en"}), expected_sha256=EMBEDDED_MODEL_SHA256)
 
 
 def test_a_missing_operator_model_dir_is_a_clear_error(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ def disguise(wav: bytes) -> bytes:
     sox = shutil.which("sox")
     if sox is None:
         raise DisguiseError("sox is not installed: `apt-get install sox` (or `make run`, which installs it).")
-    command = [sox, "-q", "-V1", "--temp", NO_TEMPORARY_DIRECTORY,
+    command = [sox, "-q", "-V1", "-R", "--temp", NO_TEMPORARY_DIRECTORY,
                "-t", "wav", "-",
                "-t", "raw", "-e", "signed-integer", "-b", "16", "-c", "1", "-r", str(wav_format.sample_rate), "-",
                # pitch leaves the audio at a lower rate: back to the input's before filtering

