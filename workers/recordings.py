@@ -71,8 +71,15 @@ def _transcribe_into_tip(context: WorkerContext, handle: RecordingHandle) -> str
         tips.finish_part(handle.reference, handle.part, TRANSCRIPTION_FAILED, kept_audio=kept_audio)
         log.error("transcription failed after the last retry (%s); audio kept for a person", type(error).__name__)
         return TRANSCRIPTION_FAILED
-    status = READY if transcript.speech_detected else NO_SPEECH
-    tips.finish_part(handle.reference, handle.part, status, transcript=transcript.text if transcript.speech_detected else None)
+    if not transcript.speech_detected:
+        status, text = NO_SPEECH, None
+    elif transcript.text.strip():
+        status, text = READY, transcript.text
+    else:  # someone spoke, but the model made out no words: a person must listen
+        tips.finish_part(handle.reference, handle.part, TRANSCRIPTION_FAILED, kept_audio=kept_audio)
+        log.warning("speech was heard but no words were made out; audio kept for a person")
+        return TRANSCRIPTION_FAILED
+    tips.finish_part(handle.reference, handle.part, status, transcript=text)
     log.info("recording transcribed: %s, %.0f s of audio in %.1f s", status, transcript.audio_seconds,
              time.monotonic() - started)
     return status
