@@ -5,6 +5,7 @@ under /2010-04-01/Accounts/{AccountSid}/:
   GET Recordings/{sid}.wav, GET Recordings/{sid}.json, DELETE Recordings/{sid}.json,
   GET Recordings.json (Twilio's list page; DateCreated, DateCreated<, DateCreated>, CallSid,
   PageSize and Page), DELETE Calls/{sid}.json (error 20009 while the call is in progress),
+  GET Messages.json (Twilio's list page; DateSent, DateSent<, DateSent>, PageSize and Page),
   DELETE Messages/{sid}.json (20009 until the message is final), POST Messages/{sid}.json
   with Body= (redaction). Errors are Twilio's JSON: {"code", "message", "more_info", "status"}.
 

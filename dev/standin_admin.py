@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 
 from flask import Blueprint, Response, jsonify, request
 
-from dev.standin_state import FINAL_CALL_STATUS, Fault, Hold, StoredRecording, current_state, utc_now
+from dev.standin_state import (FINAL_CALL_STATUS, MESSAGE_DIRECTIONS, Fault, Hold, StoredMessage, StoredRecording,
+                               current_state, utc_now)
 
 ADMIN_PREFIX = "/_standin"
 
@@ -70,7 +71,16 @@ def calls() -> Response:
 
 @admin.post("/messages/<sid>")
 def put_message(sid: str) -> Response:
-    current_state().put_message(sid, request.get_data(as_text=True), request.args.get("status", "received"))
+    args = request.args
+    created = datetime.fromisoformat(args["date_created"]) if args.get("date_created") else utc_now()
+    direction = args.get("direction", "inbound")
+    if created.tzinfo is None:
+        return Response("date_created must carry a UTC offset.\n", 400)
+    if direction not in MESSAGE_DIRECTIONS:
+        return Response(f"direction must be one of {sorted(MESSAGE_DIRECTIONS)}.\n", 400)
+    current_state().put_message(StoredMessage(
+        sid=sid, body=request.get_data(as_text=True), status=args.get("status", "received"), direction=direction,
+        date_created=created.astimezone(timezone.utc)))
     return jsonify(ok=True)
 
 

@@ -1,7 +1,7 @@
 """The provider stand-in's Twilio routes: recordings, call logs and message logs.
 
 Shapes follow Twilio's 2010-04-01 API as twilio-python reads them: a list page holds the
-records under "recordings" next to the paging keys (start, end, page, page_size, uri,
+records under "recordings" (or "messages") next to the paging keys (start, end, page, page_size, uri,
 first_page_uri, previous_page_uri, next_page_uri), dates are RFC 2822 in GMT, and an
 error is {"code", "message", "more_info", "status"}.
 """
@@ -16,7 +16,8 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from dev.standin_state import FINAL_CALL_STATUS, FINAL_MESSAGE_STATUSES, StoredRecording, current_state
+from dev.standin_state import (FINAL_CALL_STATUS, FINAL_MESSAGE_STATUSES, StoredMessage, StoredRecording,
+                               current_state)
 
 API_PREFIX = "/2010-04-01/Accounts"
 RECORDING_RESOURCE = re.compile(r"(RE[0-9a-f]{32})\.(wav|json)")
@@ -57,17 +58,22 @@ def list_recordings(account_sid: str) -> Response:
         matching = [r for r in current_state().recordings_newest_first() if _passes_filters(r)]
     except ValueError:
         return twilio_error(400, 20001, "Invalid filter or paging parameter")
+    filters = ("DateCreated", "DateCreated<", "DateCreated>", "CallSid")
+    return _list_page("recordings", f"{API_PREFIX}/{account_sid}/Recordings.json", filters, page, page_size,
+                      [_recording_json(r) for r in matching[page * page_size:(page + 1) * page_size]], len(matching))
+
+
+def _list_page(key: str, uri: str, filter_names: tuple[str, ...], page: int, page_size: int, shown: list[dict],
+               total: int) -> Response:
+    """Twilio's list page: the records under `key`, next to the paging keys twilio-python follows."""
     start = page * page_size
-    shown = matching[start:start + page_size]
-    filters = {k: v for k, v in request.args.items() if k in ("DateCreated", "DateCreated<", "DateCreated>", "CallSid")}
-    uri = f"{API_PREFIX}/{account_sid}/Recordings.json"
+    filters = {k: v for k, v in request.args.items() if k in filter_names}
 
     def page_uri(number: int) -> str:
         return f"{uri}?{urlencode({**filters, 'PageSize': page_size, 'Page': number})}"
 
-    has_next = start + page_size < len(matching)
     return jsonify({
-        "recordings": [_recording_json(r) for r in shown],
+        key: shown,
         "start": start,
         "end": start + max(0, len(shown) - 1),
         "page": page,
@@ -75,7 +81,7 @@ def list_recordings(account_sid: str) -> Response:
         "uri": page_uri(page),
         "first_page_uri": page_uri(0),
         "previous_page_uri": page_uri(page - 1) if page > 0 else None,
-        "next_page_uri": page_uri(page + 1) if has_next else None,
+        "next_page_uri": page_uri(page + 1) if start + page_size < total else None,
     })
 
 
@@ -150,6 +156,50 @@ def delete_call(account_sid: str, resource: str) -> Response:
                             "Cannot delete this resource before it is complete")
     current_state().delete_call(match.group(1))
     return Response(status=204)
+
+
+@api.get("/<account_sid>/Messages.json")
+def list_messages(account_sid: str) -> Response:
+    """Twilio's message log, newest first; DateSent, DateSent<, DateSent> (the stand-in sends
+    at creation, so date_sent is date_created), To and From filter it."""
+    if not _account_matches(account_sid):
+        return not_found()
+    try:
+        page_size = min(MAX_PAGE_SIZE, max(1, int(request.args.get("PageSize", DEFAULT_PAGE_SIZE))))
+        page = max(0, int(request.args.get("Page", 0)))
+        matching = [m for m in current_state().messages_newest_first() if _message_passes_filters(m)]
+    except ValueError:
+        return twilio_error(400, 20001, "Invalid filter or paging parameter")
+    return _list_page("messages", f"{API_PREFIX}/{account_sid}/Messages.json", ("DateSent", "DateSent<", "DateSent>"),
+                      page, page_size,
+                      [_message_json(m) for m in matching[page * page_size:(page + 1) * page_size]], len(matching))
+
+
+def _message_passes_filters(message: StoredMessage) -> bool:
+    args, sent = request.args, message.date_created
+    if "DateSent" in args and sent.date() != _parse_date(args["DateSent"]).date():
+        return False
+    if "DateSent<" in args and not sent < _parse_date(args["DateSent<"]):
+        return False
+    if "DateSent>" in args and not sent > _parse_date(args["DateSent>"]):
+        return False
+    return True
+
+
+def _message_json(message: StoredMessage) -> dict:
+    account_sid = current_app.config["STANDIN_ACCOUNT_SID"]
+    uri = f"{API_PREFIX}/{account_sid}/Messages/{message.sid}.json"
+    created = format_datetime(message.date_created.astimezone(timezone.utc), usegmt=True)
+    return {
+        "account_sid": account_sid, "api_version": "2010-04-01", "sid": message.sid, "body": message.body,
+        "direction": message.direction, "status": message.status, "date_created": created, "date_updated": created,
+        "date_sent": created, "num_segments": "1", "num_media": "0", "error_code": None, "error_message": None,
+        "price": None, "price_unit": "USD", "messaging_service_sid": None, "uri": uri,
+        # The stand-in keeps no numbers: a real log holds the tipster's number here.
+        "from": None, "to": None,
+        "subresource_uris": {"media": uri.replace(".json", "/Media.json"),
+                             "feedback": uri.replace(".json", "/Feedback.json")},
+    }
 
 
 @api.route("/<account_sid>/Messages/<resource>", methods=["DELETE", "POST"])

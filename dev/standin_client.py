@@ -87,8 +87,13 @@ class StandIn:
             query["date_created"] = created.isoformat()
         self._post("/recordings?" + urlencode(query), wav_bytes, "audio/x-wav")
 
-    def put_message(self, message_sid: str, body: str, status: str = "received") -> None:
-        self._post(f"/messages/{message_sid}?" + urlencode({"status": status}), body.encode(), "text/plain")
+    def put_message(self, message_sid: str, body: str, status: str = "received", direction: str = "inbound",
+                    created: datetime | None = None) -> None:
+        """Hold a message ("inbound", or the "outbound-reply" our TwiML made); `created` backdates it."""
+        query = {"status": status, "direction": direction}
+        if created is not None:
+            query["date_created"] = created.isoformat()
+        self._post(f"/messages/{message_sid}?" + urlencode(query), body.encode(), "text/plain")
 
     # -- reading state -------------------------------------------------------------------
 

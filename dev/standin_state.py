@@ -12,7 +12,9 @@ from flask import current_app
 
 # Call and message statuses after which Twilio lets the record be deleted.
 FINAL_CALL_STATUS = "completed"
-FINAL_MESSAGE_STATUSES = frozenset({"received", "delivered", "undelivered", "failed", "read", "canceled"})
+FINAL_MESSAGE_STATUSES = frozenset({"received", "delivered", "undelivered", "failed", "read", "canceled", "sent"})
+# Twilio's directions for the messages we have: texts to us, and the replies our TwiML made.
+MESSAGE_DIRECTIONS = frozenset({"inbound", "outbound-reply"})
 
 
 @dataclass
@@ -31,8 +33,15 @@ class StoredRecording:
 
 @dataclass
 class StoredMessage:
+    sid: str
     body: str
     status: str
+    direction: str = "inbound"
+    date_created: datetime = field(default_factory=lambda: utc_now())
+
+    def summary(self) -> dict[str, str]:
+        return {"body": self.body, "status": self.status, "direction": self.direction,
+                "date_created": self.date_created.isoformat()}
 
 
 @dataclass(frozen=True)
@@ -204,13 +213,17 @@ class ProviderState:
         with self._lock:
             self.calls.pop(sid, None)
 
-    def put_message(self, sid: str, body: str, status: str) -> None:
+    def put_message(self, message: StoredMessage) -> None:
         with self._lock:
-            self.messages[sid] = StoredMessage(body, status)
+            self.messages[message.sid] = message
 
     def message_summaries(self) -> dict[str, dict[str, str]]:
         with self._lock:
-            return {sid: {"body": m.body, "status": m.status} for sid, m in self.messages.items()}
+            return {sid: m.summary() for sid, m in self.messages.items()}
+
+    def messages_newest_first(self) -> list[StoredMessage]:
+        with self._lock:
+            return sorted(self.messages.values(), key=lambda m: m.date_created, reverse=True)
 
     def message(self, sid: str) -> StoredMessage | None:
         with self._lock:

@@ -28,6 +28,7 @@ import secrets
 import wave
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Callable, Protocol
 from urllib.parse import urlsplit
 
@@ -50,7 +51,8 @@ class Provider(Protocol):
 
     def call_ended(self, call_sid: str) -> None: ...
 
-    def put_message(self, message_sid: str, body: str, status: str = "received") -> None: ...
+    def put_message(self, message_sid: str, body: str, status: str = "received", direction: str = "inbound",
+                    created: datetime | None = None) -> None: ...
 
 
 PHONE_SAMPLE_RATE = 8000

@@ -12,7 +12,8 @@ class Phone:
 
     The form carries Twilio's real field set, identifying fields included, so the edge's
     job is tested. Given a provider, each inbound message is also left there first, as
-    Twilio stores it before it tells us.
+    Twilio stores it before it tells us, and each <Message> of our reply is left there
+    after, as the outbound-reply record Twilio creates from the TwiML (status "delivered").
     """
 
     def __init__(self, twilio: TwilioLike, from_number: str, to_number: str = "+448005550111") -> None:
@@ -20,6 +21,7 @@ class Phone:
         self.from_number = from_number
         self.to_number = to_number
         self.sent: list[Webhook] = []
+        self.reply_sids: list[str] = []  # the outbound-reply records left at the provider
 
     def sends(self, body: str, media: int = 0, message_sid: str | None = None) -> str:
         """Text `body` (with `media` photos); returns the reply's text ('' when none)."""
@@ -31,12 +33,22 @@ class Phone:
         self.sent.append(webhook)
         if webhook.status != 200:
             raise TwimlError(f"/sms/incoming answered {webhook.status}: {webhook.body[:200]}")
-        return reply_text(webhook.body)
+        return self._replied(webhook.body)
 
     def repeats_last(self) -> str:
         """Twilio retrying the last webhook (same MessageSid, same form)."""
         webhook = self.twilio.post(self.sent[-1].url, self.sent[-1].form)
-        return reply_text(webhook.body)
+        return self._replied(webhook.body) if webhook.status == 200 else reply_text(webhook.body)
+
+    def _replied(self, twiml: str) -> str:
+        """The reply's text; with a provider, each <Message> is left there as Twilio sends it."""
+        texts = reply_texts(twiml)
+        if self.twilio.provider:
+            for text in texts:
+                sid = new_sid("SM")
+                self.reply_sids.append(sid)
+                self.twilio.provider.put_message(sid, text, status="delivered", direction="outbound-reply")
+        return "\n".join(texts)
 
     @property
     def message_sids(self) -> list[str]:
@@ -59,8 +71,13 @@ class Phone:
 
 def reply_text(body: str) -> str:
     """The text of a MessagingResponse's <Message> verbs, joined ('' when there is none)."""
+    return "\n".join(reply_texts(body))
+
+
+def reply_texts(body: str) -> list[str]:
+    """The text of each of a MessagingResponse's <Message> verbs."""
     verbs = _parse(body)
     for verb in verbs:
         if verb.tag != "Message":
             raise TwimlError(f"unexpected verb <{verb.tag}> in an SMS reply")
-    return "\n".join("".join(verb.itertext()) for verb in verbs)
+    return ["".join(verb.itertext()) for verb in verbs]

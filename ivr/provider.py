@@ -27,6 +27,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioS
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response as TwilioResponse
 from twilio.rest import Client
+from twilio.rest.api.v2010.account.message import MessageInstance
 from twilio.rest.api.v2010.account.recording import RecordingInstance
 
 from config.settings import Settings
@@ -34,7 +35,8 @@ from ivr.provider_errors import (BadIdentifier, CredentialsRefused, NotAudio, Pr
                                  RecordingNotFound, RecordingTooLarge, RedirectRefused, StillInProgress,
                                  error_for_status)
 
-__all__ = ["BadIdentifier", "CredentialsRefused", "NotAudio", "Provider", "ProviderError", "ProviderRecording",
+__all__ = ["BadIdentifier", "CredentialsRefused", "NotAudio", "Provider", "ProviderError", "ProviderMessage",
+           "ProviderRecording",
            "ProviderUnavailable", "RecordingNotFound", "RecordingTooLarge", "RedirectRefused", "StillInProgress",
            "redirect_hop"]
 
@@ -66,6 +68,16 @@ class ProviderRecording:
     call_sid: str | None
     date_created: datetime
     duration_seconds: int
+
+
+@dataclass(frozen=True)
+class ProviderMessage:
+    """A message record still held at the provider (its body is never read into ours)."""
+
+    sid: str
+    direction: str  # "inbound", "outbound-reply", "outbound-api", ...
+    status: str
+    date_created: datetime
 
 
 class _ReplaceSids(logging.Filter):
@@ -192,6 +204,30 @@ class Provider:
         sid = _checked(message_sid, MESSAGE_SID, "message")
         self._delete(lambda: self._account.messages(sid).delete(), "delete the message")
 
+    def list_messages(self, created_before: datetime | None = None,
+                      direction: str | None = None) -> list[ProviderMessage]:
+        """Every message record at the provider (all pages), created before the cutoff and,
+        given a direction ("inbound", "outbound-reply"), only those.
+
+        Twilio filters its message log by the day sent (DateSent<), not by creation or
+        direction, so the request asks for a day more and the exact cut is made here.
+        """
+        if created_before is not None and created_before.tzinfo is None:
+            raise ValueError("created_before must be timezone-aware (UTC), not a naive datetime.")
+        cutoff = created_before.astimezone(timezone.utc) if created_before else None
+        filters = {"date_sent_before": cutoff + timedelta(days=1)} if cutoff else {}
+
+        def every_page() -> list[ProviderMessage]:
+            found = []
+            for instance in self._account.messages.stream(page_size=LIST_PAGE_SIZE, **filters):
+                message = _message_from(instance)
+                if (message and (cutoff is None or message.date_created < cutoff)
+                        and (direction is None or message.direction == direction)):
+                    found.append(message)
+            return found
+
+        return self._call(every_page, "list messages") or []
+
     # -- plumbing -----------------------------------------------------------------------
 
     def _delete(self, delete: Callable[[], object], action: str) -> None:
@@ -306,6 +342,15 @@ def _recording_from(instance: RecordingInstance) -> ProviderRecording | None:
         return None
     return ProviderRecording(sid=str(sid), call_sid=str(call_sid) if _has_shape(call_sid, CALL_SID) else None,
                              date_created=created, duration_seconds=max(0, _int_or_none(instance.duration) or 0))
+
+
+def _message_from(instance: MessageInstance) -> ProviderMessage | None:
+    """Our view of a listed message; None for one with a malformed sid or no creation date."""
+    sid, created = instance.sid, instance.date_created
+    if not _has_shape(sid, MESSAGE_SID) or not isinstance(created, datetime):
+        return None
+    return ProviderMessage(sid=str(sid), direction=str(instance.direction or ""), status=str(instance.status or ""),
+                           date_created=created)
 
 
 def _has_shape(value: object, shape: re.Pattern[str]) -> bool:

@@ -316,6 +316,49 @@ def test_a_failing_list_is_unavailable_not_empty(provider: Provider, standin: St
     assert len(provider.list_recordings()) == 1
 
 
+def test_every_page_of_messages_is_listed_with_direction_status_and_creation(provider: Provider,
+                                                                             standin: StandIn) -> None:
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    put = {}
+    for age in range(130):  # more than one page of 100
+        sid = new_sid("SM" if age % 3 else "MM")
+        direction, status = ("outbound-reply", "delivered") if age % 2 else ("inbound", "received")
+        standin.put_message(sid, "a text", status=status, direction=direction, created=now - timedelta(minutes=age))
+        put[sid] = (direction, status, now - timedelta(minutes=age))
+    listed = provider.list_messages()
+    assert {m.sid: (m.direction, m.status, m.date_created) for m in listed} == put
+    assert len(listed) == 130 and sum(1 for e in api_requests(standin) if e[1].startswith("Messages.json")) == 2
+    assert not hasattr(listed[0], "body")
+
+
+def test_messages_are_listed_by_exact_creation_time_and_direction(provider: Provider, standin: StandIn) -> None:
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    old_reply, new_reply, old_inbound, sending = (new_sid("SM") for _ in range(4))
+    standin.put_message(old_reply, "r", status="delivered", direction="outbound-reply",
+                        created=now - timedelta(minutes=3))
+    standin.put_message(new_reply, "r", status="delivered", direction="outbound-reply",
+                        created=now - timedelta(minutes=1))
+    standin.put_message(sending, "r", status="sending", direction="outbound-reply", created=now - timedelta(days=2))
+    standin.put_message(old_inbound, "i", created=now - timedelta(hours=1))
+    cutoff = now - timedelta(minutes=2)
+    assert {m.sid for m in provider.list_messages(created_before=cutoff)} == {old_reply, old_inbound, sending}
+    assert {m.sid for m in provider.list_messages(created_before=cutoff, direction="outbound-reply")} == {
+        old_reply, sending}
+    assert [m.sid for m in provider.list_messages(direction="inbound")] == [old_inbound]
+    (query,) = [e.query for e in standin.log() if e.path.endswith("/Messages.json") and "DateSent" in e.query][:1]
+    assert "DateSent%3C=" in query  # asked of the provider too, with a day to spare
+    with pytest.raises(ValueError, match="timezone"):
+        provider.list_messages(created_before=datetime.now())
+
+
+def test_a_failing_message_list_is_unavailable_not_empty(provider: Provider, standin: StandIn) -> None:
+    standin.put_message(new_sid("SM"), "r", status="delivered", direction="outbound-reply")
+    standin.fail_next("GET", r"/Messages\.json$", status=503)
+    with pytest.raises(ProviderUnavailable):
+        provider.list_messages()
+    assert len(provider.list_messages()) == 1
+
+
 # -- nothing identifying in logs or errors -----------------------------------------------------------
 
 def test_no_sid_reaches_a_log_line_or_an_error_message(caplog: pytest.LogCaptureFixture, environment: dict[str, str],
@@ -338,6 +381,7 @@ def test_no_sid_reaches_a_log_line_or_an_error_message(caplog: pytest.LogCapture
     attempt(lambda: provider.fetch_recording(recording_sid))
     attempt(lambda: provider.fetch_recording(recording_sid))
     attempt(provider.list_recordings)
+    attempt(provider.list_messages)
     attempt(lambda: provider.delete_call(live_call))
     attempt(lambda: provider.delete_message(message_sid))
     attempt(lambda: provider.delete_recording(recording_sid))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from rq import Queue
@@ -15,7 +16,10 @@ from dev.twilio_sms import Phone
 from ivr import keys
 from ivr.provider import Provider, StillInProgress
 from tests.conftest import CALLER_NUMBER
+from tests.test_sms import codes_in
+from workers.context import WorkerContext
 from workers.messages import delete_message_records
+from workers.sweep import REPLY_GRACE, sweep_replies
 
 REPORT = "Two men are selling from the car park behind the station every night at ten."
 
@@ -28,7 +32,7 @@ def test_the_conversation_messages_are_deleted_after_the_commit(twilio: TwilioLi
                                                                  standin: StandIn, settings: Settings) -> None:
     phone = Phone(twilio, CALLER_NUMBER)
     phone.sends(REPORT), phone.sends("1"), phone.sends("DONE")
-    assert set(standin.messages()) == set(phone.message_sids)
+    assert set(standin.messages()) == set(phone.message_sids) | set(phone.reply_sids)
     (job,) = message_jobs(redis_client)
     stored = b" ".join(redis_client.hgetall(f"rq:job:{job.id}").values())
     stored += zlib.decompress(redis_client.hget(f"rq:job:{job.id}", "data"))
@@ -36,7 +40,7 @@ def test_the_conversation_messages_are_deleted_after_the_commit(twilio: TwilioLi
     assert job.retries_left == 8 and job.result_ttl == 0
     with Provider(settings) as provider:
         delete_message_records(provider, app.extensions["tipline"].sms.cleanup, job.args[0])
-    assert standin.messages() == {}
+    assert set(standin.messages()) == set(phone.reply_sids)  # the replies are the sweep's
     deleted = sorted(e.path.rsplit("/", 1)[1][:34] for e in standin.log() if e.method == "DELETE")
     assert deleted == sorted(phone.message_sids)
 
@@ -52,7 +56,86 @@ def test_a_message_still_being_delivered_is_retried(twilio: TwilioLike, app, red
     with Provider(settings) as provider:
         with pytest.raises(StillInProgress):
             delete_message_records(provider, cleanup, job.args[0])
-        assert list(standin.messages()) == [phone.message_sids[0]]  # the others are gone already
+        assert inbound(standin) == [phone.message_sids[0]]  # the others are gone already
         standin.put_message(phone.message_sids[0], REPORT, status="received")
         delete_message_records(provider, cleanup, job.args[0])  # RQ's retry: the same job again
+    assert inbound(standin) == []
+
+
+def inbound(standin: StandIn) -> list[str]:
+    return [sid for sid, m in standin.messages().items() if m["direction"] == "inbound"]
+
+
+def replies(standin: StandIn) -> dict[str, dict[str, str]]:
+    return {sid: m for sid, m in standin.messages().items() if m["direction"] == "outbound-reply"}
+
+
+def context_for(app, provider: Provider) -> WorkerContext:  # type: ignore[no-untyped-def]
+    return WorkerContext(services=app.extensions["tipline"], provider=provider)
+
+
+def later() -> datetime:
+    return datetime.now(timezone.utc) + REPLY_GRACE + timedelta(seconds=5)
+
+
+# -- the replies Twilio makes from our TwiML ---------------------------------------------------
+
+def test_a_conversations_replies_are_at_the_provider_as_twilio_would_keep_them(twilio: TwilioLike,
+                                                                               standin: StandIn) -> None:
+    phone = Phone(twilio, CALLER_NUMBER)
+    answers = [phone.sends(REPORT), phone.sends("1"), phone.sends("DONE")]
+    held = replies(standin)
+    assert sorted(held) == sorted(phone.reply_sids) and len(held) == 3
+    assert [held[sid]["body"] for sid in phone.reply_sids] == answers
+    assert {m["status"] for m in held.values()} == {"delivered"}
+    assert sorted(inbound(standin)) == sorted(phone.message_sids)
+
+
+def test_the_sweep_deletes_final_replies_and_leaves_inbound_and_unfinished_ones(twilio: TwilioLike, app,  # type: ignore[no-untyped-def]
+                                                                                 standin: StandIn,
+                                                                                 settings: Settings) -> None:
+    phone = Phone(twilio, CALLER_NUMBER)
+    phone.sends(REPORT), phone.sends("1")
+    sending = phone.reply_sids[0]
+    standin.put_message(sending, "on its way", status="sending", direction="outbound-reply")
+    with Provider(settings) as provider:
+        report = sweep_replies(context_for(app, provider))  # now: every reply is within the grace
+        assert (report.deleted, report.seen) == (0, 0) and len(replies(standin)) == 2
+        report = sweep_replies(context_for(app, provider), now=later())
+        assert (report.deleted, report.waiting) == (1, 1)
+        assert list(replies(standin)) == [sending]  # left for the next sweep
+        assert sorted(inbound(standin)) == sorted(phone.message_sids)  # never the sweep's
+        standin.put_message(sending, "on its way", status="undelivered", direction="outbound-reply")
+        assert sweep_replies(context_for(app, provider), grace=timedelta(0)).deleted == 1
+    assert replies(standin) == {}
+    assert sorted(inbound(standin)) == sorted(phone.message_sids)
+    deletes = [e.path for e in standin.log() if e.method == "DELETE"]
+    assert not any(sid in path for sid in phone.message_sids for path in deletes)
+
+
+def test_a_reply_the_provider_still_calls_in_progress_is_left_for_the_next_sweep(twilio: TwilioLike, app,  # type: ignore[no-untyped-def]
+                                                                                  standin: StandIn,
+                                                                                  settings: Settings) -> None:
+    phone = Phone(twilio, CALLER_NUMBER)
+    phone.sends(REPORT)
+    standin.fail_next("DELETE", r"/Messages/SM[0-9a-f]{32}\.json$", status=409, code=20009)
+    with Provider(settings) as provider:
+        report = sweep_replies(context_for(app, provider), now=later())
+        assert (report.deleted, report.waiting) == (0, 1) and list(replies(standin)) == phone.reply_sids
+        assert sweep_replies(context_for(app, provider), now=later()).deleted == 1
+    assert replies(standin) == {}
+
+
+def test_after_clean_up_and_sweep_no_message_record_holds_the_reference_or_pin(twilio: TwilioLike, app,  # type: ignore[no-untyped-def]
+                                                                               redis_client, standin: StandIn,
+                                                                               settings: Settings) -> None:
+    phone = Phone(twilio, CALLER_NUMBER)
+    reference, pin = codes_in(phone.sends(REPORT))
+    phone.sends("1"), phone.sends("DONE")
+    assert any(reference in m["body"] and pin in m["body"] for m in standin.messages().values())
+    (job,) = message_jobs(redis_client)
+    with Provider(settings) as provider:
+        delete_message_records(provider, app.extensions["tipline"].sms.cleanup, job.args[0])
+        sweep_replies(context_for(app, provider), now=later())
+    assert not any(reference in m["body"] or pin in m["body"] for m in standin.messages().values())
     assert standin.messages() == {}

@@ -2,7 +2,8 @@
 
 Every few seconds it hands back jobs abandoned by a dead worker on this host and closes
 SMS conversations idle past their timeout into tips (never dropped); every few
-minutes it sweeps the provider for recordings no tip accounts for. Like the worker, it
+minutes it sweeps the provider for recordings no tip accounts for, and deletes the SMS
+replies Twilio made from our TwiML once they are final (`sweep_replies`). Like the worker, it
 rides out Redis or the provider being away instead of exiting (honcho would stop
 everything).
 """
@@ -23,7 +24,7 @@ from ivr.provider import ProviderError
 from ivr.redaction import configure_logging
 from workers.context import worker_context
 from workers.recovery import requeue_abandoned
-from workers.sweep import GRACE, sweep_provider
+from workers.sweep import GRACE, sweep_provider, sweep_replies
 
 log = logging.getLogger("workers.clock")
 TICK_SECONDS = 5
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             context.services.sms.sessions.close_idle(time.time())
             if time.monotonic() >= next_sweep:
                 sweep_provider(context, grace=timedelta(seconds=args.sweep_grace_seconds))
+                sweep_replies(context)
                 next_sweep = time.monotonic() + SWEEP_EVERY_SECONDS
         except (redis.RedisError, ProviderError) as error:
             log.warning("periodic work skipped this time: %s", type(error).__name__)

@@ -7,6 +7,11 @@ is away cannot be queued. So the clock lists the recordings still at the provide
   (the caller's reference rode in the lost callback's URL);
 - deletes any whose tip part is finished and was not kept for a person (a clean-up that
   failed after the commit).
+
+`sweep_replies` deletes the SMS replies Twilio made from our TwiML: outbound-reply records
+(holding the reference, the PIN, and the tipster's number as `To`) whose sids we are never
+told. Inbound messages are left alone: one whose webhook failed may be the only copy of a
+tip; the clean-up job deletes inbound ones once their tip is committed.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from ivr import keys
+from ivr.provider import StillInProgress
 from ivr.call_state import CallState
 from ivr.tips import FINAL_PART_STATUSES
 from workers.context import WorkerContext
@@ -24,6 +30,10 @@ from workers.recordings import KEEP_RECORDING
 log = logging.getLogger(__name__)
 
 GRACE = timedelta(minutes=10)
+REPLY_GRACE = timedelta(minutes=2)
+REPLY_DIRECTION = "outbound-reply"
+# Statuses after which a reply is not going to change (and Twilio lets it be deleted).
+FINAL_REPLY_STATUSES = frozenset({"delivered", "undelivered", "failed", "sent", "received", "canceled"})
 
 
 @dataclass(frozen=True)
@@ -53,3 +63,33 @@ def sweep_provider(context: WorkerContext, now: datetime | None = None, grace: t
         log.warning("provider sweep: took in %d recording(s) without a tip, deleted %d left over",
                     taken_in, deleted)
     return SweepReport(taken_in=taken_in, deleted=deleted, seen=seen)
+
+
+@dataclass(frozen=True)
+class ReplySweepReport:
+    deleted: int
+    waiting: int  # not final yet (or 20009 at the provider): the next sweep tries again
+    seen: int
+
+
+def sweep_replies(context: WorkerContext, now: datetime | None = None,
+                  grace: timedelta = REPLY_GRACE) -> ReplySweepReport:
+    """Delete final outbound-reply records older than `grace`; never an inbound message."""
+    cutoff = (now or datetime.now(timezone.utc)) - grace
+    deleted = waiting = seen = 0
+    for message in context.provider.list_messages(created_before=cutoff, direction=REPLY_DIRECTION):
+        if message.direction != REPLY_DIRECTION:
+            continue  # belt and braces: an inbound message may be the only copy of a tip
+        seen += 1
+        if message.status not in FINAL_REPLY_STATUSES:
+            waiting += 1
+            continue
+        try:
+            context.provider.delete_message(message.sid)
+        except StillInProgress:
+            waiting += 1
+            continue
+        deleted += 1
+    if deleted or waiting:
+        log.info("reply sweep: deleted %d SMS reply record(s), %d not final yet", deleted, waiting)
+    return ReplySweepReport(deleted=deleted, waiting=waiting, seen=seen)

@@ -81,7 +81,8 @@ class SmsLine:
     def _too_many(self, session_key: str) -> bool:
         rate = keys.sms_rate(session_key)
         with self._redis.pipeline() as pipe:
-            count, _ = pipe.incr(rate).expire(rate, RATE_WINDOW_SECONDS, nx=True).execute()
+            # SET NX EX starts the window once; INCR keeps its TTL (no EXPIRE NX: Redis 6.2 has none).
+            _, count = pipe.set(rate, 0, ex=RATE_WINDOW_SECONDS, nx=True).incr(rate).execute()
         return int(count) > RATE_LIMIT_TEXTS
 
     def _answer(self, message: InboundMessage, body: str, keyword: str | None, session_key: str, now: float) -> str:
