@@ -6,13 +6,12 @@ samples on another pipe, and the WAV is written in memory: no temporary file is 
 
 from __future__ import annotations
 
-import io
 import shutil
 import subprocess
-import wave
 from pathlib import Path
 
 from dev.twilio_like import PHONE_SAMPLE_RATE
+from workers.speech.audio import pcm16_mono_wav
 
 # espeak-ng's voice for each language of the menus.
 VOICES = {"en": "en-gb", "cy": "cy", "pl": "pl"}
@@ -48,13 +47,7 @@ def _as_phone_wav(source: list[str], stdin: bytes) -> bytes:
                     "-e", "signed-integer", "-L", "-"], stdin, "sox")
     if not samples:
         raise AudioConversionFailed("sox produced no audio")
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(PHONE_SAMPLE_RATE)
-        wav.writeframes(samples)
-    return buffer.getvalue()
+    return pcm16_mono_wav(samples, PHONE_SAMPLE_RATE)
 
 
 def _tool(name: str) -> str:

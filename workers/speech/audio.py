@@ -9,7 +9,9 @@ length is what is actually present.
 
 from __future__ import annotations
 
+import io
 import struct
+import wave
 from dataclasses import dataclass
 
 from workers.speech import AudioError
@@ -77,3 +79,14 @@ def _checked(format_tag: int, channels: int, sample_rate: int, block_align: int,
     if wav_format.frames == 0:
         raise AudioError("empty WAV recording: it holds no audio")
     return wav_format
+
+
+def pcm16_mono_wav(pcm16_mono: bytes, sample_rate: int) -> bytes:
+    """Raw 16-bit mono samples with a correct WAV header, in memory (sox cannot seek back on a pipe)."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(sample_rate)
+        out.writeframes(pcm16_mono)
+    return buffer.getvalue()

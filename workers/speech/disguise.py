@@ -12,13 +12,11 @@ It stops a handler recognising a voice they know, which is what it is for.
 
 from __future__ import annotations
 
-import io
 import shutil
 import subprocess
-import wave
 
 from workers.speech import AudioError, DisguiseError
-from workers.speech.audio import read_wav_format
+from workers.speech.audio import pcm16_mono_wav, read_wav_format
 
 PITCH_SHIFT_CENTS = -400
 TELEPHONE_BAND_HZ = (300, 3400)
@@ -47,15 +45,4 @@ def disguise(wav: bytes) -> bytes:
     if finished.returncode != 0 or not finished.stdout:
         reason = finished.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
         raise AudioError(f"sox could not read the recording: {reason[0]}")
-    return _wav_bytes(finished.stdout, wav_format.sample_rate)
-
-
-def _wav_bytes(pcm16_mono: bytes, sample_rate: int) -> bytes:
-    """Raw 16-bit mono samples with a correct WAV header (sox cannot seek back on a pipe)."""
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(sample_rate)
-        out.writeframes(pcm16_mono)
-    return buffer.getvalue()
+    return pcm16_mono_wav(finished.stdout, wav_format.sample_rate)
