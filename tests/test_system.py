@@ -29,7 +29,8 @@ from tests.processes import process_environment, start, wait_for_health, wait_un
 
 pytestmark = pytest.mark.slow
 
-MESSAGE = "There is a man selling drugs outside the school on Station Road."
+MESSAGE = "There is a man selling drugs outside the school on Station Road every Friday night."
+KEY_WORDS = {"selling", "drugs", "outside", "school", "station", "road", "friday", "night"}
 
 
 def test_make_run_serves_calls_and_ctrl_c_stops_everything(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -61,7 +62,9 @@ def test_make_run_serves_calls_and_ctrl_c_stops_everything(tmp_path) -> None:  #
             wait_until(lambda: all(tips.get(r).status in FINAL_PART_STATUSES for r in references),  # type: ignore[union-attr]
                        timeout=90, what="three tips through the pipeline")
             english = tips.get(references[0])
-            assert english.status == READY and "school" in english.transcript.lower()  # type: ignore[union-attr]
+            # The plumbing is under test here; tests/test_pipeline.py holds the recogniser to more words.
+            heard = set(re.findall(r"[a-z]+", english.transcript.lower()))  # type: ignore[union-attr]
+            assert english.status == READY and len(KEY_WORDS & heard) >= 2, english.transcript  # type: ignore[union-attr]
             assert [tips.get(r).status for r in references[1:]] == [AWAITING_LANGUAGE] * 2  # type: ignore[union-attr]
             assert scan_redis(local_redis, needles_for_number(CALLER_NUMBER)) == []
             local_redis.bgrewriteaof()
