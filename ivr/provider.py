@@ -177,9 +177,7 @@ class Provider:
         more and the exact cut is made here. Recordings still in progress or processing,
         and absent or failed ones, have no audio to fetch and are left out.
         """
-        if created_before is not None and created_before.tzinfo is None:
-            raise ValueError("created_before must be timezone-aware (UTC), not a naive datetime.")
-        cutoff = created_before.astimezone(timezone.utc) if created_before else None
+        cutoff = _utc_cutoff(created_before)
         filters = {"date_created_before": cutoff + timedelta(days=1)} if cutoff else {}
 
         def every_page() -> list[ProviderRecording]:
@@ -212,9 +210,7 @@ class Provider:
         Twilio filters its message log by the day sent (DateSent<), not by creation or
         direction, so the request asks for a day more and the exact cut is made here.
         """
-        if created_before is not None and created_before.tzinfo is None:
-            raise ValueError("created_before must be timezone-aware (UTC), not a naive datetime.")
-        cutoff = created_before.astimezone(timezone.utc) if created_before else None
+        cutoff = _utc_cutoff(created_before)
         filters = {"date_sent_before": cutoff + timedelta(days=1)} if cutoff else {}
 
         def every_page() -> list[ProviderMessage]:
@@ -292,6 +288,15 @@ def _origin(url: str) -> tuple[str, str, int]:
     if scheme not in ("http", "https") or not host:
         raise ValueError("not an http(s) URL")
     return scheme, host, parts.port or (443 if scheme == "https" else 80)
+
+
+def _utc_cutoff(created_before: datetime | None) -> datetime | None:
+    """A list's exact cutoff in UTC; a naive datetime is refused (which zone would it be?)."""
+    if created_before is None:
+        return None
+    if created_before.tzinfo is None:
+        raise ValueError("created_before must be timezone-aware (UTC), not a naive datetime.")
+    return created_before.astimezone(timezone.utc)
 
 
 def _checked(sid: str, shape: re.Pattern[str], what: str) -> str:

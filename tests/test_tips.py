@@ -61,12 +61,18 @@ def test_a_stream_id_from_an_earlier_hour_still_appends(app, redis_client) -> No
     assert queue.tip_ids() == ["later", "earlier"]
 
 
-def test_a_short_try_and_the_real_message_are_one_tip_queued_once(twilio: TwilioLike, app) -> None:  # type: ignore[no-untyped-def]
-    call = twilio.call(CALLER_NUMBER).dials().presses("1").presses("3")
+def two_part_tip(twilio: TwilioLike, app, category: str) -> tuple[TipStore, str]:  # type: ignore[no-untyped-def]
+    """A call whose first try is a second long and whose second is the message: one tip, two parts."""
+    call = twilio.call(CALLER_NUMBER).dials().presses("1").presses(category)
     call.records(seconds=1)
     call.records(seconds=30)
     tips = store_for(app)
     (reference,) = tips.queue.tip_ids()
+    return tips, reference
+
+
+def test_a_short_try_and_the_real_message_are_one_tip_queued_once(twilio: TwilioLike, app) -> None:  # type: ignore[no-untyped-def]
+    tips, reference = two_part_tip(twilio, app, "3")
     assert [p.seconds for p in tips.get(reference).parts] == [1, 30]  # type: ignore[union-attr]
 
 
@@ -102,11 +108,7 @@ def test_transcripts_are_ciphertext_bound_to_their_tip_and_field(twilio: TwilioL
 
 
 def test_the_worst_part_decides_a_tips_status(twilio: TwilioLike, app) -> None:  # type: ignore[no-untyped-def]
-    call = twilio.call(CALLER_NUMBER).dials().presses("1").presses("1")
-    call.records(seconds=1)
-    call.records(seconds=30)
-    tips = store_for(app)
-    (reference,) = tips.queue.tip_ids()
+    tips, reference = two_part_tip(twilio, app, "1")
     tips.finish_part(reference, 1, NO_SPEECH)
     assert tips.get(reference).status == AWAITING_TRANSCRIPT  # type: ignore[union-attr]
     tips.finish_part(reference, 2, TRANSCRIPTION_FAILED, kept_audio={"recording_sid": "RE" + "0" * 32})
