@@ -80,7 +80,7 @@ def put_message(sid: str) -> Response:
         return Response(f"direction must be one of {sorted(MESSAGE_DIRECTIONS)}.\n", 400)
     current_state().put_message(StoredMessage(
         sid=sid, body=request.get_data(as_text=True), status=args.get("status", "received"), direction=direction,
-        date_created=created.astimezone(timezone.utc)))
+        date_created=created.astimezone(timezone.utc), media=[m for m in args.get("media", "").split(",") if m]))
     return jsonify(ok=True)
 
 

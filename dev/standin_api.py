@@ -23,6 +23,8 @@ API_PREFIX = "/2010-04-01/Accounts"
 RECORDING_RESOURCE = re.compile(r"(RE[0-9a-f]{32})\.(wav|json)")
 CALL_RESOURCE = re.compile(r"(CA[0-9a-f]{32})\.json")
 MESSAGE_RESOURCE = re.compile(r"((?:SM|MM)[0-9a-f]{32})\.json")
+MESSAGE_SID = re.compile(r"(?:SM|MM)[0-9a-f]{32}")
+MEDIA_RESOURCE = re.compile(r"(ME[0-9a-f]{32})\.json")
 # Twilio's error for deleting a call or message before it is complete. Its code is
 # documented; the HTTP status that comes with it is not, so the client keys on the code.
 STILL_IN_PROGRESS_CODE = 20009
@@ -193,7 +195,7 @@ def _message_json(message: StoredMessage) -> dict:
     return {
         "account_sid": account_sid, "api_version": "2010-04-01", "sid": message.sid, "body": message.body,
         "direction": message.direction, "status": message.status, "date_created": created, "date_updated": created,
-        "date_sent": created, "num_segments": "1", "num_media": "0", "error_code": None, "error_message": None,
+        "date_sent": created, "num_segments": "1", "num_media": str(len(message.media)), "error_code": None, "error_message": None,
         "price": None, "price_unit": "USD", "messaging_service_sid": None, "uri": uri,
         # The stand-in keeps no numbers: a real log holds the tipster's number here.
         "from": None, "to": None,
@@ -220,4 +222,24 @@ def message(account_sid: str, resource: str) -> Response:
         return twilio_error(STILL_IN_PROGRESS_STATUS, STILL_IN_PROGRESS_CODE,
                             "Cannot delete this resource before it is complete")
     current_state().delete_message(sid)
+    return Response(status=204)
+
+
+@api.get("/<account_sid>/Messages/<message_sid>/Media.json")
+def list_media(account_sid: str, message_sid: str) -> Response:
+    """An MMS's photos (one page holds them all: a message carries at most ten)."""
+    stored = current_state().message(message_sid) if MESSAGE_SID.fullmatch(message_sid) else None
+    if not _account_matches(account_sid) or stored is None:
+        return not_found()
+    uri = f"{API_PREFIX}/{account_sid}/Messages/{message_sid}/Media.json"
+    shown = [{"sid": media_sid, "account_sid": account_sid, "parent_sid": message_sid, "content_type": "image/jpeg",
+              "uri": uri.replace("Media.json", f"Media/{media_sid}.json")} for media_sid in stored.media]
+    return _list_page("media_list", uri, (), 0, MAX_PAGE_SIZE, shown, len(shown))
+
+
+@api.delete("/<account_sid>/Messages/<message_sid>/Media/<resource>")
+def delete_media(account_sid: str, message_sid: str, resource: str) -> Response:
+    match = MEDIA_RESOURCE.fullmatch(resource)
+    if not _account_matches(account_sid) or not match or not current_state().delete_media(message_sid, match.group(1)):
+        return not_found()
     return Response(status=204)

@@ -88,9 +88,10 @@ class StandIn:
         self._post("/recordings?" + urlencode(query), wav_bytes, "audio/x-wav")
 
     def put_message(self, message_sid: str, body: str, status: str = "received", direction: str = "inbound",
-                    created: datetime | None = None) -> None:
-        """Hold a message ("inbound", or the "outbound-reply" our TwiML made); `created` backdates it."""
-        query = {"status": status, "direction": direction}
+                    created: datetime | None = None, media: tuple[str, ...] = ()) -> None:
+        """Hold a message ("inbound", or the "outbound-reply" our TwiML made), with its photos'
+        ME sids as `media`; `created` backdates it."""
+        query = {"status": status, "direction": direction, "media": ",".join(media)}
         if created is not None:
             query["date_created"] = created.isoformat()
         self._post(f"/messages/{message_sid}?" + urlencode(query), body.encode(), "text/plain")

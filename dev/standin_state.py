@@ -38,10 +38,11 @@ class StoredMessage:
     status: str
     direction: str = "inbound"
     date_created: datetime = field(default_factory=lambda: utc_now())
+    media: list[str] = field(default_factory=list)  # ME sids: the photos of an MMS
 
     def summary(self) -> dict[str, str]:
         return {"body": self.body, "status": self.status, "direction": self.direction,
-                "date_created": self.date_created.isoformat()}
+                "date_created": self.date_created.isoformat(), "media": ",".join(self.media)}
 
 
 @dataclass(frozen=True)
@@ -234,8 +235,17 @@ class ProviderState:
             self.messages[sid].body = ""
 
     def delete_message(self, sid: str) -> None:
+        """Gone with its media, as Twilio has done since October 2020."""
         with self._lock:
             self.messages.pop(sid, None)
+
+    def delete_media(self, sid: str, media_sid: str) -> bool:
+        with self._lock:
+            message = self.messages.get(sid)
+            if message is None or media_sid not in message.media:
+                return False
+            message.media.remove(media_sid)
+            return True
 
 
 def utc_now() -> datetime:

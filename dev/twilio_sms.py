@@ -28,7 +28,8 @@ class Phone:
         sid = message_sid or new_sid("MM" if media else "SM")
         form = self.fields(sid, body, media)
         if self.twilio.provider and message_sid is None:
-            self.twilio.provider.put_message(sid, body)
+            photos = tuple(url.rsplit("/", 1)[1] for name, url in form.items() if name.startswith("MediaUrl"))
+            self.twilio.provider.put_message(sid, body, media=photos)
         webhook = self.twilio.post("/sms/incoming", form)
         self.sent.append(webhook)
         if webhook.status != 200:

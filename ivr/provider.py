@@ -45,7 +45,8 @@ ACCOUNT_SID = re.compile(r"AC[0-9a-f]{32}")
 RECORDING_SID = re.compile(r"RE[0-9a-f]{32}")
 CALL_SID = re.compile(r"CA[0-9a-f]{32}")
 MESSAGE_SID = re.compile(r"(?:SM|MM)[0-9a-f]{32}")
-ANY_SID = re.compile(r"(?:AC|RE|CA|SM|MM)[0-9a-f]{32}")
+MEDIA_SID = re.compile(r"ME[0-9a-f]{32}")
+ANY_SID = re.compile(r"(?:AC|RE|CA|SM|MM|ME)[0-9a-f]{32}")
 
 # Ten minutes of 8 kHz 16-bit mono WAV (our <Record maxLength=600>) is 9.6 MB.
 MAX_RECORDING_BYTES = 20 * 1024 * 1024
@@ -198,8 +199,19 @@ class Provider:
         self._delete(lambda: self._account.calls(sid).delete(), "delete the call")
 
     def delete_message(self, message_sid: str) -> None:
-        """Delete the message log; gone already is success; StillInProgress until it is final."""
+        """Delete the message log; gone already is success; StillInProgress until it is final.
+
+        An MMS (sid MM...) has its photos deleted first, one by one. Twilio documents that
+        deleting a message deletes its media too (since October 2020), but a photo can
+        carry the sender's location, so we do not rely on it: the deletes are ours to see.
+        """
         sid = _checked(message_sid, MESSAGE_SID, "message")
+        if sid.startswith("MM"):
+            media = self._call(lambda: [m.sid for m in self._account.messages(sid).media.list()],
+                               "list the message's media", missing_is_success=True) or []
+            for media_sid in media:
+                if _has_shape(media_sid, MEDIA_SID):
+                    self._delete(lambda: self._account.messages(sid).media(media_sid).delete(), "delete a photo")
         self._delete(lambda: self._account.messages(sid).delete(), "delete the message")
 
     def list_messages(self, created_before: datetime | None = None,

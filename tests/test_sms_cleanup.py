@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import zlib
 from datetime import datetime, timedelta, timezone
 
@@ -15,7 +16,11 @@ from dev.twilio_like import TwilioLike
 from dev.twilio_sms import Phone
 from ivr import keys
 from ivr.provider import Provider, StillInProgress
+from ivr.sms.sessions import IDLE_SECONDS
 from tests.conftest import CALLER_NUMBER
+from tests.privacy import needles_for_number, scan_files, scan_lines, scan_redis
+from tests.processes import wait_until
+from tests.test_recordings import run_worker_burst
 from tests.test_sms import codes_in
 from workers.context import WorkerContext
 from workers.messages import delete_message_records
@@ -139,3 +144,34 @@ def test_after_clean_up_and_sweep_no_message_record_holds_the_reference_or_pin(t
         sweep_replies(context_for(app, provider), now=later())
     assert not any(reference in m["body"] or pin in m["body"] for m in standin.messages().values())
     assert standin.messages() == {}
+
+
+# -- the clean-up as `make run` does it: a real worker process --------------------------------
+
+def test_a_real_worker_deletes_every_message_and_no_sid_is_left_anywhere(twilio: TwilioLike, app,  # type: ignore[no-untyped-def]
+                                                                         redis_client, redis_server,
+                                                                         standin: StandIn, environment) -> None:
+    """A conversation, a photo, a HELP and a flood: the worker process runs every clean-up
+    job, and afterwards no MessageSid (nor the number) is in Redis, its AOF, or the worker's
+    output, and the provider holds only the replies (the clock's sweep deletes those)."""
+    phone = Phone(twilio, CALLER_NUMBER)
+    phone.sends(REPORT), phone.sends("1"), phone.sends("DONE")
+    phone.sends("a photo", media=1), phone.sends("HELP")
+    flood = Phone(twilio, "+447700900555")
+    for _ in range(22):
+        flood.sends("hello")
+    assert app.extensions["tipline"].sms.sessions.close_idle(time.time() + IDLE_SECONDS + 1) == 1  # the clock
+    sids = set(phone.message_sids) | set(flood.message_sids)
+    # The conversation, the photo, HELP, the 2 refused texts, the flood's timed-out session.
+    assert len(message_jobs(redis_client)) == 6
+    worker = run_worker_burst(environment)
+    assert worker.returncode == 0, worker.stderr[-3000:]
+
+    assert inbound(standin) == [] and sorted(standin.messages()) == sorted(phone.reply_sids + flood.reply_sids)
+    assert message_jobs(redis_client) == [] and redis_client.keys("rq:job:*") == []
+    needles = sids | needles_for_number(CALLER_NUMBER) | needles_for_number("+447700900555")
+    assert scan_redis(redis_client, needles) == []
+    assert scan_lines(worker.stderr.splitlines() + worker.stdout.splitlines(), needles) == []
+    redis_client.bgrewriteaof()
+    wait_until(lambda: redis_client.info("persistence")["aof_rewrite_in_progress"] == 0, what="AOF rewrite")
+    assert scan_files(redis_server.data_dir, sids) == []

@@ -1,8 +1,10 @@
 """The SMS conversation: from a text (already stripped by the edge) to the reply's words.
 
 Order of checks, and why:
-1. STOP, START, HELP are answered at once and store nothing (no session, no counter).
-2. A flood from one session key gets a polite reply and nothing is stored.
+1. STOP, START, HELP are answered at once and store nothing (no session, no counter); the
+   provider's record of the text is deleted like any other (a sealed job, gone once run).
+2. A flood from one session key gets a polite reply and its text is not kept: not here,
+   and not at the provider either (the text is deleted there too).
 3. A retried webhook (same MessageSid) gets the reply the first attempt got, and is not
    processed again.
 4. Photos are refused (they carry location); the message is deleted at the provider.
@@ -54,10 +56,13 @@ class SmsLine:
         """The reply to `message` (empty: send none)."""
         body = words.clean(message.body)
         keyword = words.keyword(body)
+        sid = [message.message_sid] if message.message_sid else []
         if keyword in ("STOP", "START", "HELP"):
+            self.cleanup.enqueue(sid)  # the provider's record of it holds the number
             return self._menus.sms_text(None, keyword.lower())
         session_key = self._session_key(message)
         if self._too_many(session_key):
+            self.cleanup.enqueue(sid)
             return self._menus.sms_text(None, "too_many")
         seen = keys.sms_seen(self._message_key(message.message_sid or secrets.token_hex(16)))
         if not self._redis.set(seen, b"", nx=True, ex=SEEN_SECONDS):
