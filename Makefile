@@ -22,9 +22,11 @@ bench: $(VENV)/.test system-packages-test
 $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.runtime: requirements.txt | $(BIN)/python
+$(VENV)/.runtime: requirements.txt pyproject.toml | $(BIN)/python
 	@echo "Installing runtime dependencies into $(VENV) ..."
 	@set -o pipefail; $(BIN)/pip install --quiet -r requirements.txt 2>&1 | { grep -v 'is ignored: it is neither' || true; }
+	@# The `tipline` operator command (ivr/cli.py), from this checkout.
+	@set -o pipefail; $(BIN)/pip install --quiet --no-deps -e . 2>&1 | { grep -v 'is ignored: it is neither' || true; }
 	@touch $@
 
 $(VENV)/.test: requirements-test.txt $(VENV)/.runtime

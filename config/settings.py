@@ -47,6 +47,8 @@ class Settings:
     log_level: str
     stt_model_dir: Path | None
     stt_languages: frozenset[str]
+    console_lease_seconds: int
+    console_idle_seconds: int
 
     @property
     def is_production(self) -> bool:
@@ -111,6 +113,12 @@ class Settings:
             log_level=env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO",
             stt_model_dir=Path(stt_model_dir).resolve() if stt_model_dir else None,
             stt_languages=stt_languages,
+            # A claimed tip left untouched this long goes back to the queue for someone else.
+            console_lease_seconds=_bounded_int("CONSOLE_LEASE_SECONDS", env.get("CONSOLE_LEASE_SECONDS", "900"),
+                                               1, 24 * 3600),
+            # A console sign-in idle this long is over (the cookie and the server-side login).
+            console_idle_seconds=60 * _bounded_int("CONSOLE_IDLE_MINUTES", env.get("CONSOLE_IDLE_MINUTES", "15"),
+                                                   1, 12 * 60),
         )
 
 
@@ -122,6 +130,16 @@ def _port(raw: str) -> int:
     if not 0 < port < 65536:
         raise SettingsError(f"PORT must be between 1 and 65535, not {port}.")
     return port
+
+
+def _bounded_int(name: str, raw: str, low: int, high: int) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {raw!r}.") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, not {value}.")
+    return value
 
 
 def _base_url(name: str, raw: str) -> str:

@@ -36,6 +36,36 @@ def tip(tip_id: str) -> str:
     return f"{PREFIX}:tip:{tip_id}"
 
 
+def case(tip_id: str) -> str:
+    """A handler's work on a tip (a hash): summary, tags, notes, drafts (ciphertext under
+    the tip's key, so shredding the tip shreds these too), partner, links."""
+    return f"{PREFIX}:case:{tip_id}"
+
+
+# The console's accounts and sign-ins. Names are handler account names, never a tipster's.
+CONSOLE_ACCOUNTS = f"{PREFIX}:console:accounts"
+
+
+def console_account(name: str) -> str:
+    """A console account (a hash): role, status, argon2 password hash, sealed TOTP secret."""
+    return f"{PREFIX}:console:account:{name}"
+
+
+def console_login(login_id: str) -> str:
+    """One signed-in browser: the account name, expiring after the idle timeout."""
+    return f"{PREFIX}:console:login:{login_id}"
+
+
+def console_failures(name: str) -> str:
+    """Failed sign-ins for a name (known or not), expiring with the lock."""
+    return f"{PREFIX}:console:failures:{name}"
+
+
+def console_logins_of(name: str) -> str:
+    """The sign-ins of one account (a set), so disabling it signs every browser out."""
+    return f"{PREFIX}:console:logins:{name}"
+
+
 def recording_part(recording_key: str) -> str:
     """Which tip, and which part of it, a recording became (kept as long as the tip)."""
     return f"{PREFIX}:recording:part:{recording_key}"

@@ -205,6 +205,22 @@ class TipStore:
             return None
         return json.loads(self._vault.open(fields[0].decode(), reference, f"part:{index}:audio", fields[1]))
 
+    def seal_for(self, reference: str, field: str, text: str) -> bytes:
+        """Seal text that belongs to a tip (a summary, a note) under the tip's own key."""
+        return self._vault.seal(self._wrapped_key(reference), reference, field, text)
+
+    def open_for(self, reference: str, field: str, sealed: bytes) -> str:
+        return self._vault.open(self._wrapped_key(reference), reference, field, sealed)
+
+    def _wrapped_key(self, reference: str) -> str:
+        wrapped = self._redis.hget(keys.tip(reference), "wrapped_key")
+        if wrapped is None:
+            raise ShreddedTip("this tip was shredded, or never existed")
+        return wrapped.decode()
+
+    def set_triage(self, reference: str, triage: str, pipe: redis.client.Pipeline | None = None) -> None:
+        (pipe or self._redis).hset(keys.tip(reference), "triage", triage)
+
     def shred(self, reference: str) -> None:
         """Crypto-shred: drop the wrapped data key; what ciphertext remains cannot be opened."""
         self._redis.hdel(keys.tip(reference), "wrapped_key")

@@ -1,0 +1,87 @@
+"""`tipline`: the operator's command line (installed into the venv by `make run` / `make test`).
+
+    tipline handler add --role admin NAME    make an account; prints its one-time enrolment link
+    tipline handler link NAME                a new enrolment link (lost phone, forgotten password)
+    tipline handler list                     accounts, roles and status
+    tipline handler disable NAME             sign them out everywhere and refuse sign-in
+    tipline audit verify                     check the audit trail's HMAC chain (exit 1 if broken)
+
+No password is ever printed or taken on the command line: the person sets theirs through
+the link. Settings come from the environment, as for `make run` (same var/ folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import redis
+
+from config.settings import Settings, SettingsError
+from ivr.console.accounts import ROLES, AccountError, AccountStore
+from ivr.console.audit import AuditLog, verify_command
+from ivr.services import connect_redis
+
+OPERATOR = "operator"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tipline", description="Tipline's operator commands.")
+    topics = parser.add_subparsers(dest="topic", required=True)
+    handler = topics.add_parser("handler", help="console accounts").add_subparsers(dest="action", required=True)
+    add = handler.add_parser("add", help="make an account and print its enrolment link")
+    add.add_argument("--role", choices=ROLES, default="handler")
+    add.add_argument("name")
+    link = handler.add_parser("link", help="print a new enrolment link for an account")
+    link.add_argument("name")
+    handler.add_parser("list", help="list accounts")
+    disable = handler.add_parser("disable", help="disable an account")
+    disable.add_argument("name")
+    audit = topics.add_parser("audit", help="the audit trail").add_subparsers(dest="action", required=True)
+    audit.add_parser("verify", help="check the audit trail's chain")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = Settings.from_env()
+        if args.topic == "audit":
+            return verify_command(settings)
+        return _handler_command(settings, args)
+    except SettingsError as error:
+        print(f"tipline: {error}", file=sys.stderr)
+        return 2
+    except AccountError as error:
+        print(f"tipline: {error}", file=sys.stderr)
+        return 1
+    except redis.RedisError as error:
+        print(f"tipline: cannot reach Redis ({type(error).__name__}). Is `make run` running, or REDIS_URL set?",
+              file=sys.stderr)
+        return 3
+
+
+def _handler_command(settings: Settings, args: argparse.Namespace) -> int:
+    connection = connect_redis(settings)
+    accounts = AccountStore(connection, settings.secret_key, settings.console_idle_seconds)
+    audit = AuditLog(connection, settings.audit_key)
+    if args.action == "list":
+        for account in accounts.all():
+            print(f"{account.name:32} {account.role:10} {account.status}")
+        return 0
+    if args.action == "disable":
+        accounts.disable(args.name)
+        audit.append(OPERATOR, "account_disabled", detail=f"name={args.name}")
+        print(f"{args.name} is disabled and signed out everywhere.")
+        return 0
+    if args.action == "add":
+        token = accounts.create(args.name, args.role)
+        audit.append(OPERATOR, "account_created", detail=f"name={args.name} role={args.role}")
+    else:
+        token = accounts.new_enrolment_link(args.name)
+        audit.append(OPERATOR, "account_created", detail=f"name={args.name} new enrolment link")
+    print(f"Account {args.name.strip().lower()} ({accounts.get(args.name.strip().lower()).role}) is waiting for enrolment.")  # type: ignore[union-attr]
+    print("Give this one-time link to the person (it works once, for 72 hours):")
+    print(f"{settings.public_base_url}/console/enrol/{token}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,326 @@
+"""Console accounts: who may sign in, with which role, and the proof they must give.
+
+An account is made (by an admin, or `tipline handler add`) without a password: the
+person gets a one-time enrolment link, sets a password there and scans a TOTP secret,
+so no password is ever printed, mailed or typed on a command line. Sign-in needs the
+password (argon2) and a fresh TOTP code (pyotp; a code is accepted once). Failed
+sign-ins are counted per name, known or not, and lock that name for a while; the answer
+is the same whether the name exists, the password was wrong or the code was, so the
+sign-in page cannot be used to learn who works here.
+
+Each signed-in browser has a login id in Redis that expires after the idle timeout and
+is renewed by each request: signing out, disabling the account or going idle ends it on
+the server, whatever the cookie says.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+import time
+from dataclasses import dataclass
+
+import pyotp
+import redis
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from ivr import keys
+from ivr.vault import CannotOpen, Sealer
+
+ROLES = ("handler", "supervisor", "admin")  # each can do all that the ones before it can
+PENDING, ACTIVE, DISABLED = "pending", "active", "disabled"
+NAME_SHAPE = re.compile(r"[a-z][a-z0-9._-]{1,31}")
+MIN_PASSWORD_CHARACTERS = 12
+MAX_PASSWORD_CHARACTERS = 256
+FAILURES_ALLOWED = 5
+LOCK_SECONDS = 15 * 60
+ENROLMENT_SECONDS = 72 * 3600
+TOTP_STEP_SECONDS = 30
+TOTP_ISSUER = "Tipline console"
+
+PASSWORD_HASHER = PasswordHasher()
+# Verified when the name is unknown, so an unknown name costs the time a wrong password does.
+_DUMMY_HASH = PASSWORD_HASHER.hash(secrets.token_urlsafe(16))
+
+
+class AccountError(Exception):
+    """Something about an account request is wrong; the message is fit to show."""
+
+
+class BadName(AccountError):
+    pass
+
+
+class NameTaken(AccountError):
+    pass
+
+
+class UnknownAccount(AccountError):
+    pass
+
+
+class WeakPassword(AccountError):
+    pass
+
+
+class EnrolmentInvalid(AccountError):
+    """The link is forged, expired, used already, or its account was disabled."""
+
+
+class SignInRefused(AccountError):
+    """One answer for every failed sign-in (unknown name, wrong password, wrong code, locked)."""
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    role: str
+    status: str
+
+    def has_role(self, role: str) -> bool:
+        """True when this account's role is `role` or one above it."""
+        return self.status == ACTIVE and ROLES.index(self.role) >= ROLES.index(role)
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """What the enrolment page shows: whose account, and the TOTP secret to scan."""
+
+    name: str
+    role: str
+    totp_secret: str
+
+    @property
+    def provisioning_uri(self) -> str:
+        return pyotp.TOTP(self.totp_secret).provisioning_uri(name=self.name, issuer_name=TOTP_ISSUER)
+
+
+class AccountStore:
+    def __init__(self, connection: redis.Redis, secret_key: str, idle_seconds: int) -> None:
+        self._redis = connection
+        self._links = URLSafeTimedSerializer(secret_key, salt="tipline.console.enrolment")
+        self._totp = Sealer(secret_key, "console-totp")
+        self.idle_seconds = idle_seconds
+
+    # -- accounts --------------------------------------------------------------------------
+
+    def create(self, name: str, role: str) -> str:
+        """Make a pending account; returns its enrolment token (for the link)."""
+        name = check_name(name)
+        if role not in ROLES:
+            raise AccountError(f"The role must be one of {', '.join(ROLES)}, not {role!r}.")
+        nonce = secrets.token_urlsafe(16)
+        with self._redis.pipeline() as pipe:
+            pipe.watch(keys.console_account(name))
+            if pipe.exists(keys.console_account(name)):
+                raise NameTaken(f"There is already an account named {name!r}.")
+            pipe.multi()
+            pipe.hset(keys.console_account(name), mapping={"role": role, "status": PENDING, "enrol_nonce": nonce})
+            pipe.sadd(keys.CONSOLE_ACCOUNTS, name)
+            pipe.execute()
+        return self._links.dumps({"name": name, "nonce": nonce})
+
+    def new_enrolment_link(self, name: str) -> str:
+        """A fresh enrolment token for an existing account (a lost phone, a forgotten
+        password): the old password and TOTP secret stop working at once."""
+        account = self.get(name)
+        if account is None:
+            raise UnknownAccount(f"There is no account named {name!r}.")
+        nonce = secrets.token_urlsafe(16)
+        self._redis.hset(keys.console_account(name), mapping={"status": PENDING, "enrol_nonce": nonce})
+        self._redis.hdel(keys.console_account(name), "password_hash", "totp", "pending_totp", "last_totp_step")
+        self.end_all_logins(name)
+        return self._links.dumps({"name": name, "nonce": nonce})
+
+    def get(self, name: str) -> Account | None:
+        if not NAME_SHAPE.fullmatch(name or ""):
+            return None
+        role, status = self._redis.hmget(keys.console_account(name), "role", "status")
+        if role is None or status is None:
+            return None
+        return Account(name=name, role=role.decode(), status=status.decode())
+
+    def all(self) -> list[Account]:
+        names = sorted(n.decode() for n in self._redis.smembers(keys.CONSOLE_ACCOUNTS))
+        return [account for account in map(self.get, names) if account is not None]
+
+    def set_role(self, name: str, role: str) -> Account:
+        if role not in ROLES:
+            raise AccountError(f"The role must be one of {', '.join(ROLES)}.")
+        if self.get(name) is None:
+            raise UnknownAccount(f"There is no account named {name!r}.")
+        self._redis.hset(keys.console_account(name), "role", role)
+        return self.get(name)  # type: ignore[return-value]
+
+    def disable(self, name: str) -> None:
+        if self.get(name) is None:
+            raise UnknownAccount(f"There is no account named {name!r}.")
+        self._redis.hset(keys.console_account(name), "status", DISABLED)
+        self._redis.hdel(keys.console_account(name), "enrol_nonce")
+        self.end_all_logins(name)
+
+    # -- enrolment -------------------------------------------------------------------------
+
+    def enrolment(self, token: str) -> Enrolment:
+        """Open an enrolment link; the TOTP secret is made on first opening and kept sealed."""
+        name = self._name_in_link(token)
+        record = self._record(name)
+        sealed = record.get("pending_totp")
+        if sealed is None:
+            secret = pyotp.random_base32()
+            self._redis.hset(keys.console_account(name), "pending_totp", self._totp.seal(secret.encode()))
+        else:
+            secret = self._totp.open(sealed).decode()
+        return Enrolment(name=name, role=record["role"].decode(), totp_secret=secret)
+
+    def enrol(self, token: str, password: str, code: str, now: float | None = None) -> Account:
+        """Finish enrolment: set the password and the TOTP secret, spend the link."""
+        enrolment = self.enrolment(token)
+        check_password(password, enrolment.name)
+        step = _matching_step(enrolment.totp_secret, code, now, after=-1)
+        if step is None:
+            raise AccountError("That code is not right. Check the time on your phone, then enter the current code.")
+        key = keys.console_account(enrolment.name)
+        with self._redis.pipeline() as pipe:
+            pipe.watch(key)
+            if pipe.hget(key, "enrol_nonce") != self._nonce_in_link(token).encode():
+                raise EnrolmentInvalid("This enrolment link has been used or replaced. Ask an admin for a new one.")
+            pipe.multi()
+            pipe.hset(key, mapping={"password_hash": PASSWORD_HASHER.hash(password),
+                                    "totp": self._totp.seal(enrolment.totp_secret.encode()),
+                                    "last_totp_step": step, "status": ACTIVE})
+            pipe.hdel(key, "enrol_nonce", "pending_totp")
+            pipe.execute()
+        return self.get(enrolment.name)  # type: ignore[return-value]
+
+    def _name_in_link(self, token: str) -> str:
+        payload = self._payload(token)
+        record = self._record(payload["name"])
+        nonce = record.get("enrol_nonce")
+        if nonce is None or not hmac.compare_digest(nonce, payload["nonce"].encode()):
+            raise EnrolmentInvalid("This enrolment link has been used or replaced. Ask an admin for a new one.")
+        return payload["name"]
+
+    def _nonce_in_link(self, token: str) -> str:
+        return self._payload(token)["nonce"]
+
+    def _payload(self, token: str) -> dict[str, str]:
+        try:
+            payload = self._links.loads(token, max_age=ENROLMENT_SECONDS)
+        except BadSignature:
+            raise EnrolmentInvalid("This enrolment link is not valid or has expired. Ask an admin for a new one.") from None
+        if not isinstance(payload, dict) or not isinstance(payload.get("name"), str) \
+                or not isinstance(payload.get("nonce"), str):
+            raise EnrolmentInvalid("This enrolment link is not valid. Ask an admin for a new one.")
+        return payload
+
+    def _record(self, name: str) -> dict[str, bytes]:
+        record = {k.decode(): v for k, v in self._redis.hgetall(keys.console_account(name)).items()}
+        if not record:
+            raise EnrolmentInvalid("This enrolment link is for an account that no longer exists.")
+        return record
+
+    # -- signing in ------------------------------------------------------------------------
+
+    def authenticate(self, name: str, password: str, code: str, now: float | None = None) -> Account:
+        """The account, when the password and a fresh TOTP code are right and it is not locked."""
+        name = (name or "").strip().lower()
+        failures_key = keys.console_failures(name if NAME_SHAPE.fullmatch(name) else "_malformed")
+        if int(self._redis.get(failures_key) or 0) >= FAILURES_ALLOWED:
+            _verify_password(_DUMMY_HASH, password)
+            raise SignInRefused(refusal())
+        record = {k.decode(): v for k, v in self._redis.hgetall(keys.console_account(name)).items()} \
+            if NAME_SHAPE.fullmatch(name) else {}
+        password_ok = _verify_password(record.get("password_hash", b"").decode() or _DUMMY_HASH, password)
+        step = None
+        if password_ok and record.get("status") == ACTIVE.encode() and record.get("totp"):
+            secret = self._open_totp(record["totp"])
+            step = _matching_step(secret, code, now, after=int(record.get("last_totp_step", b"-1")))
+        if step is None:
+            with self._redis.pipeline() as pipe:
+                pipe.incr(failures_key).expire(failures_key, LOCK_SECONDS).execute()
+            raise SignInRefused(refusal())
+        self._redis.delete(failures_key)
+        self._redis.hset(keys.console_account(name), "last_totp_step", step)  # a code is good once
+        return Account(name=name, role=record["role"].decode(), status=ACTIVE)
+
+    def _open_totp(self, sealed: bytes) -> str | None:
+        try:
+            return self._totp.open(sealed).decode()
+        except CannotOpen:  # SECRET_KEY changed: the account must enrol again
+            return None
+
+    def start_login(self, account: Account) -> str:
+        login_id = secrets.token_urlsafe(32)
+        with self._redis.pipeline() as pipe:
+            pipe.set(keys.console_login(login_id), account.name, ex=self.idle_seconds)
+            pipe.sadd(keys.console_logins_of(account.name), login_id)
+            pipe.expire(keys.console_logins_of(account.name), 24 * 3600)
+            pipe.execute()
+        return login_id
+
+    def resume_login(self, login_id: str) -> Account | None:
+        """The account behind a browser's login id, renewing its idle timeout; None when over."""
+        if not login_id or len(login_id) > 64:
+            return None
+        with self._redis.pipeline() as pipe:
+            name, _ = pipe.get(keys.console_login(login_id)).expire(keys.console_login(login_id),
+                                                                     self.idle_seconds).execute()
+        account = self.get(name.decode()) if name else None
+        if account is None or account.status != ACTIVE:
+            self._redis.delete(keys.console_login(login_id))
+            return None
+        return account
+
+    def end_login(self, login_id: str) -> None:
+        name = self._redis.getdel(keys.console_login(login_id)) if login_id else None
+        if name:
+            self._redis.srem(keys.console_logins_of(name.decode()), login_id)
+
+    def end_all_logins(self, name: str) -> None:
+        login_ids = [i.decode() for i in self._redis.smembers(keys.console_logins_of(name))]
+        self._redis.delete(*[keys.console_login(i) for i in login_ids], keys.console_logins_of(name))
+
+
+def refusal() -> str:
+    return ("Sign-in failed. Check your name, password and the current code from your app. "
+            f"After {FAILURES_ALLOWED} failures the name is locked for {LOCK_SECONDS // 60} minutes.")
+
+
+def check_name(name: str) -> str:
+    name = (name or "").strip().lower()
+    if not NAME_SHAPE.fullmatch(name):
+        raise BadName("A name is 2-32 characters: lower-case letters, digits, '.', '_' or '-', "
+                      "starting with a letter (e.g. 'sam.k'). Use a work name, not a full name.")
+    return name
+
+
+def check_password(password: str, name: str) -> None:
+    if not MIN_PASSWORD_CHARACTERS <= len(password or "") <= MAX_PASSWORD_CHARACTERS:
+        raise WeakPassword(f"Choose a password of at least {MIN_PASSWORD_CHARACTERS} characters "
+                           "(a few unrelated words work well).")
+    if name in password.lower() or len(set(password)) < 5:
+        raise WeakPassword("That password is too easy to guess: do not use your name or repeated characters.")
+
+
+def _verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return PASSWORD_HASHER.verify(password_hash, password or "")
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _matching_step(secret: str | None, code: str, now: float | None, after: int) -> int | None:
+    """The time step whose code is `code` (this step or one either side), if later than `after`."""
+    code = re.sub(r"\s", "", code or "")
+    if secret is None or not re.fullmatch(r"\d{6}", code):
+        return None
+    totp = pyotp.TOTP(secret)
+    current = int((time.time() if now is None else now) // TOTP_STEP_SECONDS)
+    for step in (current - 1, current, current + 1):
+        if step > after and hmac.compare_digest(totp.at(step * TOTP_STEP_SECONDS), code):
+            return step
+    return None

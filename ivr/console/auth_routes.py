@@ -1,0 +1,76 @@
+"""Signing in and out, and enrolment (setting a password and scanning the TOTP secret)."""
+
+from __future__ import annotations
+
+import segno
+from flask import flash, redirect, render_template, session, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+from markupsafe import Markup
+
+from ivr.console.accounts import NAME_SHAPE, AccountError, SignInRefused
+from ivr.console.forms import ActionForm, EnrolForm, SignInForm
+from ivr.console.web import ConsoleUser, bp, console
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():  # type: ignore[no-untyped-def]
+    if current_user.is_authenticated:
+        return redirect(url_for("console.dashboard"))
+    form = SignInForm()
+    if form.validate_on_submit():
+        store = console().accounts
+        try:
+            account = store.authenticate(form.name.data, form.password.data, form.code.data)
+        except SignInRefused as refused:
+            typed = (form.name.data or "").strip().lower()
+            console().audit.append(typed if NAME_SHAPE.fullmatch(typed) else "(unknown)", "sign_in_failed")
+            flash(str(refused), "error")
+            return render_template("console/login.html", form=form), 401
+        session.clear()
+        session.permanent = True
+        login_user(ConsoleUser(account, store.start_login(account)))
+        console().audit.append(account.name, "sign_in")
+        return redirect(url_for("console.dashboard"))
+    return render_template("console/login.html", form=form), 400 if form.is_submitted() else 200
+
+
+@bp.post("/logout")
+@login_required
+def logout():  # type: ignore[no-untyped-def]
+    if ActionForm().validate_on_submit():
+        console().accounts.end_login(current_user.login_id)
+        console().audit.append(current_user.name, "sign_out")
+        logout_user()
+        session.clear()
+        flash("You have signed out.", "info")
+    return redirect(url_for("console.login"))
+
+
+@bp.route("/enrol/<token>", methods=["GET", "POST"])
+def enrol(token: str):  # type: ignore[no-untyped-def]
+    store = console().accounts
+    try:
+        enrolment = store.enrolment(token)
+    except AccountError as invalid:
+        return render_template("console/error.html", title="Enrolment link not valid", message=str(invalid)), 404
+    form = EnrolForm()
+    status = 200
+    if form.validate_on_submit():
+        if form.password.data != form.password_again.data:
+            flash("The two passwords are not the same.", "error")
+            status = 400
+        else:
+            try:
+                account = store.enrol(token, form.password.data, form.code.data)
+            except AccountError as refused:
+                flash(str(refused), "error")
+                status = 400
+            else:
+                console().audit.append(account.name, "account_enrolled", detail=f"role={account.role}")
+                flash("Your account is ready. Sign in with your password and a new code.", "info")
+                return redirect(url_for("console.login"))
+    elif form.is_submitted():
+        status = 400
+    qr = segno.make(enrolment.provisioning_uri, error="m")
+    return render_template("console/enrol.html", form=form, enrolment=enrolment,
+                           qr_svg=Markup(qr.svg_inline(scale=4, dark="#111", light="#fff"))), status

@@ -1,0 +1,342 @@
+"""A handler's work on a tip: claim, summarise, tag, triage, note, link, pass on, close.
+
+The tip record (`ivr.tips`) holds what came in; the case (`keys.case`) holds what the
+handlers made of it. Text a handler writes (summary, drafts, notes) is sealed under the
+tip's own data key, so shredding a tip shreds the work on it too.
+
+Claims are leases on the handlers' queue (`ivr.handler_queue`): only the holder may
+change a case, each change renews the lease, and a tip left alone past the lease goes to
+the next handler who claims. A draft is per handler and is saved even when the lease has
+gone to someone else, so a lapsed lease or a closed tab loses nothing.
+
+The summary is the only text that leaves: before a pass-on every flag
+(`ivr.console.flags`) must be resolved (edited away) or confirmed by the handler.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date
+
+import redis
+
+from ivr import keys
+from ivr.coarse_time import current_hour
+from ivr.console.catalogue import ConsoleCatalogue
+from ivr.console.flags import Flag, find_flags
+from ivr.console.hotspots import HotspotCounts, iso_week
+from ivr.handler_queue import Claim, HandlerQueue, NotHeld
+from ivr.references import is_valid_reference
+from ivr.tips import Tip, TipStore
+
+NEW, IN_REVIEW, FOLLOW_UP, MALICIOUS, PASSED_ON, CLOSED = (
+    "new", "in review", "needs follow-up", "possibly malicious", "passed on", "closed")
+TRIAGE = (NEW, IN_REVIEW, FOLLOW_UP, MALICIOUS, PASSED_ON, CLOSED)
+HANDLER_TRIAGE = (IN_REVIEW, FOLLOW_UP, MALICIOUS)  # set by hand; the others by what happens
+FINISHED = (PASSED_ON, CLOSED)
+MAX_SUMMARY_CHARACTERS = 4000
+MAX_NOTE_CHARACTERS = 2000
+
+
+class CaseworkError(Exception):
+    """A handler's action cannot be done; the message says why, fit to show them."""
+
+
+class UnknownTip(CaseworkError):
+    pass
+
+
+class NotYours(CaseworkError):
+    def __init__(self, holder: str | None) -> None:
+        super().__init__(f"{holder} holds this tip now; your draft is kept." if holder else
+                         "Nobody holds this tip: claim it first (your draft is kept).")
+        self.holder = holder
+
+
+class Finished(CaseworkError):
+    pass
+
+
+class NotReady(CaseworkError):
+    """A pass-on is missing something (summary, area, category)."""
+
+
+class FlagsUnresolved(CaseworkError):
+    def __init__(self, flags: list[Flag]) -> None:
+        super().__init__(f"{len(flags)} thing(s) in the summary could identify the tipster: "
+                         "edit them out, or confirm each one.")
+        self.flags = flags
+
+
+@dataclass(frozen=True)
+class Note:
+    author: str
+    hour: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Case:
+    reference: str
+    summary: str
+    area: str | None
+    category: str | None
+    partner: str | None
+    close_reason: str | None
+    duplicate_of: str | None
+    duplicates: tuple[str, ...]
+    notes: tuple[Note, ...]
+    holder: str | None
+    finished: str | None
+
+    @property
+    def summary_version(self) -> str:
+        """A digest of the summary a pass-on form showed, so confirmations match that text."""
+        return hashlib.sha256(self.summary.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Package:
+    """What reaches the police or partner: this, and nothing else."""
+
+    reference: str
+    date: str
+    category: str
+    area: str
+    summary: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"reference": self.reference, "date": self.date, "category": self.category, "area": self.area,
+                "summary": self.summary}
+
+
+class Casework:
+    def __init__(self, connection: redis.Redis, tips: TipStore, catalogue: ConsoleCatalogue,
+                 lease_seconds: int) -> None:
+        self._redis = connection
+        self._tips = tips
+        self.tips = tips
+        self._queue: HandlerQueue = tips.queue
+        self._catalogue = catalogue
+        self._hotspots = HotspotCounts(connection)
+        self.lease_seconds = lease_seconds
+
+    # -- claims ----------------------------------------------------------------------------
+
+    def claim_next(self, handler: str) -> str | None:
+        """The next tip for `handler`: one whose lease lapsed, else the next new one, urgent first."""
+        lease_ms = self.lease_seconds * 1000
+        claim = self._queue.take_over_idle(handler, lease_ms) or self._queue.claim_next(handler)
+        if claim is None:
+            return None
+        self._remember(claim)
+        if self.tip(claim.tip_id).triage == NEW:
+            self._tips.set_triage(claim.tip_id, IN_REVIEW)
+        return claim.tip_id
+
+    def _remember(self, claim: Claim) -> None:
+        self._redis.hset(keys.case(claim.tip_id), mapping={"stream": claim.stream, "entry": claim.entry_id})
+
+    def waiting(self) -> dict[str, int]:
+        """Unclaimed and claimed tips, urgent and not (for the dashboard)."""
+        counts = self._queue.waiting()
+        urgent, normal = counts[keys.HANDLER_QUEUE_URGENT], counts[keys.HANDLER_QUEUE]
+        return {"urgent": urgent["unclaimed"], "normal": normal["unclaimed"],
+                "claimed": urgent["claimed"] + normal["claimed"]}
+
+    def held_by(self, handler: str) -> list[str]:
+        return [claim.tip_id for claim in self._queue.held_by(handler)]
+
+    def holder(self, reference: str) -> str | None:
+        entry = self._entry(reference)
+        lease = self._queue.lease(*entry) if entry else None
+        return lease.holder if lease else None
+
+    def lease_left_seconds(self, reference: str) -> int | None:
+        entry = self._entry(reference)
+        lease = self._queue.lease(*entry) if entry else None
+        return max(0, self.lease_seconds - lease.idle_ms // 1000) if lease else None
+
+    def renew(self, reference: str, handler: str) -> None:
+        """Check `handler` holds the tip and restart the lease; every change calls this first."""
+        entry = self._entry(reference)
+        if self._finished(reference):
+            raise Finished("This tip has been passed on or closed; it cannot be changed.")
+        if entry is None:
+            raise NotYours(None)
+        try:
+            self._queue.renew(*entry, handler)
+        except NotHeld as lost:
+            raise NotYours(lost.holder) from None
+
+    def release(self, reference: str, handler: str) -> None:
+        entry = self._entry(reference)
+        if entry is None:
+            raise NotYours(None)
+        try:
+            self._queue.release(*entry, handler, self.lease_seconds * 1000)
+        except NotHeld as lost:
+            raise NotYours(lost.holder) from None
+
+    def reassign(self, reference: str, to_handler: str) -> None:
+        entry = self._entry(reference)
+        if entry is None or self._finished(reference):
+            raise CaseworkError("Only a tip that someone has claimed, and that is still open, can be reassigned.")
+        self._queue.reassign(*entry, to_handler)
+
+    def _entry(self, reference: str) -> tuple[str, str] | None:
+        stream, entry = self._redis.hmget(keys.case(reference), "stream", "entry")
+        return (stream.decode(), entry.decode()) if stream and entry else None
+
+    def _finished(self, reference: str) -> bool:
+        return self._redis.hget(keys.case(reference), "finished") is not None
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def tip(self, reference: str) -> Tip:
+        tip = self._tips.get(reference) if is_valid_reference(reference) else None
+        if tip is None:
+            raise UnknownTip("There is no tip with that reference.")
+        return tip
+
+    def case(self, reference: str) -> Case:
+        fields = {k.decode(): v for k, v in self._redis.hgetall(keys.case(reference)).items()}
+        text = {k: v.decode() for k, v in fields.items() if not k.startswith(("summary", "draft:", "note:"))}
+        notes = []
+        for index in range(1, int(text.get("notes", 0)) + 1):
+            note = json.loads(self._tips.open_for(reference, f"case:note:{index}", fields[f"note:{index}"]))
+            notes.append(Note(**note))
+        summary = self._tips.open_for(reference, "case:summary", fields["summary"]) if "summary" in fields else ""
+        return Case(reference=reference, summary=summary, area=text.get("area"), category=text.get("category"),
+                    partner=text.get("partner"), close_reason=text.get("close_reason"),
+                    duplicate_of=text.get("duplicate_of"),
+                    duplicates=tuple(sorted(k[4:] for k in text if k.startswith("dup:"))),
+                    notes=tuple(notes), holder=self.holder(reference), finished=text.get("finished"))
+
+    def draft(self, reference: str, handler: str) -> str | None:
+        sealed = self._redis.hget(keys.case(reference), f"draft:{handler}")
+        return self._tips.open_for(reference, f"case:draft:{handler}", sealed) if sealed else None
+
+    # -- changes (the holder only) ---------------------------------------------------------
+
+    def save_draft(self, reference: str, handler: str, text: str) -> bool:
+        """Keep `handler`'s draft whatever happens; True when they still hold the tip (renewed)."""
+        self.tip(reference)
+        text = _bounded(text, MAX_SUMMARY_CHARACTERS, "A summary")
+        self._redis.hset(keys.case(reference), f"draft:{handler}",
+                         self._tips.seal_for(reference, f"case:draft:{handler}", text))
+        try:
+            self.renew(reference, handler)
+        except (NotYours, Finished):
+            return False
+        return True
+
+    def save_summary(self, reference: str, handler: str, summary: str, area: str | None,
+                     category: str | None) -> None:
+        self.renew(reference, handler)
+        summary = _bounded(summary, MAX_SUMMARY_CHARACTERS, "A summary").strip()
+        if area and area not in self._catalogue.areas:
+            raise CaseworkError("Choose an area from the list.")
+        if category and category not in self._catalogue.categories:
+            raise CaseworkError("Choose a category from the list.")
+        mapping: dict[str, str | bytes] = {"summary": self._tips.seal_for(reference, "case:summary", summary)}
+        mapping.update({name: value for name, value in (("area", area), ("category", category)) if value})
+        with self._redis.pipeline() as pipe:
+            pipe.hset(keys.case(reference), mapping=mapping)
+            pipe.hdel(keys.case(reference), f"draft:{handler}")  # saved: the draft is spent
+            pipe.execute()
+
+    def set_triage(self, reference: str, handler: str, triage: str) -> None:
+        if triage not in HANDLER_TRIAGE:
+            raise CaseworkError(f"Choose one of: {', '.join(HANDLER_TRIAGE)}.")
+        self.renew(reference, handler)
+        self._tips.set_triage(reference, triage)
+
+    def add_note(self, reference: str, handler: str, text: str) -> None:
+        """An internal note: seen by handlers only, never by the tipster or in a package."""
+        self.renew(reference, handler)
+        text = _bounded(text, MAX_NOTE_CHARACTERS, "A note").strip()
+        if not text:
+            raise CaseworkError("The note is empty.")
+        index = self._redis.hincrby(keys.case(reference), "notes", 1)
+        note = json.dumps({"author": handler, "hour": current_hour(), "text": text})
+        self._redis.hset(keys.case(reference), f"note:{index}", self._tips.seal_for(reference, f"case:note:{index}",
+                                                                                   note))
+
+    def link_duplicate(self, reference: str, handler: str, original: str) -> None:
+        """Mark this tip as describing the same thing as `original` (an appeal brings many)."""
+        self.renew(reference, handler)
+        original = "".join(ch for ch in original if ch.isdigit())
+        if original == reference:
+            raise CaseworkError("A tip cannot be a duplicate of itself.")
+        self.tip(original)
+        with self._redis.pipeline() as pipe:
+            pipe.hset(keys.case(reference), "duplicate_of", original)
+            pipe.hset(keys.case(original), f"dup:{reference}", current_hour())
+            pipe.execute()
+
+    def pass_on(self, reference: str, handler: str, partner: str, confirmed: set[str],
+                summary_version: str) -> Package:
+        """Disseminate: every flag in the summary must be confirmed; the tip leaves the queue."""
+        self.renew(reference, handler)
+        case = self.case(reference)
+        if partner not in self._catalogue.partners:
+            raise NotReady("Choose who it is passed on to.")
+        missing = [what for what, value in (("a summary", case.summary), ("an area", case.area),
+                                            ("a category", case.category)) if not value]
+        if missing:
+            raise NotReady(f"Before passing it on, add {' and '.join(missing)}.")
+        if summary_version != case.summary_version:
+            raise NotReady("The summary changed since you checked it; check it again.")
+        unresolved = [flag for flag in find_flags(case.summary) if flag.fingerprint not in confirmed]
+        if unresolved:
+            raise FlagsUnresolved(unresolved)
+        self._finish(reference, PASSED_ON, {"partner": partner, "passed_hour": current_hour()}, case)
+        return self.package(reference)
+
+    def close(self, reference: str, handler: str, reason: str) -> None:
+        self.renew(reference, handler)
+        if reason not in self._catalogue.close_reasons:
+            raise CaseworkError("Choose a reason for closing it.")
+        self._finish(reference, CLOSED, {"close_reason": reason}, self.case(reference))
+
+    def _finish(self, reference: str, outcome: str, fields: dict[str, str], case: Case) -> None:
+        tip = self.tip(reference)
+        entry = self._entry(reference)
+        with self._redis.pipeline() as pipe:
+            pipe.watch(keys.case(reference))
+            if pipe.hget(keys.case(reference), "finished") is not None:
+                raise Finished("This tip has already been passed on or closed.")
+            pipe.multi()
+            pipe.hset(keys.case(reference), mapping={**fields, "finished": outcome})
+            self._tips.set_triage(reference, outcome, pipe=pipe)
+            if case.area and case.category:
+                self._hotspots.record(pipe, iso_week(received_day(tip)), case.area, case.category)
+            pipe.execute()
+        if entry:
+            self._queue.finish(*entry)
+
+    # -- what leaves -----------------------------------------------------------------------
+
+    def package(self, reference: str) -> Package:
+        case = self.case(reference)
+        if case.finished != PASSED_ON:
+            raise NotReady("Only a tip that has been passed on has a package.")
+        tip = self.tip(reference)
+        return Package(reference=reference, date=received_day(tip).isoformat(),
+                       category=self._catalogue.categories.get(case.category or "", "Not given"),
+                       area=self._catalogue.areas.get(case.area or "", "Not given"), summary=case.summary)
+
+
+def received_day(tip: Tip) -> date:
+    """The day a tip came in (its record keeps only the hour)."""
+    return date.fromisoformat(tip.received_hour[:10])
+
+
+def _bounded(text: str, limit: int, what: str) -> str:
+    text = "".join(ch for ch in (text or "") if ch in "\n\t" or ch.isprintable())
+    if len(text) > limit:
+        raise CaseworkError(f"{what} can be at most {limit} characters.")
+    return text

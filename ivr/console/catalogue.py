@@ -1,0 +1,53 @@
+"""The console's lists (areas, partners, close reasons), read from `config/console.json`.
+
+Handlers pick from these; the ids are what is stored and counted, the labels what is
+shown and printed. Read and checked once at start-up, so a typo fails `make run`, not a
+handler's pass-on at 3 a.m.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
+
+from ivr.prompts import CONFIG_DIR, CatalogueError, Menus
+
+ID_CHARACTERS = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+@dataclass(frozen=True)
+class ConsoleCatalogue:
+    areas: Mapping[str, str]
+    partners: Mapping[str, str]
+    close_reasons: Mapping[str, str]
+    categories: Mapping[str, str]
+
+
+def load_console_catalogue(menus: Menus, path: Path = CONFIG_DIR / "console.json") -> ConsoleCatalogue:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise CatalogueError(f"{path}: cannot be read as JSON ({error}).") from None
+    lists = {name: _pairs(path, raw, name) for name in ("areas", "partners", "close_reasons")}
+    english = menus.catalogue("en")
+    categories = {c.id: english.categories[c.id] for c in menus.categories}
+    return ConsoleCatalogue(**{k: MappingProxyType(v) for k, v in lists.items()},
+                            categories=MappingProxyType(categories))
+
+
+def _pairs(path: Path, raw: dict, name: str) -> dict[str, str]:
+    entries = raw.get(name)
+    if not isinstance(entries, list) or not entries:
+        raise CatalogueError(f"{path}: '{name}' must be a non-empty list of [id, label] pairs.")
+    pairs: dict[str, str] = {}
+    for entry in entries:
+        if (not isinstance(entry, list) or len(entry) != 2 or not all(isinstance(x, str) and x for x in entry)
+                or not set(entry[0]) <= ID_CHARACTERS):
+            raise CatalogueError(f"{path}: '{name}' entry {entry!r} must be [id, label] with a lower-case id.")
+        if entry[0] in pairs:
+            raise CatalogueError(f"{path}: '{name}' lists {entry[0]!r} twice.")
+        pairs[entry[0]] = entry[1]
+    return pairs

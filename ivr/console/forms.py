@@ -1,0 +1,69 @@
+"""The console's forms (flask-wtf): each one carries a CSRF token and checks its fields."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional, Regexp
+
+from ivr.console.accounts import MAX_PASSWORD_CHARACTERS, ROLES
+from ivr.console.casework import HANDLER_TRIAGE, MAX_NOTE_CHARACTERS, MAX_SUMMARY_CHARACTERS
+
+
+class SignInForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=64)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=MAX_PASSWORD_CHARACTERS)])
+    code = StringField("Code from your authenticator app", validators=[DataRequired(), Length(max=12)])
+
+
+class EnrolForm(FlaskForm):
+    password = PasswordField("Choose a password", validators=[DataRequired(), Length(max=MAX_PASSWORD_CHARACTERS)])
+    password_again = PasswordField("The same password again", validators=[DataRequired()])
+    code = StringField("The code your app shows now", validators=[DataRequired(), Length(max=12)])
+
+
+class ActionForm(FlaskForm):
+    """A button that changes something: only the CSRF token."""
+
+
+class SummaryForm(FlaskForm):
+    summary = TextAreaField("Summary for the police (this is all that leaves the console)",
+                            validators=[Length(max=MAX_SUMMARY_CHARACTERS)])
+    area = SelectField("Area", validators=[Optional()])
+    category = SelectField("Category", validators=[Optional()])
+
+
+class TriageForm(FlaskForm):
+    triage = SelectField("Triage", choices=[(t, t.capitalize()) for t in HANDLER_TRIAGE])
+
+
+class NoteForm(FlaskForm):
+    text = TextAreaField("Internal note (handlers only; never passed on)",
+                         validators=[DataRequired(), Length(max=MAX_NOTE_CHARACTERS)])
+
+
+class DuplicateForm(FlaskForm):
+    original = StringField("Duplicate of reference", validators=[DataRequired(), Length(max=32)])
+
+
+class PassOnForm(FlaskForm):
+    partner = SelectField("Pass on to", validators=[DataRequired()])
+    summary_version = HiddenField()
+
+
+class CloseForm(FlaskForm):
+    reason = SelectField("Reason", validators=[DataRequired()])
+
+
+class ReassignForm(FlaskForm):
+    handler = StringField("Give to (account name)", validators=[DataRequired(), Length(max=32)])
+
+
+class NewAccountForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Regexp(r"^[a-z][a-z0-9._-]{1,31}$",
+                                                                   message="2-32 lower-case letters, digits, . _ -")])
+    role = SelectField("Role", choices=[(r, r) for r in ROLES])
+
+
+class RoleForm(FlaskForm):
+    role = SelectField("Role", choices=[(r, r) for r in ROLES])

@@ -1,0 +1,81 @@
+"""A supervisor's pages: the audit trail and the hotspots."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from flask import Response, render_template, request
+from flask_login import current_user
+from markupsafe import Markup
+
+from ivr.console.hotspots import build_table, iso_week, render_svg, weeks_between
+from ivr.console.roles import requires
+from ivr.console.web import bp, console
+
+AUDIT_PAGE_SIZE = 100
+DEFAULT_WEEKS = 8
+MAX_WEEKS = 104
+
+
+@bp.get("/audit")
+@requires("supervisor")
+def audit():  # type: ignore[no-untyped-def]
+    log = console().audit
+    page = max(0, _int(request.args.get("page"), 0))
+    tip = "".join(ch for ch in request.args.get("tip", "") if ch.isdigit()) or None
+    who = request.args.get("who", "").strip().lower()[:32] or None
+    entries = log.entries(start=page * AUDIT_PAGE_SIZE, count=AUDIT_PAGE_SIZE, newest_first=True, tip=tip, who=who)
+    report = log.verify()
+    log.append(current_user.name, "view_audit", detail=f"page={page}")
+    return render_template("console/audit.html", entries=entries, report=report, page=page, tip=tip or "",
+                           who=who or "", more=len(entries) == AUDIT_PAGE_SIZE)
+
+
+def _period() -> tuple[date, date]:
+    """The weeks asked for (?first=YYYY-MM-DD&last=YYYY-MM-DD), default the last eight."""
+    today = date.today()
+    try:
+        last = date.fromisoformat(request.args["last"]) if request.args.get("last") else today
+        first = date.fromisoformat(request.args["first"]) if request.args.get("first") else \
+            last - timedelta(weeks=DEFAULT_WEEKS - 1)
+    except ValueError:
+        first, last = today - timedelta(weeks=DEFAULT_WEEKS - 1), today
+    if first > last:
+        first, last = last, first
+    first = max(first, last - timedelta(weeks=MAX_WEEKS))
+    return first, last
+
+
+def _hotspot_table():  # type: ignore[no-untyped-def]
+    first, last = _period()
+    weeks = weeks_between(first, last)
+    catalogue = console().catalogue
+    counts = console().hotspots.counts(weeks)
+    table = build_table(counts, weeks, list(catalogue.areas), list(catalogue.categories))
+    return first, last, table
+
+
+@bp.get("/hotspots")
+@requires("supervisor")
+def hotspots():  # type: ignore[no-untyped-def]
+    first, last, table = _hotspot_table()
+    catalogue = console().catalogue
+    svg = render_svg(table, dict(catalogue.areas), dict(catalogue.categories))
+    console().audit.append(current_user.name, "view_hotspots", detail=f"{iso_week(first)}..{iso_week(last)}")
+    return render_template("console/hotspots.html", table=table, chart=Markup(svg), first=first.isoformat(),
+                           last=last.isoformat(), catalogue=catalogue)
+
+
+@bp.get("/hotspots.svg")
+@requires("supervisor")
+def hotspots_svg():  # type: ignore[no-untyped-def]
+    _, _, table = _hotspot_table()
+    catalogue = console().catalogue
+    return Response(render_svg(table, dict(catalogue.areas), dict(catalogue.categories)), mimetype="image/svg+xml")
+
+
+def _int(raw: str | None, default: int) -> int:
+    try:
+        return int(raw) if raw is not None else default
+    except ValueError:
+        return default

@@ -1,0 +1,129 @@
+"""Wiring the console into the app: its blueprint, sign-in, CSRF, cookie and headers.
+
+The console shares the app with Twilio's webhooks but not their rules: its cookie is
+scoped to /console, Secure, HttpOnly and SameSite=Strict and lasts only the idle
+timeout; every form carries a CSRF token (flask-wtf), which the webhooks, signed by
+Twilio instead, are exempt from; every response carries a strict Content-Security-Policy
+(flask-talisman): scripts and styles only from our own files, nothing inline, so a
+transcript holding a script cannot run in a handler's browser even if escaping failed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import Blueprint, Flask, current_app, render_template
+from flask_login import LoginManager, UserMixin
+from flask_talisman import Talisman
+from flask_wtf.csrf import CSRFError, CSRFProtect
+
+from config.settings import Settings
+from ivr.console.accounts import Account, AccountStore
+from ivr.console.audit import AuditLog
+from ivr.console.casework import Casework
+from ivr.console.hotspots import HotspotCounts
+from ivr.console.catalogue import ConsoleCatalogue, load_console_catalogue
+from ivr.services import Services
+
+bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
+               static_folder="static", static_url_path="/static")
+
+CONTENT_SECURITY_POLICY = {
+    "default-src": "'none'",
+    "script-src": "'self'",
+    "style-src": "'self'",
+    "img-src": "'self'",
+    "media-src": "'self'",
+    "connect-src": "'self'",
+    "form-action": "'self'",
+    "frame-ancestors": "'none'",
+    "base-uri": "'none'",
+}
+
+
+@dataclass(frozen=True)
+class Console:
+    """The console's long-lived objects, built once per app."""
+
+    accounts: AccountStore
+    casework: Casework
+    audit: AuditLog
+    hotspots: HotspotCounts
+    catalogue: ConsoleCatalogue
+    settings: Settings
+
+
+class ConsoleUser(UserMixin):
+    """A signed-in browser: the account, and the login id its cookie carries."""
+
+    def __init__(self, account: Account, login_id: str) -> None:
+        self.account = account
+        self.login_id = login_id
+
+    def get_id(self) -> str:
+        return self.login_id
+
+    @property
+    def name(self) -> str:
+        return self.account.name
+
+    def has_role(self, role: str) -> bool:
+        return self.account.has_role(role)
+
+
+def console() -> Console:
+    return current_app.extensions["console"]
+
+
+def install(app: Flask, services: Services) -> None:
+    settings = services.settings
+    catalogue = load_console_catalogue(services.menus)
+    app.extensions["console"] = Console(
+        accounts=AccountStore(services.redis, settings.secret_key, settings.console_idle_seconds),
+        casework=Casework(services.redis, services.tips, catalogue, settings.console_lease_seconds),
+        audit=AuditLog(services.redis, settings.audit_key),
+        hotspots=HotspotCounts(services.redis),
+        catalogue=catalogue,
+        settings=settings,
+    )
+    app.config.update(
+        SESSION_COOKIE_NAME="tipline_console",
+        SESSION_COOKIE_PATH="/console",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_SECURE=True,
+        PERMANENT_SESSION_LIFETIME=timedelta(seconds=settings.console_idle_seconds),
+        SESSION_REFRESH_EACH_REQUEST=True,
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the (idle-limited) session
+        MAX_FORM_MEMORY_SIZE=64 * 1024,
+    )
+
+    from ivr.console import admin_routes, auth_routes, supervise_routes, work_routes  # noqa: F401 (routes)
+
+    app.register_blueprint(bp)
+    csrf = CSRFProtect(app)
+    for name, blueprint in app.blueprints.items():
+        if name != bp.name:
+            csrf.exempt(blueprint)  # Twilio signs its webhooks; it cannot send our CSRF token
+
+    Talisman(app, force_https=False, strict_transport_security=settings.is_production,
+             session_cookie_secure=True, session_cookie_http_only=True,
+             content_security_policy=CONTENT_SECURITY_POLICY, referrer_policy="no-referrer",
+             frame_options="DENY", permissions_policy={"geolocation": "()", "camera": "()", "microphone": "()"})
+
+    login_manager = LoginManager(app)
+    login_manager.login_view = "console.login"
+    login_manager.login_message = "Please sign in."
+    login_manager.session_protection = "basic"
+
+    @login_manager.user_loader
+    def load_user(login_id: str) -> ConsoleUser | None:
+        account = console().accounts.resume_login(login_id)
+        return ConsoleUser(account, login_id) if account else None
+
+    @app.errorhandler(CSRFError)
+    def csrf_refused(error: CSRFError):  # type: ignore[no-untyped-def]
+        return render_template("console/error.html", title="Form refused",
+                               message="This form had expired or was not sent from the console page. "
+                                       "Go back, reload the page and try again."), 400
