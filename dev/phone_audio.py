@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 from dev.twilio_like import PHONE_SAMPLE_RATE
-from workers.speech.audio import pcm16_mono_wav
+from ivr.audio.wav import pcm16_mono_wav
 
 # espeak-ng's voice for each language of the menus.
 VOICES = {"en": "en-gb", "cy": "cy", "pl": "pl"}

@@ -28,10 +28,10 @@ from config.settings import PROJECT_ROOT, Settings
 from tests.phone_audio import (PHONE_SAMPLE_RATE, require_speech_tools, sample_rate, samples, silence, speak,
                                synthesise)
 from tests.word_errors import normalised_words, word_error_rate
-from workers.speech import (AudioError, ModelError, Recogniser, Transcript, UnsupportedLanguage,
-                            load_recogniser)
-from workers.speech.audio import read_wav_format, wav_duration_seconds
-from workers.speech.disguise import disguise
+from ivr.audio import AudioError
+from ivr.audio.disguise import disguise
+from ivr.audio.wav import read_wav_format, wav_duration_seconds
+from workers.speech import ModelError, Recogniser, Transcript, UnsupportedLanguage, load_recogniser
 from workers.speech.faster_whisper_engine import (EMBEDDED_MODEL_SHA256, FasterWhisperRecogniser,
                                                   embedded_model_dir)
 
@@ -239,8 +239,9 @@ def test_a_forked_process_gets_an_error_instead_of_hanging(recogniser: Recognise
 
 
 def test_importing_the_interface_does_not_load_the_engine() -> None:
-    """The web app may import the exceptions; only the worker should pay for CTranslate2."""
-    probe = "import sys, workers.speech, workers.speech.audio; print('ctranslate2' in sys.modules)"
+    """The web app may import the audio and the exceptions; only the worker should pay for CTranslate2."""
+    probe = ("import sys, workers.speech, ivr.audio.wav, ivr.audio.disguise, ivr.console.listening; "
+             "print('ctranslate2' in sys.modules)")
     finished = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True,
                               check=True, timeout=60)
     assert finished.stdout.strip() == "False"

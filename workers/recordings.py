@@ -19,11 +19,11 @@ import time
 from rq import Queue, Retry, get_current_job
 
 from ivr import keys
+from ivr.audio import AudioError
 from ivr.provider import ProviderError, RecordingNotFound, RecordingTooLarge, StillInProgress
 from ivr.recordings import FAILED_JOB_TTL, RecordingHandle
 from ivr.tips import AWAITING_LANGUAGE, FINAL_PART_STATUSES, NO_SPEECH, READY, TRANSCRIPTION_FAILED
 from workers.context import WorkerContext, worker_context
-from workers.speech import AudioError
 
 log = logging.getLogger(__name__)
 

@@ -6,6 +6,8 @@ The worker calls `load_recogniser(settings)` once per process, before it takes j
 new file and one line in `load_recogniser`.
 
 Audio never touches the disk here: recordings arrive as bytes and are decoded in memory.
+Reading a WAV, and its failure `ivr.audio.AudioError`, are shared with the console's
+disguised copy, so they live in `ivr/audio/`; this package holds speech recognition only.
 """
 
 from __future__ import annotations
@@ -39,19 +41,16 @@ class Recogniser(Protocol):
     languages: frozenset[str]
 
     def transcribe(self, wav: bytes, language: str) -> Transcript:
-        """Transcribe one WAV recording spoken in `language` (an ISO 639-1 code)."""
+        """Transcribe one WAV recording spoken in `language` (an ISO 639-1 code).
+
+        Raises UnsupportedLanguage, or ivr.audio.AudioError when the bytes are not a
+        readable recording (retry, then keep the recording for a person).
+        """
         ...
 
 
 class SpeechError(Exception):
-    """Base class of every speech-to-text failure."""
-
-
-class AudioError(SpeechError):
-    """The bytes are not a readable recording (empty, corrupt, truncated, not audio).
-
-    Retry, then give up and keep the recording for a person: it is never transcribed.
-    """
+    """Base class of the recogniser's own failures (unreadable audio is ivr.audio.AudioError)."""
 
 
 class UnsupportedLanguage(SpeechError):
@@ -60,10 +59,6 @@ class UnsupportedLanguage(SpeechError):
 
 class ModelError(SpeechError):
     """The model is missing, incomplete or altered, or cannot be used in this process."""
-
-
-class DisguiseError(SpeechError):
-    """A disguised copy could not be made (sox missing or failing on valid audio)."""
 
 
 def load_recogniser(settings: Settings) -> Recogniser:

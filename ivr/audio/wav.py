@@ -1,10 +1,10 @@
 """Reading a WAV recording's header in memory: is it audio, and how long is it.
 
-Any engine checks a recording here before decoding it, so that empty, truncated and
-non-audio bytes fail the same way (AudioError) whatever the engine. The data chunk's
-declared size is not trusted: a WAV written to a pipe (sox, ffmpeg) cannot go back to
-fill it in, and a recording cut short in transit declares more than it holds, so the
-length is what is actually present.
+Any speech engine, and the disguise, checks a recording here before decoding it, so
+that empty, truncated and non-audio bytes fail the same way (AudioError) whatever reads
+them. The data chunk's declared size is not trusted: a WAV written to a pipe (sox,
+ffmpeg) cannot go back to fill it in, and a recording cut short in transit declares more
+than it holds, so the length is what is actually present.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import struct
 import wave
 from dataclasses import dataclass
 
-from workers.speech import AudioError
+from ivr.audio import AudioError
 
 RIFF_HEADER_BYTES = 12
 CHUNK_HEADER_BYTES = 8
