@@ -1,4 +1,4 @@
-"""Tipline's web app: the edge, the voice and SMS lines (and later the console, API)."""
+"""Tipline's web app: the edge, the voice and SMS lines, and the handlers' console."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["tipline"] = build_services(settings)
 
     from ivr import edge, health
+    from ivr.console import web as console
     from ivr.sms import routes as sms
     from ivr.voice import routes as voice
 
@@ -30,4 +31,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(voice.bp)
     app.register_blueprint(sms.bp)
+    console.install(app, app.extensions["tipline"])  # last: it exempts the webhooks above from CSRF
     return app

@@ -19,7 +19,8 @@ import redis
 
 from config.settings import Settings, SettingsError
 from ivr.console.accounts import ROLES, AccountError, AccountStore
-from ivr.console.audit import AuditLog, verify_command
+from ivr.console.audit import AuditLog
+from ivr.console.audit_cli import verify_command
 from ivr.services import connect_redis
 
 OPERATOR = "operator"

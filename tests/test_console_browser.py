@@ -1,0 +1,244 @@
+"""The console in a real browser: Debian's chromium driven by Playwright, no browser download.
+
+The app runs in a real HTTP server (werkzeug, in this process, on a free loopback port);
+people enrol and sign in with real TOTP codes; the page's own script saves drafts. Each
+test saves screenshots under its tmp folder; with TIPLINE_DOCS_SCREENSHOTS=1 the main
+pages are also written to docs/console/ (that is how the pictures in the docs are made).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pyotp
+import pytest
+from werkzeug.serving import make_server
+
+from config.settings import PROJECT_ROOT, Settings
+from ivr import create_app
+from tests.console_people import a_texted_tip, enrolled
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="make test installs playwright")
+
+CHROMIUM_ARGS = ["--no-sandbox",  # tests run as root
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-default-apps", "--no-first-run", "--disable-features=Translate,MediaRouter"]
+REPORT = ("Two men sell cocaine from a grey Golf outside the chip shop on Mare Street, "
+          "most evenings, and they keep it in the boot.")
+XSS = ('<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2"> '
+       'They keep the knives in a blue holdall behind the garages on Fountain Road.')
+DOCS_DIR = PROJECT_ROOT / "docs" / "console"
+
+
+def chromium_path() -> str:
+    found = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+    if not found:
+        raise RuntimeError("chromium is not installed: run `make test`, which installs Debian's chromium.")
+    return found
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    with playwright_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+class LiveConsole:
+    """The app behind a real HTTP server, and where its pages' pictures go."""
+
+    def __init__(self, app, shots: Path) -> None:  # type: ignore[no-untyped-def]
+        self.app = app
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.shots = shots
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def shoot(self, page, name: str) -> None:  # type: ignore[no-untyped-def]
+        self.shots.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(self.shots / f"{name}.png"), full_page=True)
+        if os.environ.get("TIPLINE_DOCS_SCREENSHOTS") == "1":
+            DOCS_DIR.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(DOCS_DIR / f"{name}.png"), full_page=True)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+def live(app, tmp_path: Path) -> Iterator[LiveConsole]:  # type: ignore[no-untyped-def]
+    console = LiveConsole(app, tmp_path / "screenshots")
+    yield console
+    console.stop()
+
+
+@pytest.fixture
+def site(app, tmp_path: Path) -> Iterator[LiveConsole]:  # type: ignore[no-untyped-def]
+    yield from live(app, tmp_path)
+
+
+@pytest.fixture
+def short_lease_site(environment, redis_client, tmp_path: Path) -> Iterator[LiveConsole]:  # type: ignore[no-untyped-def]
+    app = create_app(Settings.from_env({**environment, "CONSOLE_LEASE_SECONDS": "2"}))
+    yield from live(app, tmp_path)
+    app.extensions["tipline"].redis.close()
+
+
+def signed_in_page(browser, site: LiveConsole, person):  # type: ignore[no-untyped-def]
+    page = browser.new_context().new_page()
+    page.goto(f"{site.url}/console/login")
+    page.fill("input[name=name]", person.name)
+    page.fill("input[name=password]", person.password)
+    page.fill("input[name=code]", person.code())
+    page.click("button:has-text('Sign in')")
+    page.wait_for_url(re.compile(r"/console/$"))
+    return page
+
+
+# -- the day-one smoke test: a browser starts and renders a console page ---------------------------
+
+def test_the_browser_renders_the_sign_in_page_under_the_csp(browser, site: LiveConsole) -> None:
+    page = browser.new_page()
+    response = page.goto(f"{site.url}/console/login")
+    assert response.status == 200 and "script-src 'self'" in response.headers["content-security-policy"]
+    assert page.title() == "Sign in · Tipline"
+    assert page.evaluate("getComputedStyle(document.querySelector('header.top')).display") == "flex"  # CSS loaded
+    site.shoot(page, "login")
+    page.close()
+
+
+# -- a handler's whole job ------------------------------------------------------------------------------
+
+def test_enrol_sign_in_claim_read_summarise_resolve_a_flag_and_pass_on(browser, site: LiveConsole, app,  # type: ignore[no-untyped-def]
+                                                                        twilio) -> None:
+    reference = a_texted_tip(twilio, "+447700900481", REPORT)
+    admin = signed_in_page(browser, site, enrolled(app, "ada", "admin"))
+    admin.click("text=Accounts")
+    admin.fill("input[name=name]", "sam")
+    admin.select_option("select[name=role]", "handler")
+    admin.click("button:has-text('Add')")
+    link = admin.inner_text("#enrolment-link code")
+    site.shoot(admin, "accounts")
+
+    sam = browser.new_context().new_page()
+    sam.goto(site.url + link.removeprefix("https://tipline.example.org"))
+    secret = sam.inner_text("code.secret")
+    assert sam.locator(".qr svg").count() == 1
+    site.shoot(sam, "enrol")
+    password = "plums orbit quietly 42"
+    sam.fill("input[name=password]", password)
+    sam.fill("input[name=password_again]", password)
+    sam.fill("input[name=code]", pyotp.TOTP(secret).at(time.time() - 30))
+    sam.click("button:has-text('Finish')")
+    sam.wait_for_url(re.compile(r"/console/login$"))
+    sam.fill("input[name=name]", "sam")
+    sam.fill("input[name=password]", password)
+    sam.fill("input[name=code]", pyotp.TOTP(secret).now())
+    sam.click("button:has-text('Sign in')")
+    sam.wait_for_url(re.compile(r"/console/$"))
+    assert sam.inner_text("#waiting-normal") == "1"
+    site.shoot(sam, "queue")
+
+    sam.click("#claim-next")
+    sam.wait_for_url(re.compile(rf"/console/tips/{reference}$"))
+    assert "grey Golf outside the chip shop" in sam.inner_text(".transcript")
+    sam.fill("#summary", "I saw two men sell cocaine from a grey Golf on Mare Street at 22:15.")
+    sam.wait_for_function("document.getElementById('draft-status').textContent === 'Draft saved.'")
+    assert app.extensions["console"].casework.draft(reference, "sam").startswith("I saw two men")
+    sam.select_option("select[name=area]", "hackney")
+    sam.select_option("select[name=category]", "drugs")
+    site.shoot(sam, "tip")
+    sam.click("#save-summary")
+    sam.click("#pass-on")
+    assert sam.locator("mark").count() >= 2  # "I saw", "22:15"
+    site.shoot(sam, "pass-on")
+
+    sam.click("text=Edit the summary")  # resolve the first-person flag by rewriting it
+    sam.fill("#summary", "Two men sell cocaine from a grey Golf on Mare Street at 22:15.")
+    sam.click("#save-summary")
+    sam.click("#pass-on")
+    assert sam.locator("mark").count() == 1 and sam.inner_text("mark") == "22:15"
+    sam.select_option("select[name=partner]", "met")
+    sam.click("#confirm-pass-on")
+    assert "could identify the tipster" in sam.inner_text("main")  # not confirmed yet: refused
+    sam.check("input[name=confirm]")  # the handler decides the time cannot identify them
+    sam.click("#confirm-pass-on")
+    sam.wait_for_url(re.compile(rf"/console/tips/{reference}/package$"))
+    assert sam.inner_text("#package-summary") == "Two men sell cocaine from a grey Golf on Mare Street at 22:15."
+    assert "chip shop" not in sam.inner_text("main")
+    site.shoot(sam, "package")
+
+    boss = signed_in_page(browser, site, enrolled(app, "jo", "supervisor"))
+    boss.click("text=Audit trail")
+    assert "Chain intact" in boss.inner_text("#chain-status") and "pass on" in boss.inner_text("table")
+    site.shoot(boss, "audit")
+    boss.click("text=Hotspots")
+    assert boss.locator("figure.chart svg").count() == 1 and "<3" in boss.inner_text("#hotspot-table")
+    site.shoot(boss, "hotspots")
+
+
+def test_a_second_handler_cannot_take_a_leased_tip_until_the_lease_lapses(browser, short_lease_site: LiveConsole,  # type: ignore[no-untyped-def]
+                                                                           environment, redis_client) -> None:
+    site = short_lease_site
+    app = site.app
+    from tests.conftest import PUBLIC_BASE_URL, STANDIN_ACCOUNT_SID, STANDIN_AUTH_TOKEN  # noqa: F401
+    from dev.twilio_like import TwilioLike
+
+    client = app.test_client()
+
+    def transport(url, form, headers):  # type: ignore[no-untyped-def]
+        response = client.post(url.removeprefix(PUBLIC_BASE_URL), data=form, headers=headers)
+        return response.status_code, response.get_data(as_text=True)
+
+    twilio = TwilioLike(transport, PUBLIC_BASE_URL, app.config["TIPLINE_SETTINGS"].twilio_account_sid,
+                        app.config["TIPLINE_SETTINGS"].twilio_auth_token)
+    reference = a_texted_tip(twilio, "+447700900482", REPORT)
+    sam = signed_in_page(browser, site, enrolled(app, "sam"))
+    alex = signed_in_page(browser, site, enrolled(app, "alex"))
+    sam.click("#claim-next")
+    sam.wait_for_url(re.compile(rf"/console/tips/{reference}$"))
+    alex.click("#claim-next")
+    assert "No tips are waiting" in alex.inner_text("main")  # leased to sam
+    time.sleep(2.5)  # sam does nothing for longer than the lease
+    alex.click("#claim-next")
+    alex.wait_for_url(re.compile(rf"/console/tips/{reference}$"))
+    assert "alex" in alex.inner_text("#holder")
+    sam.fill("#summary", "Written after the lease lapsed")
+    sam.wait_for_function("document.getElementById('draft-status').textContent.includes('holds this tip')")
+    assert "alex holds this tip now; your draft is kept." == sam.inner_text("#draft-status")
+    assert app.extensions["console"].casework.draft(reference, "sam") == "Written after the lease lapsed"
+
+
+def test_a_text_holding_a_script_cannot_run_in_the_handlers_browser(browser, site: LiveConsole, app, twilio) -> None:  # type: ignore[no-untyped-def]
+    reference = a_texted_tip(twilio, "+447700900483", XSS, category_digit="2")
+    sam = signed_in_page(browser, site, enrolled(app, "sam"))
+    violations: list[str] = []
+    sam.on("console", lambda message: violations.append(message.text))
+    sam.click("#claim-next")
+    sam.wait_for_url(re.compile(rf"/console/tips/{reference}$"))
+    assert "<script>window.__pwned = 1</script>" in sam.inner_text(".transcript")  # shown as text
+    assert sam.evaluate("window.__pwned") is None
+    assert sam.locator(".transcript img, .transcript script").count() == 0
+    # Even markup that got into the page would not run: the CSP forbids inline handlers.
+    sam.evaluate("""() => { window.__blocked = 0;
+        document.addEventListener('securitypolicyviolation', () => { window.__blocked += 1; });
+        document.body.insertAdjacentHTML('beforeend', '<img src="data:," onerror="window.__pwned = 3">'); }""")
+    sam.wait_for_function("window.__blocked > 0")
+    assert sam.evaluate("window.__pwned") is None
+    site.shoot(sam, "xss-tip")
+
+
+def test_a_form_whose_csrf_token_was_removed_is_refused(browser, site: LiveConsole, app, twilio) -> None:  # type: ignore[no-untyped-def]
+    a_texted_tip(twilio, "+447700900484", REPORT)
+    sam = signed_in_page(browser, site, enrolled(app, "sam"))
+    sam.evaluate("document.querySelectorAll('form input[name=csrf_token]').forEach(input => input.remove())")
+    sam.click("#claim-next")
+    assert "Form refused" in sam.inner_text("h1")
+    assert app.extensions["console"].casework.held_by("sam") == []  # nothing was claimed
