@@ -100,3 +100,9 @@ def sms_seen(message_key: str) -> str:
 def sms_pin_failures(reference: str) -> str:
     """Wrong PINs quoted for a reference (counted per reference, never per sender)."""
     return f"{PREFIX}:sms:pin-failures:{reference}"
+
+
+# The console's hotspot counts
+def console_hotspots(week: str) -> str:
+    """Tips tagged per area and category in one ISO week ("2026-W48"): a hash, field "area|category"."""
+    return f"{PREFIX}:console:hotspots:{week}"
