@@ -70,3 +70,9 @@ def sms_seen(message_key: str) -> str:
 def sms_pin_failures(reference: str) -> str:
     """Wrong PINs quoted for a reference (counted per reference, never per sender)."""
     return f"{PREFIX}:sms:pin-failures:{reference}"
+
+
+# The console's audit trail (ivr/console/audit.py): a list of MAC-chained JSON entries,
+# oldest first, and the head record that vouches for the last one. Never trimmed.
+AUDIT_TRAIL = f"{PREFIX}:audit"
+AUDIT_HEAD = f"{PREFIX}:audit:head"
