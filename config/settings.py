@@ -2,11 +2,11 @@
 
 Every other module takes a `Settings` object; nothing else reads `os.environ`.
 
-In development, the secrets nobody has set (the app's secret key, and Twilio
-credentials for the local stand-in) are generated once into `var/dev-secrets.json`
-(mode 0600, git-ignored), so `make run` works on a fresh machine. With
-`TIPLINE_ENV=production` nothing is generated: a missing secret is an error that
-names the variable.
+In development, the secrets nobody has set (the app's secret key, the vault's master
+key, the audit trail's key, and Twilio credentials for the local stand-in) are
+generated once into `var/dev-secrets.json` (mode 0600, git-ignored), so `make run`
+works on a fresh machine. With `TIPLINE_ENV=production` nothing is generated: a
+missing secret is an error that names the variable.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ class Settings:
     redis_url: str
     secret_key: str = field(repr=False)
     vault_keys: str = field(repr=False)
+    audit_key: str = field(repr=False)
     var_dir: Path
     log_level: str
     stt_model_dir: Path | None
@@ -73,20 +74,25 @@ class Settings:
         generated_credentials = not sid
         secret_key = env.get("SECRET_KEY", "").strip()
         vault_keys = env.get("VAULT_KEYS", "").strip()
+        audit_key = env.get("AUDIT_KEY", "").strip()
         if environment == "production":
             for name, value in (("TWILIO_ACCOUNT_SID", sid), ("SECRET_KEY", secret_key), ("VAULT_KEYS", vault_keys),
-                                ("REDIS_URL", env.get("REDIS_URL"))):
+                                ("AUDIT_KEY", audit_key), ("REDIS_URL", env.get("REDIS_URL"))):
                 if not value:
                     raise SettingsError(f"{name} is not set; it is required when TIPLINE_ENV=production.")
-        if not (sid and secret_key and vault_keys):
+        if not (sid and secret_key and vault_keys and audit_key):
             dev = _dev_secrets(var_dir)
             sid, token = sid or dev["TWILIO_ACCOUNT_SID"], token or dev["TWILIO_AUTH_TOKEN"]
             secret_key = secret_key or dev["SECRET_KEY"]
             vault_keys = vault_keys or dev["VAULT_KEYS"]
+            audit_key = audit_key or dev["AUDIT_KEY"]
         if not sid.startswith("AC") or len(sid) != 34:
             raise SettingsError("TWILIO_ACCOUNT_SID must look like AC followed by 32 hex digits.")
         if len(secret_key) < 32:
             raise SettingsError("SECRET_KEY must be at least 32 characters; generate one with "
+                                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`.")
+        if len(audit_key) < 32:
+            raise SettingsError("AUDIT_KEY must be at least 32 characters; generate one with "
                                 "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`.")
 
         stt_model_dir = env.get("STT_MODEL_DIR", "").strip()
@@ -109,6 +115,7 @@ class Settings:
             redis_url=redis_url,
             secret_key=secret_key,
             vault_keys=vault_keys,
+            audit_key=audit_key,
             var_dir=var_dir,
             log_level=env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO",
             stt_model_dir=Path(stt_model_dir).resolve() if stt_model_dir else None,
@@ -157,6 +164,8 @@ def _new_dev_secrets() -> dict[str, str]:
         "TWILIO_AUTH_TOKEN": secrets.token_hex(16),
         # One master key, id "dev1": new tips are wrapped under the first key listed.
         "VAULT_KEYS": "dev1:" + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+        # The key the console's audit trail is chained under (ivr/console/audit.py).
+        "AUDIT_KEY": secrets.token_urlsafe(48),
     }
 
 

@@ -106,3 +106,8 @@ def sms_pin_failures(reference: str) -> str:
 def console_hotspots(week: str) -> str:
     """Tips tagged per area and category in one ISO week ("2026-W48"): a hash, field "area|category"."""
     return f"{PREFIX}:console:hotspots:{week}"
+
+# The console's audit trail (ivr/console/audit.py): a list of MAC-chained JSON entries,
+# oldest first, and the head record that vouches for the last one. Never trimmed.
+AUDIT_TRAIL = f"{PREFIX}:audit"
+AUDIT_HEAD = f"{PREFIX}:audit:head"

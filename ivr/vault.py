@@ -3,6 +3,8 @@
 - `Sealer` seals short values for one purpose (call-state tokens, job handles) with keys
   derived from SECRET_KEY;
 - `KeyedDigest` names things after provider ids without revealing them;
+- `ChainMac` chains the console's audit trail under AUDIT_KEY, so that an entry cannot be
+  edited, dropped or made up without the key;
 - `SessionKeys` turns an SMS sender's number into a daily-rotating session key;
 - `TipVault` encrypts tips at rest: a data key per tip, wrapped by rotatable master keys
   (`KeyRing`, from VAULT_KEYS). Shredding a tip is deleting its wrapped key.
@@ -65,6 +67,30 @@ class KeyedDigest:
 
     def __call__(self, value: str) -> str:
         return hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+class ChainMac:
+    """HMAC-SHA256 links of a hash chain (the audit trail), keyed by AUDIT_KEY.
+
+    Each MAC covers the previous MAC and the entry's bytes, so a link cannot be moved,
+    changed or recomputed without the key. `previous_mac` is a hex MAC or a fixed label
+    (the chain's genesis, the head record); the newline that follows it cannot occur in
+    either, so no two (previous, entry) pairs give the same message.
+    """
+
+    def __init__(self, secret: str) -> None:
+        self._key = derive_key(secret, "tipline.audit")
+
+    def mac(self, previous_mac: str, entry_bytes: bytes) -> str:
+        if "\n" in previous_mac:
+            raise ValueError("previous_mac must be a single line (a hex MAC or a fixed label)")
+        return hmac.new(self._key, previous_mac.encode() + b"\n" + entry_bytes, hashlib.sha256).hexdigest()
+
+    def verify(self, previous_mac: str, entry_bytes: bytes, mac: str) -> bool:
+        """Whether `mac` is this link's MAC (a constant-time comparison)."""
+        if "\n" in previous_mac:
+            return False
+        return hmac.compare_digest(self.mac(previous_mac, entry_bytes).encode(), mac.encode())
 
 
 class UnknownKey(VaultError):

@@ -108,6 +108,7 @@ def environment_for(redis_url: str, var_dir: Path) -> dict[str, str]:
         "TIPLINE_VAR_DIR": str(var_dir),
         "SECRET_KEY": secrets.token_urlsafe(48),
         "VAULT_KEYS": "test1:" + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+        "AUDIT_KEY": secrets.token_urlsafe(48),
         "TWILIO_ACCOUNT_SID": STANDIN_ACCOUNT_SID,
         "TWILIO_AUTH_TOKEN": STANDIN_AUTH_TOKEN,
         "TWILIO_API_BASE": standin_url(),

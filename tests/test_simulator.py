@@ -24,7 +24,7 @@ from tests.processes import process_environment, start, wait_for_health
 pytestmark = pytest.mark.slow
 
 SETTINGS_VARIABLES = ("TIPLINE_ENV", "PUBLIC_BASE_URL", "REDIS_URL", "TIPLINE_VAR_DIR", "SECRET_KEY", "VAULT_KEYS",
-                      "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_BASE")
+                      "AUDIT_KEY", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_BASE")
 
 
 @pytest.fixture

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from ivr.vault import CannotOpen, KeyedDigest, Sealer
+from ivr.vault import CannotOpen, ChainMac, KeyedDigest, Sealer
 
 SECRET = "s" * 48
 
@@ -38,3 +40,17 @@ def test_keyed_digests_are_stable_per_key_and_purpose() -> None:
     assert KeyedDigest(SECRET, "recording")(sid) != KeyedDigest(SECRET, "other")(sid)
     assert KeyedDigest(SECRET, "recording")(sid) != KeyedDigest("t" * 48, "recording")(sid)
     assert sid not in KeyedDigest(SECRET, "recording")(sid)
+
+
+def test_chain_macs_bind_the_previous_link_the_entry_and_the_key() -> None:
+    chain = ChainMac(SECRET)
+    first = chain.mac("0" * 64, b'[1,"view"]')
+    assert re.fullmatch(r"[0-9a-f]{64}", first) and first == ChainMac(SECRET).mac("0" * 64, b'[1,"view"]')
+    assert chain.verify("0" * 64, b'[1,"view"]', first)
+    assert not chain.verify("1" * 64, b'[1,"view"]', first)
+    assert not chain.verify("0" * 64, b'[1,"claim"]', first)
+    assert not chain.verify("0" * 64, b'[1,"view"]', first[:-1] + ("1" if first[-1] == "0" else "0"))
+    assert not ChainMac("t" * 48).verify("0" * 64, b'[1,"view"]', first)
+    assert not chain.verify("0" * 64 + "\n", b'[1,"view"]', first)
+    with pytest.raises(ValueError):
+        chain.mac("a\nb", b"")

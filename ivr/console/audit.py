@@ -1,0 +1,193 @@
+"""The console's audit trail: every view and decision, in a chain an insider cannot quietly edit.
+
+Each entry (seq, coarse hour, who, action, tip, detail) is MACed with HMAC-SHA256 over the
+previous entry's MAC and its own contents (`ivr/console/audit_chain.py`), under a key
+derived from AUDIT_KEY. The key lives in the environment of the web app and the operator's
+CLI, never in Redis. The entries are a Redis list; a head record holds the last seq and
+MAC under a MAC of its own, so removing entries from the end shows too. `verify` walks the
+whole chain and names, by seq, entries altered, deleted, reordered, copied or made up, a
+forged or missing head, and a list deleted while its head remains.
+
+Why a MAC and not a plain hash: anyone who can write Redis could recompute a plain hash
+chain after editing it. Without AUDIT_KEY nobody can make a link that checks out.
+
+What it cannot catch, said plainly: someone who can write Redis can put back an *older*
+copy of the list and its head together (a rollback, or deleting both: a trail back at
+zero). Every link in such a copy is genuine, so the chain alone cannot tell. Only an
+anchor outside Redis can: `head()` gives (seq, MAC), and the operator's CLI prints it
+(`verify_command`); kept now and then in the operator's own log, a later head that is
+behind or differs at that seq exposes the rollback. In the same way, cutting the last
+entries *and* deleting the head shows only as a missing head, not as which entries went.
+Whoever holds AUDIT_KEY (the web app's host) can of course rewrite the trail; the key is
+what has to be guarded.
+
+Entries hold who did what to which tip, never what a tip says: no transcript or summary
+text, only short details such as "partner=Metropolitan Police" or "status=possibly
+malicious", and only the coarse hour (promise 6).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import replace
+from typing import Iterator
+
+import redis
+
+from ivr import keys
+from ivr.coarse_time import current_hour
+from ivr.console.audit_chain import GENESIS, AuditEntry, AuditReport, check_chain, head_record, read_head
+from ivr.vault import ChainMac
+
+__all__ = ["ACTIONS", "AuditEntry", "AuditLog", "AuditReport", "AuditTrailBroken"]
+
+# What can happen in the console or at the operator's CLI: a closed list.
+ACTIONS = (
+    "sign_in", "sign_in_failed", "sign_out",
+    "view", "claim", "release", "renew", "listen",
+    "edit_summary", "tag", "triage", "note", "link_duplicate", "pass_on", "close", "reassign",
+    "view_audit", "view_hotspots", "export",
+    "account_created", "account_enrolled", "role_changed", "account_disabled",
+)
+WHO_MAX = 64
+DETAIL_MAX = 200
+TIP_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,40}")
+READ_CHUNK = 500
+
+
+class AuditTrailBroken(Exception):
+    """The head record is missing or forged: nothing is appended until an operator has run the check."""
+
+
+def clean_text(value: str, name: str, limit: int, required: bool) -> str:
+    """`value` without control or format characters (bidi overrides too), trimmed, checked for length."""
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be text, not {type(value).__name__}")
+    cleaned = " ".join("".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in value).split())
+    if required and not cleaned:
+        raise ValueError(f"{name} must not be empty")
+    if len(cleaned) > limit:
+        raise ValueError(f"{name} must be at most {limit} characters (got {len(cleaned)}); the audit trail keeps "
+                         "short facts such as 'partner=Metropolitan Police', never a tip's text")
+    return cleaned
+
+
+class AuditLog:
+    """Append to, read and check the audit trail in Redis (the MAC key stays in this process)."""
+
+    def __init__(self, connection: redis.Redis, audit_key: str) -> None:
+        self._redis = connection
+        self._chain = ChainMac(audit_key)
+
+    def append(self, who: str, action: str, tip: str | None = None, detail: str = "") -> AuditEntry:
+        """Record that `who` did `action` (to `tip`), chained onto the last entry; safe across processes.
+
+        WATCH the head, read it with the trail's length, compute the next link here (the key
+        never goes to Redis), then push the entry and move the head in one MULTI; another
+        writer in between means retry.
+        """
+        if action not in ACTIONS:
+            raise ValueError(f"action must be one of {', '.join(ACTIONS)}; not {action!r}")
+        who = clean_text(who, "who", WHO_MAX, required=True)
+        detail = clean_text(detail, "detail", DETAIL_MAX, required=False)
+        if tip is not None and not (isinstance(tip, str) and TIP_PATTERN.fullmatch(tip)):
+            raise ValueError(f"tip must be a tip's reference (letters, digits, - or _, at most 40), not {tip!r}")
+        with self._redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(keys.AUDIT_HEAD)
+                    last_seq, last_mac = self._head(*self._snapshot())
+                    unsigned = AuditEntry(seq=last_seq + 1, hour=current_hour(), who=who, action=action, tip=tip,
+                                          detail=detail, mac="")
+                    entry = replace(unsigned, mac=self._chain.mac(last_mac, unsigned.signed_bytes()))
+                    pipe.multi()
+                    pipe.rpush(keys.AUDIT_TRAIL, entry.to_json())
+                    pipe.set(keys.AUDIT_HEAD, head_record(self._chain, entry.seq, entry.mac))
+                    pipe.execute()
+                    return entry
+                except redis.WatchError:
+                    continue
+
+    def head(self) -> tuple[int, str]:
+        """(last seq, its MAC), checked against the head's own MAC: (0, GENESIS) for an empty trail.
+
+        Print it into a log outside Redis now and then: that record is what exposes a
+        rollback (see the module's docstring).
+        """
+        return self._head(*self._snapshot())
+
+    def _snapshot(self) -> tuple[bytes | None, int]:
+        """The head record and the trail's length from one moment (a MULTI of its own)."""
+        with self._redis.pipeline() as pipe:
+            raw_head, length = pipe.get(keys.AUDIT_HEAD).llen(keys.AUDIT_TRAIL).execute()
+        return raw_head, length
+
+    def _head(self, raw_head: bytes | None, length: int) -> tuple[int, str]:
+        if raw_head is None:
+            if length:
+                raise AuditTrailBroken(f"the audit trail holds {length:,} entries but its head record is missing; "
+                                       "an operator must run the audit trail check before anything more is "
+                                       "recorded")
+            return 0, GENESIS
+        head = read_head(self._chain, raw_head)
+        if head is None:
+            raise AuditTrailBroken("the audit trail's head record does not check out under AUDIT_KEY (forged, or "
+                                   "the key changed); an operator must run the audit trail check before "
+                                   "anything more is recorded")
+        return head
+
+    def entries(self, start: int = 0, count: int = 50, newest_first: bool = True, tip: str | None = None,
+                who: str | None = None) -> list[AuditEntry]:
+        """A page of the trail for the supervisor: `count` entries after skipping `start`, optionally
+        only those for one tip or by one person (filtering scans the trail)."""
+        if start < 0 or count < 0:
+            raise ValueError(f"start and count must not be negative (got start={start}, count={count})")
+        if count == 0:
+            return []
+        if tip is None and who is None:
+            if newest_first:
+                raw = self._redis.lrange(keys.AUDIT_TRAIL, -(start + count), -(start + 1))[::-1]
+            else:
+                raw = self._redis.lrange(keys.AUDIT_TRAIL, start, start + count - 1)
+            return list(_readable(raw))
+        page: list[AuditEntry] = []
+        skipped = 0
+        for entry in self._scan(newest_first):
+            if (tip is None or entry.tip == tip) and (who is None or entry.who == who):
+                if skipped < start:
+                    skipped += 1
+                    continue
+                page.append(entry)
+                if len(page) == count:
+                    break
+        return page
+
+    def for_tip(self, tip: str) -> list[AuditEntry]:
+        """Everything done to one tip, oldest first."""
+        return [entry for entry in self._scan(newest_first=False) if entry.tip == tip]
+
+    def _scan(self, newest_first: bool) -> Iterator[AuditEntry]:
+        """Every readable entry, in chunks; entries appended meanwhile are not included."""
+        length = self._redis.llen(keys.AUDIT_TRAIL)  # the list only grows at its end: indexes below stay put
+        starts = range(0, length, READ_CHUNK)
+        for first in reversed(starts) if newest_first else starts:
+            chunk = self._redis.lrange(keys.AUDIT_TRAIL, first, min(first + READ_CHUNK, length) - 1)
+            yield from _readable(chunk[::-1] if newest_first else chunk)
+
+    def verify(self) -> AuditReport:
+        """Walk the whole chain and the head, reporting every problem in words that name seqs."""
+        raw_head, length = self._snapshot()  # appends made meanwhile land after `length`
+        items: list[bytes] = []
+        for first in range(0, length, READ_CHUNK):
+            items.extend(self._redis.lrange(keys.AUDIT_TRAIL, first, min(first + READ_CHUNK, length) - 1))
+        return check_chain(self._chain, items, raw_head)
+
+
+def _readable(raw: list[bytes]) -> Iterator[AuditEntry]:
+    """The entries among `raw` that parse; anything else is `verify`'s to report, not a page's."""
+    for item in raw:
+        try:
+            yield AuditEntry.from_json(item)
+        except ValueError:
+            continue

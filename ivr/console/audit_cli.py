@@ -1,0 +1,31 @@
+"""The operator's check of the audit trail, as the CLI runs it."""
+
+from __future__ import annotations
+
+from config.settings import Settings
+from ivr.console.audit import AuditLog
+from ivr.services import connect_redis
+
+HEAD_DIGITS = 16  # enough of the head's MAC to recognise it again in the operator's log
+
+
+def verify_command(settings: Settings) -> int:
+    """Check the whole trail; print a one-line verdict (after each problem, if any); 0 when intact, else 1.
+
+    The verdict names the head (`seq:MAC prefix`): kept in the operator's log, it is the
+    outside anchor that exposes a rollback of the trail.
+    """
+    connection = connect_redis(settings)
+    try:
+        report = AuditLog(connection, settings.audit_key).verify()
+    finally:
+        connection.close()
+    if report.ok and report.head is not None:
+        seq, mac = report.head
+        print(f"audit trail: {report.entries:,} entr{'y' if report.entries == 1 else 'ies'}, chain intact; "
+              f"head {seq}:{mac[:HEAD_DIGITS]}")
+        return 0
+    for problem in report.problems:
+        print(problem)
+    print(f"audit trail: {len(report.problems)} problem(s) found")
+    return 1
