@@ -107,6 +107,7 @@ def console_hotspots(week: str) -> str:
     """Tips tagged per area and category in one ISO week ("2026-W48"): a hash, field "area|category"."""
     return f"{PREFIX}:console:hotspots:{week}"
 
+
 # The console's audit trail (ivr/console/audit.py): a list of MAC-chained JSON entries,
 # oldest first, and the head record that vouches for the last one. Never trimmed.
 AUDIT_TRAIL = f"{PREFIX}:audit"

@@ -66,14 +66,19 @@ class ConsoleClient:
         if csrf and not self._csrf:
             self.get("/console/login")
         form = {**({"csrf_token": self._csrf} if csrf else {}), **(data or {})}
-        self.last = self.client.post(path, data=form, base_url=CONSOLE_ORIGIN, **kwargs)
+        headers = {"Referer": CONSOLE_ORIGIN + path, **kwargs.pop("headers", {})}  # as a browser sends it
+        self.last = self.client.post(path, data=form, base_url=CONSOLE_ORIGIN, headers=headers, **kwargs)
         return self.last
 
     def signs_in(self, code: str | None = None, password: str | None = None) -> TestResponse:
         assert self.person is not None
         self.get("/console/login")
-        return self.post("/console/login", {"name": self.person.name, "password": password or self.person.password,
-                                             "code": code or self.person.code()})
+        response = self.post("/console/login", {"name": self.person.name, "password": password or self.person.password,
+                                                 "code": code or self.person.code()})
+        if response.status_code == 302:
+            self.get("/console/")  # signing in starts a new session: pick up its CSRF token
+            self.last = response
+        return response
 
     def claims_next(self) -> str | None:
         response = self.post("/console/claim")

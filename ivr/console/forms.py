@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, PasswordField, SelectField, StringField, TextAreaField
+from typing import Iterable
+
+from wtforms import HiddenField, PasswordField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
 from ivr.console.accounts import MAX_PASSWORD_CHARACTERS, ROLES
 from ivr.console.casework import HANDLER_TRIAGE, MAX_NOTE_CHARACTERS, MAX_SUMMARY_CHARACTERS
+
+
+def choices(pairs: Iterable[tuple[str, str]]) -> list[SelectChoice]:
+    """A select's options from (value, label) pairs."""
+    return [SelectChoice(value, label) for value, label in pairs]
 
 
 class SignInForm(FlaskForm):
@@ -34,7 +41,7 @@ class SummaryForm(FlaskForm):
 
 
 class TriageForm(FlaskForm):
-    triage = SelectField("Triage", choices=[(t, t.capitalize()) for t in HANDLER_TRIAGE])
+    triage = SelectField("Triage", choices=choices((t, t.capitalize()) for t in HANDLER_TRIAGE))
 
 
 class NoteForm(FlaskForm):
@@ -62,8 +69,8 @@ class ReassignForm(FlaskForm):
 class NewAccountForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Regexp(r"^[a-z][a-z0-9._-]{1,31}$",
                                                                    message="2-32 lower-case letters, digits, . _ -")])
-    role = SelectField("Role", choices=[(r, r) for r in ROLES])
+    role = SelectField("Role", choices=choices((r, r) for r in ROLES))
 
 
 class RoleForm(FlaskForm):
-    role = SelectField("Role", choices=[(r, r) for r in ROLES])
+    role = SelectField("Role", choices=choices((r, r) for r in ROLES))

@@ -108,8 +108,10 @@ def install(app: Flask, services: Services) -> None:
             csrf.exempt(blueprint)  # Twilio signs its webhooks; it cannot send our CSRF token
 
     Talisman(app, force_https=False, strict_transport_security=settings.is_production,
-             session_cookie_secure=True, session_cookie_http_only=True,
-             content_security_policy=CONTENT_SECURITY_POLICY, referrer_policy="no-referrer",
+             session_cookie_secure=True, session_cookie_http_only=True, session_cookie_samesite="Strict",
+             # same-origin: the CSRF check over https compares the Referer with our host,
+             # and no console URL (a reference) is ever sent to another site.
+             content_security_policy=CONTENT_SECURITY_POLICY, referrer_policy="same-origin",
              frame_options="DENY", permissions_policy={"geolocation": "()", "camera": "()", "microphone": "()"})
 
     login_manager = LoginManager(app)

@@ -14,7 +14,7 @@ from ivr.console.casework import (FINISHED, Case, CaseworkError, FlagsUnresolved
                                   received_day)
 from ivr.console.flags import find_flags
 from ivr.console.forms import (ActionForm, CloseForm, DuplicateForm, NoteForm, PassOnForm, ReassignForm,
-                               SummaryForm, TriageForm)
+                               SummaryForm, TriageForm, choices)
 from ivr.console.listening import NothingToHear, disguised_recording
 from ivr.console.roles import requires
 from ivr.console.web import bp, console
@@ -101,8 +101,8 @@ def render_tip_page(tip_record, case: Case, status: int = 200, summary_form: Sum
                                                area=case.area or "", category=case.category or tip_record.category)
     _area_and_category_choices(summary_form)
     pass_on_form, close_form = PassOnForm(), CloseForm()
-    pass_on_form.partner.choices = list(catalogue.partners.items())
-    close_form.reason.choices = list(catalogue.close_reasons.items())
+    pass_on_form.partner.choices = choices(catalogue.partners.items())
+    close_form.reason.choices = choices(catalogue.close_reasons.items())
     return render_template(
         "console/tip.html", tip=tip_record, case=case, mine=mine, draft_pending=draft is not None,
         part_words=PART_STATUS_WORDS, catalogue=catalogue, history=console().audit.for_tip(case.reference),
@@ -115,8 +115,8 @@ def render_tip_page(tip_record, case: Case, status: int = 200, summary_form: Sum
 
 def _area_and_category_choices(form: SummaryForm) -> None:
     catalogue = console().catalogue
-    form.area.choices = [("", "Choose an area")] + list(catalogue.areas.items())
-    form.category.choices = [("", "Choose a category")] + list(catalogue.categories.items())
+    form.area.choices = choices([("", "Choose an area"), *catalogue.areas.items()])
+    form.category.choices = choices([("", "Choose a category"), *catalogue.categories.items()])
 
 
 def _changed(reference: str, action: str, detail: str = "") -> Response:
@@ -220,7 +220,7 @@ def release(reference: str):  # type: ignore[no-untyped-def]
 @requires("handler")
 def close(reference: str):  # type: ignore[no-untyped-def]
     form = CloseForm()
-    form.reason.choices = list(console().catalogue.close_reasons.items())
+    form.reason.choices = choices(console().catalogue.close_reasons.items())
     if not form.validate_on_submit():
         return _refused(reference, CaseworkError("Choose a reason for closing it."))
     try:
@@ -240,7 +240,7 @@ def pass_on(reference: str):  # type: ignore[no-untyped-def]
     casework = console().casework
     casework.tip(reference)
     form = PassOnForm()
-    form.partner.choices = list(console().catalogue.partners.items())
+    form.partner.choices = choices(console().catalogue.partners.items())
     case = casework.case(reference)
     status = 200
     if form.validate_on_submit():
