@@ -205,6 +205,13 @@ class TipStore:
             return None
         return json.loads(self._vault.open(fields[0].decode(), reference, f"part:{index}:audio", fields[1]))
 
+    def drop_kept_audio(self, reference: str, index: int) -> None:
+        """The recording is gone at the provider: forget its handle."""
+        self._redis.hdel(keys.tip(reference), f"part:{index}:audio")
+
+    def has_kept_audio(self, reference: str) -> bool:
+        return any(field.endswith(b":audio") for field in self._redis.hkeys(keys.tip(reference)))
+
     def seal_for(self, reference: str, field: str, text: str) -> bytes:
         """Seal text that belongs to a tip (a summary, a note) under the tip's own key."""
         return self._vault.seal(self._wrapped_key(reference), reference, field, text)

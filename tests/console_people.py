@@ -57,7 +57,7 @@ class ConsoleClient:
 
     def get(self, path: str, **kwargs) -> TestResponse:  # type: ignore[no-untyped-def]
         self.last = self.client.get(path, base_url=CONSOLE_ORIGIN, **kwargs)
-        found = CSRF_META.search(self.last.get_data(as_text=True))
+        found = CSRF_META.search(self.last.get_data(as_text=True)) if self.last.mimetype == "text/html" else None
         if found:
             self._csrf = found.group(1)
         return self.last

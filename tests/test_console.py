@@ -406,3 +406,37 @@ def test_nothing_identifying_is_written_by_the_console(app, twilio, signed_in: C
     signed_in.get(f"/console/tips/{reference}")
     needles = needles_for_number(SENDER)
     assert scan_redis(redis_client, needles) == [] and scan_lines(log_lines.lines, needles) == []
+
+
+@pytest.mark.slow
+def test_a_recording_kept_for_review_is_heard_disguised_then_deleted_once_the_tip_is_closed(  # type: ignore[no-untyped-def]
+        app, twilio, signed_in: ConsoleClient, console, standin, environment) -> None:
+    from dev.phone_audio import speak
+    from tests.calls import leave_a_message
+    from tests.test_recordings import run_worker_burst
+
+    call = twilio.call("+447700900464")
+    reference, _ = leave_a_message(call, "3", "1", audio=speak("Sprzedają narkotyki przy szkole w piątki.", "pl"))
+    recording_sid = call.recordings[0].form["RecordingSid"]
+    assert run_worker_burst(environment).returncode == 0  # Polish: kept for a person, not guessed
+    assert recording_sid in {r.sid for r in standin.recordings()}
+
+    assert signed_in.claims_next() == reference
+    assert "audio awaiting review" in signed_in.get(f"/console/tips/{reference}").get_data(as_text=True)
+    heard = signed_in.get(f"/console/tips/{reference}/parts/1/audio")
+    assert heard.status_code == 200 and heard.mimetype == "audio/wav" and heard.data[:4] == b"RIFF"
+    assert heard.headers["Cache-Control"] == "no-store"
+    assert ("sam", "listen") in [(e.who, e.action) for e in console.audit.for_tip(reference)]
+
+    signed_in.post(f"/console/tips/{reference}/close", {"reason": "no-information"})
+    assert run_worker_burst(environment).returncode == 0
+    assert recording_sid not in {r.sid for r in standin.recordings()}  # reviewed: gone at the provider
+    assert console.casework.tips.kept_audio(reference, 1) is None
+    assert signed_in.get(f"/console/tips/{reference}/parts/1/audio").status_code == 410
+
+
+def test_a_damaged_audit_trail_stops_the_console_with_a_clear_page(app, signed_in: ConsoleClient, redis_client) -> None:  # type: ignore[no-untyped-def]
+    signed_in.get("/console/")
+    redis_client.set(keys.AUDIT_HEAD, b"forged")  # someone covering their tracks
+    response = signed_in.post("/console/claim")
+    assert response.status_code == 503 and "tipline audit verify" in signed_in.text()

@@ -116,3 +116,17 @@ def delete_call(sealed_handle: str) -> None:
     handle = context.services.recordings.open(sealed_handle)
     if handle.call_sid:
         context.provider.delete_call(handle.call_sid)
+
+
+def delete_reviewed_recordings(reference: str) -> None:
+    """A handler passed on or closed the tip: the recordings kept for them go, at the
+    provider and then their handles here (promise 3). Gone already counts as done, so a
+    retry after a crash is harmless."""
+    context = worker_context()
+    tips = context.services.tips
+    tip = tips.get(reference)
+    for part in tip.parts if tip else ():
+        kept = tips.kept_audio(reference, part.index)
+        if kept:
+            context.provider.delete_recording(kept["recording_sid"])
+            tips.drop_kept_audio(reference, part.index)

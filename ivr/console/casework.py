@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import date
 
 import redis
+from rq import Queue, Retry
 
 from ivr import keys
 from ivr.coarse_time import current_hour
@@ -38,6 +39,8 @@ HANDLER_TRIAGE = (IN_REVIEW, FOLLOW_UP, MALICIOUS)  # set by hand; the others by
 FINISHED = (PASSED_ON, CLOSED)
 MAX_SUMMARY_CHARACTERS = 4000
 MAX_NOTE_CHARACTERS = 2000
+DELETE_REVIEWED_JOB = "workers.recordings.delete_reviewed_recordings"
+DELETE_REVIEWED_RETRY = Retry(max=8, interval=[30, 60, 120, 300, 600, 1800, 3600, 3600])
 
 
 class CaseworkError(Exception):
@@ -116,7 +119,6 @@ class Casework:
     def __init__(self, connection: redis.Redis, tips: TipStore, catalogue: ConsoleCatalogue,
                  lease_seconds: int) -> None:
         self._redis = connection
-        self._tips = tips
         self.tips = tips
         self._queue: HandlerQueue = tips.queue
         self._catalogue = catalogue
@@ -133,7 +135,7 @@ class Casework:
             return None
         self._remember(claim)
         if self.tip(claim.tip_id).triage == NEW:
-            self._tips.set_triage(claim.tip_id, IN_REVIEW)
+            self.tips.set_triage(claim.tip_id, IN_REVIEW)
         return claim.tip_id
 
     def _remember(self, claim: Claim) -> None:
@@ -196,7 +198,7 @@ class Casework:
     # -- reading ---------------------------------------------------------------------------
 
     def tip(self, reference: str) -> Tip:
-        tip = self._tips.get(reference) if is_valid_reference(reference) else None
+        tip = self.tips.get(reference) if is_valid_reference(reference) else None
         if tip is None:
             raise UnknownTip("There is no tip with that reference.")
         return tip
@@ -206,9 +208,9 @@ class Casework:
         text = {k: v.decode() for k, v in fields.items() if not k.startswith(("summary", "draft:", "note:"))}
         notes = []
         for index in range(1, int(text.get("notes", 0)) + 1):
-            note = json.loads(self._tips.open_for(reference, f"case:note:{index}", fields[f"note:{index}"]))
+            note = json.loads(self.tips.open_for(reference, f"case:note:{index}", fields[f"note:{index}"]))
             notes.append(Note(**note))
-        summary = self._tips.open_for(reference, "case:summary", fields["summary"]) if "summary" in fields else ""
+        summary = self.tips.open_for(reference, "case:summary", fields["summary"]) if "summary" in fields else ""
         return Case(reference=reference, summary=summary, area=text.get("area"), category=text.get("category"),
                     partner=text.get("partner"), close_reason=text.get("close_reason"),
                     duplicate_of=text.get("duplicate_of"),
@@ -217,7 +219,7 @@ class Casework:
 
     def draft(self, reference: str, handler: str) -> str | None:
         sealed = self._redis.hget(keys.case(reference), f"draft:{handler}")
-        return self._tips.open_for(reference, f"case:draft:{handler}", sealed) if sealed else None
+        return self.tips.open_for(reference, f"case:draft:{handler}", sealed) if sealed else None
 
     # -- changes (the holder only) ---------------------------------------------------------
 
@@ -226,7 +228,7 @@ class Casework:
         self.tip(reference)
         text = _bounded(text, MAX_SUMMARY_CHARACTERS, "A summary")
         self._redis.hset(keys.case(reference), f"draft:{handler}",
-                         self._tips.seal_for(reference, f"case:draft:{handler}", text))
+                         self.tips.seal_for(reference, f"case:draft:{handler}", text))
         try:
             self.renew(reference, handler)
         except (NotYours, Finished):
@@ -241,7 +243,7 @@ class Casework:
             raise CaseworkError("Choose an area from the list.")
         if category and category not in self._catalogue.categories:
             raise CaseworkError("Choose a category from the list.")
-        mapping: dict[str, str | bytes] = {"summary": self._tips.seal_for(reference, "case:summary", summary)}
+        mapping: dict[str, str | bytes] = {"summary": self.tips.seal_for(reference, "case:summary", summary)}
         mapping.update({name: value for name, value in (("area", area), ("category", category)) if value})
         with self._redis.pipeline() as pipe:
             pipe.hset(keys.case(reference), mapping=mapping)
@@ -252,7 +254,7 @@ class Casework:
         if triage not in HANDLER_TRIAGE:
             raise CaseworkError(f"Choose one of: {', '.join(HANDLER_TRIAGE)}.")
         self.renew(reference, handler)
-        self._tips.set_triage(reference, triage)
+        self.tips.set_triage(reference, triage)
 
     def add_note(self, reference: str, handler: str, text: str) -> None:
         """An internal note: seen by handlers only, never by the tipster or in a package."""
@@ -262,7 +264,7 @@ class Casework:
             raise CaseworkError("The note is empty.")
         index = self._redis.hincrby(keys.case(reference), "notes", 1)
         note = json.dumps({"author": handler, "hour": current_hour(), "text": text})
-        self._redis.hset(keys.case(reference), f"note:{index}", self._tips.seal_for(reference, f"case:note:{index}",
+        self._redis.hset(keys.case(reference), f"note:{index}", self.tips.seal_for(reference, f"case:note:{index}",
                                                                                    note))
 
     def link_duplicate(self, reference: str, handler: str, original: str) -> None:
@@ -311,9 +313,13 @@ class Casework:
                 raise Finished("This tip has already been passed on or closed.")
             pipe.multi()
             pipe.hset(keys.case(reference), mapping={**fields, "finished": outcome})
-            self._tips.set_triage(reference, outcome, pipe=pipe)
+            self.tips.set_triage(reference, outcome, pipe=pipe)
             if case.area and case.category:
                 self._hotspots.record(pipe, iso_week(received_day(tip)), case.area, case.category)
+            if self.tips.has_kept_audio(reference):  # reviewed: the provider's copy can go now
+                Queue(keys.QUEUE_RECORDINGS, connection=self._redis).enqueue_call(
+                    DELETE_REVIEWED_JOB, args=(reference,), description="delete reviewed recordings", result_ttl=0,
+                    failure_ttl=30 * 24 * 3600, retry=DELETE_REVIEWED_RETRY, pipeline=pipe)
             pipe.execute()
         if entry:
             self._queue.finish(*entry)

@@ -31,6 +31,13 @@ PART_STATUS_WORDS = {
 }
 
 
+@bp.before_request
+def audit_trail_intact() -> None:
+    """Fail closed: with a damaged audit trail nothing is shown or done (AuditTrailBroken → 503)."""
+    if request.endpoint != "console.static":
+        console().audit.head()
+
+
 @bp.after_request
 def never_cache(response: Response) -> Response:
     response.headers["Cache-Control"] = "no-store"
