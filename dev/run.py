@@ -43,6 +43,8 @@ def banner(settings: Settings, local_redis: bool, standin_url: str | None = None
         f"  Real Twilio:       set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and PUBLIC_BASE_URL (an https URL that",
         f"                     reaches this machine), then point the number's voice webhook (POST) at",
         f"                     PUBLIC_BASE_URL/voice/incoming. See README.md.",
+        f"  Handlers' console: {base}/console/login; make the first admin (prints an enrolment link):",
+        "                       .venv/bin/tipline handler add --role admin YOURNAME",
     ]
     if settings.twilio_credentials_generated:
         lines.append("  Development credentials were generated in var/dev-secrets.json (no Twilio account needed).")

@@ -9,6 +9,8 @@ import stat
 import subprocess
 import sys
 import time
+import urllib.request
+from pathlib import Path
 
 import psutil
 import pytest
@@ -48,6 +50,17 @@ def test_make_run_serves_calls_and_ctrl_c_stops_everything(tmp_path) -> None:  #
         curl = subprocess.run([sys.executable, "-m", "dev.webhook", "/voice/incoming"], cwd=PROJECT_ROOT, env=env,
                               capture_output=True, text=True, timeout=30)
         assert curl.returncode == 0 and "HTTP 200" in curl.stdout and "does not see your number" in curl.stdout
+
+        # The console, as the banner says: the first admin from the CLI, their link served by gunicorn.
+        tipline = str(Path(sys.executable).parent / "tipline")
+        made = subprocess.run([tipline, "handler", "add", "--role", "admin", "first"], cwd=PROJECT_ROOT, env=env,
+                              capture_output=True, text=True, timeout=30)
+        assert made.returncode == 0, made.stderr
+        link = made.stdout.strip().splitlines()[-1]
+        assert link.startswith(f"{base}/console/enrol/")
+        with urllib.request.urlopen(link, timeout=10) as enrolment:
+            assert enrolment.status == 200 and b"first" in enrolment.read()
+        assert "/console/login" in log_path.read_text()  # the banner points at the console
 
         settings = Settings.from_env(env)
         standin_url = re.search(r"provider stand-in \((http://127\.0\.0\.1:\d+)\)", log_path.read_text()).group(1)
