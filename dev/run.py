@@ -40,9 +40,9 @@ def banner(settings: Settings, local_redis: bool, standin_url: str | None = None
         "Tipline is starting: " + ", ".join(started) + ".",
         f"  Health:            curl {base}/healthz",
         "  A signed webhook:  .venv/bin/python -m dev.webhook /voice/incoming",
-        f"  Real Twilio:       set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and PUBLIC_BASE_URL (an https URL that",
-        f"                     reaches this machine), then point the number's voice webhook (POST) at",
-        f"                     PUBLIC_BASE_URL/voice/incoming. See README.md.",
+        "  Real Twilio:       set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and PUBLIC_BASE_URL (an https URL that",
+        "                     reaches this machine), then point the number's voice webhook (POST) at",
+        "                     PUBLIC_BASE_URL/voice/incoming. See README.md.",
         f"  Handlers' console: {base}/console/login; make the first admin (prints an enrolment link):",
         "                       .venv/bin/tipline handler add --role admin YOURNAME",
     ]

@@ -51,3 +51,9 @@ def wait_until(predicate, timeout: float = 30, what: str = "condition") -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def run_worker_burst(environment: dict[str, str]) -> subprocess.CompletedProcess:
+    """A real worker process, as `make run` starts it, until the queues are empty."""
+    return subprocess.run([sys.executable, "-m", "workers.run", "--burst"], cwd=PROJECT_ROOT,
+                          env={**os.environ, **environment}, capture_output=True, text=True, timeout=60)

@@ -21,8 +21,7 @@ import pyotp
 import pytest
 from werkzeug.serving import make_server
 
-from config.settings import PROJECT_ROOT, Settings
-from ivr import create_app
+from config.settings import PROJECT_ROOT
 from ivr.console.hotspots import iso_week
 from tests.console_people import a_texted_tip, enrolled
 
@@ -84,13 +83,6 @@ def live(app, tmp_path: Path) -> Iterator[LiveConsole]:  # type: ignore[no-untyp
 @pytest.fixture
 def site(app, tmp_path: Path) -> Iterator[LiveConsole]:  # type: ignore[no-untyped-def]
     yield from live(app, tmp_path)
-
-
-@pytest.fixture
-def short_lease_site(environment, redis_client, tmp_path: Path) -> Iterator[LiveConsole]:  # type: ignore[no-untyped-def]
-    app = create_app(Settings.from_env({**environment, "CONSOLE_LEASE_SECONDS": "2"}))
-    yield from live(app, tmp_path)
-    app.extensions["tipline"].redis.close()
 
 
 def eventually(predicate, what: str, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
@@ -200,36 +192,29 @@ def test_enrol_sign_in_claim_read_summarise_resolve_a_flag_and_pass_on(browser, 
     site.shoot(boss, "hotspots")
 
 
-def test_a_second_handler_cannot_take_a_leased_tip_until_the_lease_lapses(browser, short_lease_site: LiveConsole,  # type: ignore[no-untyped-def]
-                                                                           environment, redis_client) -> None:
-    site = short_lease_site
-    app = site.app
-    from tests.conftest import PUBLIC_BASE_URL, STANDIN_ACCOUNT_SID, STANDIN_AUTH_TOKEN  # noqa: F401
-    from dev.twilio_like import TwilioLike
+class TestWithATwoSecondLease:
+    @pytest.fixture
+    def environment(self, environment: dict[str, str]) -> dict[str, str]:
+        return {**environment, "CONSOLE_LEASE_SECONDS": "2"}
 
-    client = app.test_client()
-
-    def transport(url, form, headers):  # type: ignore[no-untyped-def]
-        response = client.post(url.removeprefix(PUBLIC_BASE_URL), data=form, headers=headers)
-        return response.status_code, response.get_data(as_text=True)
-
-    twilio = TwilioLike(transport, PUBLIC_BASE_URL, app.config["TIPLINE_SETTINGS"].twilio_account_sid,
-                        app.config["TIPLINE_SETTINGS"].twilio_auth_token)
-    reference = a_texted_tip(twilio, "+447700900482", REPORT)
-    sam = signed_in_page(browser, site, enrolled(app, "sam"))
-    alex = signed_in_page(browser, site, enrolled(app, "alex"))
-    sam.click("#claim-next")
-    sam.wait_for_url(re.compile(rf"/console/tips/{reference}$"))
-    alex.click("#claim-next")
-    assert "No tips are waiting" in alex.inner_text("main")  # leased to sam
-    time.sleep(2.5)  # sam does nothing for longer than the lease
-    alex.click("#claim-next")
-    alex.wait_for_url(re.compile(rf"/console/tips/{reference}$"))
-    assert "alex" in alex.inner_text("#holder")
-    sam.fill("#summary", "Written after the lease lapsed")
-    # (Playwright's expect, not wait_for_function: the CSP forbids the eval that one needs.)
-    playwright_api.expect(sam.locator("#draft-status")).to_have_text("alex holds this tip now; your draft is kept.")
-    assert app.extensions["console"].casework.draft(reference, "sam") == "Written after the lease lapsed"
+    def test_a_second_handler_cannot_take_a_leased_tip_until_the_lease_lapses(self, browser, site: LiveConsole,  # type: ignore[no-untyped-def]
+                                                                               app, twilio) -> None:
+        reference = a_texted_tip(twilio, "+447700900482", REPORT)
+        sam = signed_in_page(browser, site, enrolled(app, "sam"))
+        alex = signed_in_page(browser, site, enrolled(app, "alex"))
+        sam.click("#claim-next")
+        sam.wait_for_url(re.compile(rf"/console/tips/{reference}$"))
+        alex.click("#claim-next")
+        assert "No tips are waiting" in alex.inner_text("main")  # leased to sam
+        time.sleep(2.5)  # sam does nothing for longer than the lease
+        alex.click("#claim-next")
+        alex.wait_for_url(re.compile(rf"/console/tips/{reference}$"))
+        assert "alex" in alex.inner_text("#holder")
+        sam.fill("#summary", "Written after the lease lapsed")
+        # (Playwright's expect, not wait_for_function: the CSP forbids the eval that one needs.)
+        playwright_api.expect(sam.locator("#draft-status")).to_have_text(
+            "alex holds this tip now; your draft is kept.")
+        assert app.extensions["console"].casework.draft(reference, "sam") == "Written after the lease lapsed"
 
 
 def test_a_text_holding_a_script_cannot_run_in_the_handlers_browser(browser, site: LiveConsole, app, twilio) -> None:  # type: ignore[no-untyped-def]

@@ -33,7 +33,7 @@ from ivr.tips import AWAITING_LANGUAGE, NO_SPEECH, READY, TRANSCRIPTION_FAILED, 
 from tests.calls import codes_heard, leave_a_message
 from tests.conftest import CALLER_NUMBER
 from tests.phone_audio import samples
-from tests.test_recordings import run_worker_burst
+from tests.processes import run_worker_burst
 
 MESSAGE = "There is a man selling drugs outside the school on Station Road every Friday night."
 POLISH_MESSAGE = "Na rogu ulicy przy szkole sprzedają narkotyki w każdy piątek wieczorem."

@@ -29,8 +29,8 @@ from ivr.tips import AWAITING_LANGUAGE, NO_SPEECH, READY, TRANSCRIPTION_FAILED, 
 from tests.calls import codes_heard
 from tests.conftest import CALLER_NUMBER
 from tests.privacy import needles_for_number, scan_files, scan_lines, scan_redis
-from tests.processes import process_environment, start, wait_until
-from tests.test_recordings import run_worker_burst
+from tests.processes import process_environment, start
+from tests.processes import run_worker_burst
 
 pytestmark = pytest.mark.slow
 

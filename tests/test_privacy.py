@@ -16,7 +16,7 @@ from dev.twilio_like import TwilioLike
 from tests.calls import leave_a_message
 from tests.conftest import CALLER_NUMBER
 from tests.privacy import needles_for_number, scan_files, scan_lines, scan_redis
-from tests.test_recordings import run_worker_burst
+from tests.processes import run_worker_burst
 
 CONTROL_NUMBER = "+447700900562"
 

@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import zlib
 
 import pytest
 import redis
 from rq import Queue
 
-from config.settings import PROJECT_ROOT
 from dev.twilio_like import Call, TwilioLike
 from ivr import keys
-from tests.calls import leave_a_message
 
 
 def jobs_in(client: redis.Redis, queue_name: str) -> list[str]:
     return Queue(queue_name, connection=client).job_ids
-
-
-def run_worker_burst(environment: dict[str, str]) -> subprocess.CompletedProcess:
-    """A real worker process, as `make run` starts it, until the queues are empty."""
-    return subprocess.run([sys.executable, "-m", "workers.run", "--burst"], cwd=PROJECT_ROOT,
-                          env={**os.environ, **environment}, capture_output=True, text=True, timeout=60)
 
 
 def test_a_recording_is_queued_once_even_when_the_callback_repeats(caller: Call, twilio: TwilioLike, redis_client) -> None:  # type: ignore[no-untyped-def]

@@ -20,7 +20,7 @@ from ivr.sms.sessions import IDLE_SECONDS
 from tests.conftest import CALLER_NUMBER
 from tests.privacy import needles_for_number, scan_files, scan_lines, scan_redis
 from tests.processes import wait_until
-from tests.test_recordings import run_worker_burst
+from tests.processes import run_worker_burst
 from tests.test_sms import codes_in
 from workers.context import WorkerContext
 from workers.messages import delete_message_records

@@ -6,7 +6,6 @@ import base64
 import secrets
 
 import pytest
-import redis
 from argon2 import PasswordHasher
 
 from dev.twilio_like import TwilioLike

@@ -15,10 +15,7 @@ The summary is the only text that leaves: before a pass-on every flag
 
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import dataclass
-from datetime import date
 
 import redis
 from rq import Queue, Retry
@@ -26,93 +23,18 @@ from rq import Queue, Retry
 from ivr import keys
 from ivr.coarse_time import current_hour
 from ivr.console.catalogue import ConsoleCatalogue
-from ivr.console.flags import Flag, find_flags
+from ivr.console.cases import (CLOSED, HANDLER_TRIAGE, IN_REVIEW, NEW, PASSED_ON, Case, CaseworkError, Finished,
+                               FlagsUnresolved, Note, NotReady, NotYours, Package, UnknownTip, received_day)
+from ivr.console.flags import find_flags
 from ivr.console.hotspots import HotspotCounts, iso_week
 from ivr.handler_queue import Claim, HandlerQueue, NotHeld
 from ivr.references import is_valid_reference
 from ivr.tips import Tip, TipStore
 
-NEW, IN_REVIEW, FOLLOW_UP, MALICIOUS, PASSED_ON, CLOSED = (
-    "new", "in review", "needs follow-up", "possibly malicious", "passed on", "closed")
-TRIAGE = (NEW, IN_REVIEW, FOLLOW_UP, MALICIOUS, PASSED_ON, CLOSED)
-HANDLER_TRIAGE = (IN_REVIEW, FOLLOW_UP, MALICIOUS)  # set by hand; the others by what happens
-FINISHED = (PASSED_ON, CLOSED)
 MAX_SUMMARY_CHARACTERS = 4000
 MAX_NOTE_CHARACTERS = 2000
 DELETE_REVIEWED_JOB = "workers.recordings.delete_reviewed_recordings"
 DELETE_REVIEWED_RETRY = Retry(max=8, interval=[30, 60, 120, 300, 600, 1800, 3600, 3600])
-
-
-class CaseworkError(Exception):
-    """A handler's action cannot be done; the message says why, fit to show them."""
-
-
-class UnknownTip(CaseworkError):
-    pass
-
-
-class NotYours(CaseworkError):
-    def __init__(self, holder: str | None) -> None:
-        super().__init__(f"{holder} holds this tip now; your draft is kept." if holder else
-                         "Nobody holds this tip: claim it first (your draft is kept).")
-        self.holder = holder
-
-
-class Finished(CaseworkError):
-    pass
-
-
-class NotReady(CaseworkError):
-    """A pass-on is missing something (summary, area, category)."""
-
-
-class FlagsUnresolved(CaseworkError):
-    def __init__(self, flags: list[Flag]) -> None:
-        super().__init__(f"{len(flags)} thing(s) in the summary could identify the tipster: "
-                         "edit them out, or confirm each one.")
-        self.flags = flags
-
-
-@dataclass(frozen=True)
-class Note:
-    author: str
-    hour: str
-    text: str
-
-
-@dataclass(frozen=True)
-class Case:
-    reference: str
-    summary: str
-    area: str | None
-    category: str | None
-    partner: str | None
-    close_reason: str | None
-    duplicate_of: str | None
-    duplicates: tuple[str, ...]
-    notes: tuple[Note, ...]
-    holder: str | None
-    finished: str | None
-
-    @property
-    def summary_version(self) -> str:
-        """A digest of the summary a pass-on form showed, so confirmations match that text."""
-        return hashlib.sha256(self.summary.encode()).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class Package:
-    """What reaches the police or partner: this, and nothing else."""
-
-    reference: str
-    date: str
-    category: str
-    area: str
-    summary: str
-
-    def as_json(self) -> dict[str, str]:
-        return {"reference": self.reference, "date": self.date, "category": self.category, "area": self.area,
-                "summary": self.summary}
 
 
 class Casework:
@@ -334,11 +256,6 @@ class Casework:
         return Package(reference=reference, date=received_day(tip).isoformat(),
                        category=self._catalogue.categories.get(case.category or "", "Not given"),
                        area=self._catalogue.areas.get(case.area or "", "Not given"), summary=case.summary)
-
-
-def received_day(tip: Tip) -> date:
-    """The day a tip came in (its record keeps only the hour)."""
-    return date.fromisoformat(tip.received_hour[:10])
 
 
 def _bounded(text: str, limit: int, what: str) -> str:

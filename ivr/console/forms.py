@@ -9,7 +9,8 @@ from wtforms import HiddenField, PasswordField, SelectChoice, SelectField, Strin
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
 from ivr.console.accounts import MAX_PASSWORD_CHARACTERS, ROLES
-from ivr.console.casework import HANDLER_TRIAGE, MAX_NOTE_CHARACTERS, MAX_SUMMARY_CHARACTERS
+from ivr.console.cases import HANDLER_TRIAGE
+from ivr.console.casework import MAX_NOTE_CHARACTERS, MAX_SUMMARY_CHARACTERS
 
 
 def choices(pairs: Iterable[tuple[str, str]]) -> list[SelectChoice]:

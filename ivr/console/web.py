@@ -135,7 +135,8 @@ def install(app: Flask, services: Services) -> None:
         MAX_FORM_MEMORY_SIZE=64 * 1024,
     )
 
-    from ivr.console import admin_routes, auth_routes, supervise_routes, work_routes  # noqa: F401 (routes)
+    from ivr.console import (admin_routes, auth_routes, pass_on_routes, supervise_routes,  # noqa: F401 (routes)
+                             work_routes)
 
     app.register_blueprint(bp)
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False  # checked by the console's own hook (check_csrf)

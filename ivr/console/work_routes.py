@@ -7,19 +7,17 @@ cached (`Cache-Control: no-store`): a transcript must not stay on a shared compu
 
 from __future__ import annotations
 
+from typing import Callable
+
 from flask import Response, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
+from flask_wtf import FlaskForm
 
-from ivr.console.casework import (FINISHED, Case, CaseworkError, FlagsUnresolved, NotYours, UnknownTip,
-                                  received_day)
-from ivr.console.flags import find_flags
-from ivr.console.forms import (ActionForm, CloseForm, DuplicateForm, NoteForm, PassOnForm, ReassignForm,
+from ivr.console.cases import Case, CaseworkError, NotYours, UnknownTip, received_day
+from ivr.console.forms import (ActionForm, CloseForm, DuplicateForm, NoteForm, ReassignForm,
                                SummaryForm, TriageForm, choices)
-from ivr.console.listening import NothingToHear, disguised_recording
 from ivr.console.roles import requires
 from ivr.console.web import bp, console
-from ivr.provider import Provider
-from ivr.provider_errors import ProviderError
 from ivr.references import is_valid_reference
 from ivr.tips import AWAITING_LANGUAGE, AWAITING_TRANSCRIPT, NO_SPEECH, TRANSCRIPTION_FAILED, ShreddedTip
 
@@ -107,8 +105,7 @@ def render_tip_page(tip_record, case: Case, status: int = 200, summary_form: Sum
     summary_form = summary_form or SummaryForm(summary=draft if draft is not None else case.summary,
                                                area=case.area or "", category=case.category or tip_record.category)
     _area_and_category_choices(summary_form)
-    pass_on_form, close_form = PassOnForm(), CloseForm()
-    pass_on_form.partner.choices = choices(catalogue.partners.items())
+    close_form = CloseForm()
     close_form.reason.choices = choices(catalogue.close_reasons.items())
     return render_template(
         "console/tip.html", tip=tip_record, case=case, mine=mine, draft_pending=draft is not None,
@@ -131,7 +128,7 @@ def _changed(reference: str, action: str, detail: str = "") -> Response:
     return redirect(url_for("console.tip", reference=reference))
 
 
-def _refused(reference: str, error: CaseworkError) -> Response:
+def refused(reference: str, error: CaseworkError) -> Response:
     flash(str(error), "error")
     return redirect(url_for("console.tip", reference=reference))
 
@@ -165,48 +162,48 @@ def save_summary(reference: str):  # type: ignore[no-untyped-def]
                               form.category.data or None)
     except CaseworkError as error:
         casework.save_draft(reference, current_user.name, form.summary.data or "")  # nothing typed is lost
-        return _refused(reference, error)
+        return refused(reference, error)
     flash("Summary saved.", "info")
     return _changed(reference, "edit_summary", detail=f"area={form.area.data or '-'} category={form.category.data or '-'}")
+
+
+def _act(reference: str, form: FlaskForm, invalid: str, change: Callable[[], None], action: str,
+         detail: str = "") -> Response:
+    """A holder's change from a form: refused with the reason, or done and audited."""
+    if not form.validate_on_submit():
+        return refused(reference, CaseworkError(invalid))
+    try:
+        change()
+    except CaseworkError as error:
+        return refused(reference, error)
+    return _changed(reference, action, detail)
 
 
 @bp.post("/tips/<reference>/triage")
 @requires("handler")
 def set_triage(reference: str):  # type: ignore[no-untyped-def]
     form = TriageForm()
-    if not form.validate_on_submit():
-        return _refused(reference, CaseworkError("Choose a triage status from the list."))
-    try:
-        console().casework.set_triage(reference, current_user.name, form.triage.data)
-    except CaseworkError as error:
-        return _refused(reference, error)
-    return _changed(reference, "triage", detail=f"status={form.triage.data}")
+    return _act(reference, form, "Choose a triage status from the list.",
+                lambda: console().casework.set_triage(reference, current_user.name, form.triage.data),
+                "triage", detail=f"status={form.triage.data}")
 
 
 @bp.post("/tips/<reference>/notes")
 @requires("handler")
 def add_note(reference: str):  # type: ignore[no-untyped-def]
     form = NoteForm()
-    if not form.validate_on_submit():
-        return _refused(reference, CaseworkError("A note needs some text (at most 2,000 characters)."))
-    try:
-        console().casework.add_note(reference, current_user.name, form.text.data)
-    except CaseworkError as error:
-        return _refused(reference, error)
-    return _changed(reference, "note")
+    return _act(reference, form, "A note needs some text (at most 2,000 characters).",
+                lambda: console().casework.add_note(reference, current_user.name, form.text.data), "note")
 
 
 @bp.post("/tips/<reference>/duplicate")
 @requires("handler")
 def link_duplicate(reference: str):  # type: ignore[no-untyped-def]
     form = DuplicateForm()
-    if not form.validate_on_submit():
-        return _refused(reference, CaseworkError("Give the reference of the tip this one duplicates."))
-    try:
-        console().casework.link_duplicate(reference, current_user.name, form.original.data)
-    except CaseworkError as error:
-        return _refused(reference, error)
-    return _changed(reference, "link_duplicate", detail=f"of={''.join(c for c in form.original.data if c.isdigit())}")
+    original = "".join(ch for ch in form.original.data or "" if ch.isdigit())
+    return _act(reference, form, "Give the reference of the tip this one duplicates.",
+                lambda: console().casework.link_duplicate(reference, current_user.name, original),
+                "link_duplicate", detail=f"of={original}")
 
 
 @bp.post("/tips/<reference>/release")
@@ -217,7 +214,7 @@ def release(reference: str):  # type: ignore[no-untyped-def]
     try:
         console().casework.release(reference, current_user.name)
     except CaseworkError as error:
-        return _refused(reference, error)
+        return refused(reference, error)
     console().audit.append(current_user.name, "release", tip=reference)
     flash(f"Tip {reference} is back in the queue.", "info")
     return redirect(url_for("console.dashboard"))
@@ -229,107 +226,14 @@ def close(reference: str):  # type: ignore[no-untyped-def]
     form = CloseForm()
     form.reason.choices = choices(console().catalogue.close_reasons.items())
     if not form.validate_on_submit():
-        return _refused(reference, CaseworkError("Choose a reason for closing it."))
+        return refused(reference, CaseworkError("Choose a reason for closing it."))
     try:
         console().casework.close(reference, current_user.name, form.reason.data)
     except CaseworkError as error:
-        return _refused(reference, error)
+        return refused(reference, error)
     flash(f"Tip {reference} is closed.", "info")
     console().audit.append(current_user.name, "close", tip=reference, detail=f"reason={form.reason.data}")
     return redirect(url_for("console.dashboard"))
-
-
-# -- passing on ----------------------------------------------------------------------------------
-
-@bp.route("/tips/<reference>/pass-on", methods=["GET", "POST"])
-@requires("handler")
-def pass_on(reference: str):  # type: ignore[no-untyped-def]
-    casework = console().casework
-    casework.tip(reference)
-    form = PassOnForm()
-    form.partner.choices = choices(console().catalogue.partners.items())
-    case = casework.case(reference)
-    status = 200
-    if form.validate_on_submit():
-        confirmed = set(request.form.getlist("confirm"))
-        try:
-            casework.pass_on(reference, current_user.name, form.partner.data, confirmed, form.summary_version.data)
-        except FlagsUnresolved as unresolved:
-            flash(str(unresolved), "error")
-            status = 400
-        except CaseworkError as error:
-            flash(str(error), "error")
-            status = 400
-        else:
-            console().audit.append(current_user.name, "pass_on", tip=reference, detail=f"partner={form.partner.data}")
-            flash(f"Tip {reference} was passed on to {console().catalogue.partners[form.partner.data]}.", "info")
-            return redirect(url_for("console.package", reference=reference))
-    elif form.is_submitted():
-        flash("Choose who it is passed on to.", "error")
-        status = 400
-    form.summary_version.data = case.summary_version
-    flags = find_flags(case.summary)
-    return render_template("console/pass_on.html", case=case, form=form, flags=flags,
-                           marked=_marked(case.summary, flags), confirmed=set(request.form.getlist("confirm"))), status
-
-
-def _marked(summary: str, flags: list) -> list[tuple[str, object]]:
-    """The summary cut into (text, flag or None) pieces, so the page can mark each flag
-    while Jinja still escapes every piece."""
-    pieces: list[tuple[str, object]] = []
-    position = 0
-    for flag in flags:
-        pieces.append((summary[position:flag.start], None))
-        pieces.append((summary[flag.start:flag.end], flag))
-        position = flag.end
-    pieces.append((summary[position:], None))
-    return [piece for piece in pieces if piece[0]]
-
-
-@bp.get("/tips/<reference>/package")
-@requires("handler")
-def package(reference: str):  # type: ignore[no-untyped-def]
-    try:
-        disseminated = console().casework.package(reference)
-    except CaseworkError as error:
-        return _refused(reference, error)
-    console().audit.append(current_user.name, "export", tip=reference, detail="printable")
-    return render_template("console/package.html", package=disseminated)
-
-
-@bp.get("/tips/<reference>/package.json")
-@requires("handler")
-def package_json(reference: str):  # type: ignore[no-untyped-def]
-    try:
-        disseminated = console().casework.package(reference)
-    except CaseworkError as error:
-        return jsonify(error=str(error)), 409
-    console().audit.append(current_user.name, "export", tip=reference, detail="json")
-    response = jsonify(disseminated.as_json())
-    response.headers["Content-Disposition"] = f'attachment; filename="tip-{reference}.json"'
-    return response
-
-
-# -- listening -------------------------------------------------------------------------------------
-
-@bp.get("/tips/<reference>/parts/<int:index>/audio")
-@requires("handler")
-def listen(reference: str, index: int):  # type: ignore[no-untyped-def]
-    """The disguised copy of a recording that could not be transcribed, made now, never stored."""
-    casework = console().casework
-    casework.tip(reference)
-    if casework.case(reference).finished in FINISHED:
-        return Response("This tip is finished; its audio is no longer offered.\n", 410, mimetype="text/plain")
-    try:
-        with Provider(console().settings) as provider:
-            audio = disguised_recording(casework.tips, provider, reference, index)
-    except NothingToHear as nothing:
-        return Response(f"{nothing}\n", 404, mimetype="text/plain")
-    except ProviderError as error:
-        return Response(f"The recording could not be fetched from the provider: {error}\n", 502,
-                        mimetype="text/plain")
-    console().audit.append(current_user.name, "listen", tip=reference, detail=f"part={index}")
-    return Response(audio, mimetype="audio/wav", headers={"Content-Disposition": "inline"})
 
 
 # -- supervisors: reassign ----------------------------------------------------------------------------
@@ -340,10 +244,10 @@ def reassign(reference: str):  # type: ignore[no-untyped-def]
     form = ReassignForm()
     target = console().accounts.get((form.handler.data or "").strip().lower()) if form.validate_on_submit() else None
     if target is None or not target.has_role("handler"):
-        return _refused(reference, CaseworkError("Give the name of an active handler account."))
+        return refused(reference, CaseworkError("Give the name of an active handler account."))
     try:
         console().casework.reassign(reference, target.name)
     except CaseworkError as error:
-        return _refused(reference, error)
+        return refused(reference, error)
     flash(f"Tip {reference} now belongs to {target.name}.", "info")
     return _changed(reference, "reassign", detail=f"to={target.name}")

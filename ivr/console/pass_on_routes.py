@@ -1,0 +1,110 @@
+"""Passing a tip on (the summary, checked for what could identify the tipster), the
+package that leaves, and listening to a recording that could not be transcribed."""
+
+from __future__ import annotations
+
+from flask import Response, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from ivr.console.cases import FINISHED, CaseworkError, FlagsUnresolved
+from ivr.console.flags import Flag, find_flags
+from ivr.console.forms import PassOnForm, choices
+from ivr.console.listening import NothingToHear, disguised_recording
+from ivr.console.roles import requires
+from ivr.console.web import bp, console
+from ivr.console.work_routes import refused
+from ivr.provider import Provider
+from ivr.provider_errors import ProviderError
+
+
+# -- passing on ----------------------------------------------------------------------------------
+
+@bp.route("/tips/<reference>/pass-on", methods=["GET", "POST"])
+@requires("handler")
+def pass_on(reference: str):  # type: ignore[no-untyped-def]
+    casework = console().casework
+    casework.tip(reference)
+    form = PassOnForm()
+    form.partner.choices = choices(console().catalogue.partners.items())
+    case = casework.case(reference)
+    status = 200
+    if form.validate_on_submit():
+        confirmed = set(request.form.getlist("confirm"))
+        try:
+            casework.pass_on(reference, current_user.name, form.partner.data, confirmed, form.summary_version.data)
+        except FlagsUnresolved as unresolved:
+            flash(str(unresolved), "error")
+            status = 400
+        except CaseworkError as error:
+            flash(str(error), "error")
+            status = 400
+        else:
+            console().audit.append(current_user.name, "pass_on", tip=reference, detail=f"partner={form.partner.data}")
+            flash(f"Tip {reference} was passed on to {console().catalogue.partners[form.partner.data]}.", "info")
+            return redirect(url_for("console.package", reference=reference))
+    elif form.is_submitted():
+        flash("Choose who it is passed on to.", "error")
+        status = 400
+    form.summary_version.data = case.summary_version
+    flags = find_flags(case.summary)
+    return render_template("console/pass_on.html", case=case, form=form, flags=flags,
+                           marked=_marked(case.summary, flags), confirmed=set(request.form.getlist("confirm"))), status
+
+
+def _marked(summary: str, flags: list[Flag]) -> list[tuple[str, Flag | None]]:
+    """The summary cut into (text, flag or None) pieces, so the page can mark each flag
+    while Jinja still escapes every piece."""
+    pieces: list[tuple[str, Flag | None]] = []
+    position = 0
+    for flag in flags:
+        pieces.append((summary[position:flag.start], None))
+        pieces.append((summary[flag.start:flag.end], flag))
+        position = flag.end
+    pieces.append((summary[position:], None))
+    return [piece for piece in pieces if piece[0]]
+
+
+@bp.get("/tips/<reference>/package")
+@requires("handler")
+def package(reference: str):  # type: ignore[no-untyped-def]
+    try:
+        disseminated = console().casework.package(reference)
+    except CaseworkError as error:
+        return refused(reference, error)
+    console().audit.append(current_user.name, "export", tip=reference, detail="printable")
+    return render_template("console/package.html", package=disseminated)
+
+
+@bp.get("/tips/<reference>/package.json")
+@requires("handler")
+def package_json(reference: str):  # type: ignore[no-untyped-def]
+    try:
+        disseminated = console().casework.package(reference)
+    except CaseworkError as error:
+        return jsonify(error=str(error)), 409
+    console().audit.append(current_user.name, "export", tip=reference, detail="json")
+    response = jsonify(disseminated.as_json())
+    response.headers["Content-Disposition"] = f'attachment; filename="tip-{reference}.json"'
+    return response
+
+
+# -- listening -------------------------------------------------------------------------------------
+
+@bp.get("/tips/<reference>/parts/<int:index>/audio")
+@requires("handler")
+def listen(reference: str, index: int):  # type: ignore[no-untyped-def]
+    """The disguised copy of a recording that could not be transcribed, made now, never stored."""
+    casework = console().casework
+    casework.tip(reference)
+    if casework.case(reference).finished in FINISHED:
+        return Response("This tip is finished; its audio is no longer offered.\n", 410, mimetype="text/plain")
+    try:
+        with Provider(console().settings) as provider:
+            audio = disguised_recording(casework.tips, provider, reference, index)
+    except NothingToHear as nothing:
+        return Response(f"{nothing}\n", 404, mimetype="text/plain")
+    except ProviderError as error:
+        return Response(f"The recording could not be fetched from the provider: {error}\n", 502,
+                        mimetype="text/plain")
+    console().audit.append(current_user.name, "listen", tip=reference, detail=f"part={index}")
+    return Response(audio, mimetype="audio/wav", headers={"Content-Disposition": "inline"})
