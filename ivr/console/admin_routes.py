@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, url_for
+from typing import Callable
+
+from flask import Response, flash, redirect, render_template, url_for
 from flask_login import current_user
 
 from ivr.console.accounts import AccountError
@@ -38,36 +40,38 @@ def accounts():  # type: ignore[no-untyped-def]
                            role_form=RoleForm(), action_form=ActionForm()), status
 
 
+def _account_change(change: Callable[[], object], action: str, detail: str, done: str) -> Response:
+    """Do an admin's change to an account, audit it and say so; or say why it was refused."""
+    try:
+        change()
+    except AccountError as refused:
+        flash(str(refused), "error")
+    else:
+        console().audit.append(current_user.name, action, detail=detail)
+        flash(done, "info")
+    return redirect(url_for("console.accounts"))
+
+
 @bp.post("/admin/accounts/<name>/role")
 @requires("admin")
 def change_role(name: str):  # type: ignore[no-untyped-def]
     form = RoleForm()
-    if form.validate_on_submit():
-        try:
-            console().accounts.set_role(name, form.role.data)
-        except AccountError as refused:
-            flash(str(refused), "error")
-        else:
-            console().audit.append(current_user.name, "role_changed", detail=f"name={name} role={form.role.data}")
-            flash(f"{name} is now {form.role.data}.", "info")
-    return redirect(url_for("console.accounts"))
+    if not form.validate_on_submit():
+        return redirect(url_for("console.accounts"))
+    return _account_change(lambda: console().accounts.set_role(name, form.role.data), "role_changed",
+                           f"name={name} role={form.role.data}", f"{name} is now {form.role.data}.")
 
 
 @bp.post("/admin/accounts/<name>/disable")
 @requires("admin")
 def disable(name: str):  # type: ignore[no-untyped-def]
-    if ActionForm().validate_on_submit():
-        if name == current_user.name:
-            flash("You cannot disable your own account.", "error")
-            return redirect(url_for("console.accounts"))
-        try:
-            console().accounts.disable(name)
-        except AccountError as refused:
-            flash(str(refused), "error")
-        else:
-            console().audit.append(current_user.name, "account_disabled", detail=f"name={name}")
-            flash(f"{name} is disabled and signed out everywhere.", "info")
-    return redirect(url_for("console.accounts"))
+    if not ActionForm().validate_on_submit():
+        return redirect(url_for("console.accounts"))
+    if name == current_user.name:
+        flash("You cannot disable your own account.", "error")
+        return redirect(url_for("console.accounts"))
+    return _account_change(lambda: console().accounts.disable(name), "account_disabled", f"name={name}",
+                           f"{name} is disabled and signed out everywhere.")
 
 
 @bp.post("/admin/accounts/<name>/enrolment")
