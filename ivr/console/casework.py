@@ -184,10 +184,20 @@ class Casework:
         text = _bounded(text, MAX_NOTE_CHARACTERS, "A note").strip()
         if not text:
             raise CaseworkError("The note is empty.")
-        index = self._redis.hincrby(keys.case(reference), "notes", 1)
-        note = json.dumps({"author": handler, "hour": current_hour(), "text": text})
-        self._redis.hset(keys.case(reference), f"note:{index}", self.tips.seal_for(reference, f"case:note:{index}",
-                                                                                   note))
+        key = keys.case(reference)
+        with self._redis.pipeline() as pipe:
+            while True:  # the count and the note together: no gap if we stop in between
+                try:
+                    pipe.watch(key)
+                    index = int(pipe.hget(key, "notes") or 0) + 1
+                    note = json.dumps({"author": handler, "hour": current_hour(), "text": text})
+                    pipe.multi()
+                    pipe.hset(key, mapping={"notes": index,
+                                            f"note:{index}": self.tips.seal_for(reference, f"case:note:{index}", note)})
+                    pipe.execute()
+                    return
+                except redis.WatchError:
+                    continue
 
     def link_duplicate(self, reference: str, handler: str, original: str) -> None:
         """Mark this tip as describing the same thing as `original` (an appeal brings many)."""
