@@ -5,6 +5,7 @@
     tipline handler list                     accounts, roles and status
     tipline handler disable NAME             sign them out everywhere and refuse sign-in
     tipline audit verify                     check the audit trail's HMAC chain (exit 1 if broken)
+    tipline audit reseal --confirm           after a failed check: keep the damaged trail aside, start anew
 
 No password is ever printed or taken on the command line: the person sets theirs through
 the link. Settings come from the environment, as for `make run` (same var/ folder).
@@ -20,7 +21,7 @@ import redis
 from config.settings import Settings, SettingsError
 from ivr.console.accounts import ROLES, AccountError, AccountStore
 from ivr.console.audit import AuditLog
-from ivr.console.audit_cli import verify_command
+from ivr.console.audit_cli import reseal_command, verify_command
 from ivr.services import connect_redis
 
 OPERATOR = "operator"
@@ -40,12 +41,15 @@ def main(argv: list[str] | None = None) -> int:
     disable.add_argument("name")
     audit = topics.add_parser("audit", help="the audit trail").add_subparsers(dest="action", required=True)
     audit.add_parser("verify", help="check the audit trail's chain")
+    reseal = audit.add_parser("reseal", help="after a failed check, set the damaged trail aside and start anew")
+    reseal.add_argument("--confirm", action="store_true", required=True,
+                        help="you have recorded what `tipline audit verify` found")
     args = parser.parse_args(argv)
 
     try:
         settings = Settings.from_env()
         if args.topic == "audit":
-            return verify_command(settings)
+            return verify_command(settings) if args.action == "verify" else reseal_command(settings, OPERATOR)
         return _handler_command(settings, args)
     except SettingsError as error:
         print(f"tipline: {error}", file=sys.stderr)

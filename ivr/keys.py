@@ -112,3 +112,9 @@ def console_hotspots(week: str) -> str:
 # oldest first, and the head record that vouches for the last one. Never trimmed.
 AUDIT_TRAIL = f"{PREFIX}:audit"
 AUDIT_HEAD = f"{PREFIX}:audit:head"
+AUDIT_ARCHIVES = f"{PREFIX}:audit:archives"
+
+
+def audit_archive(number: int) -> str:
+    """A damaged trail set aside by `tipline audit reseal` (its head beside it, `:head`): evidence, kept."""
+    return f"{PREFIX}:audit:archive:{number}"

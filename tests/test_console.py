@@ -435,8 +435,27 @@ def test_a_recording_kept_for_review_is_heard_disguised_then_deleted_once_the_ti
     assert signed_in.get(f"/console/tips/{reference}/parts/1/audio").status_code == 410
 
 
-def test_a_damaged_audit_trail_stops_the_console_with_a_clear_page(app, signed_in: ConsoleClient, redis_client) -> None:  # type: ignore[no-untyped-def]
+def test_a_damaged_audit_trail_stops_the_console_until_an_operator_reseals_it(app, signed_in: ConsoleClient,  # type: ignore[no-untyped-def]
+                                                                               redis_client, environment) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
     signed_in.get("/console/")
     redis_client.set(keys.AUDIT_HEAD, b"forged")  # someone covering their tracks
-    response = signed_in.post("/console/claim")
-    assert response.status_code == 503 and "tipline audit verify" in signed_in.text()
+    assert signed_in.post("/console/claim").status_code == 503 and "tipline audit verify" in signed_in.text()
+    assert signed_in.get("/console/").status_code == 503  # nothing shown either
+
+    tipline = str(Path(sys.executable).parent / "tipline")
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([tipline, "audit", *args], env={**environment, "PATH": str(Path(sys.executable).parent)},
+                              capture_output=True, text=True, timeout=60)
+
+    assert cli("reseal").returncode == 2  # --confirm is required
+    resealed = cli("reseal", "--confirm")
+    assert resealed.returncode == 0 and "archive 1" in resealed.stdout, resealed.stdout + resealed.stderr
+    assert redis_client.exists(keys.audit_archive(1))  # the evidence is kept
+    assert cli("verify").returncode == 0
+    assert signed_in.get("/console/").status_code == 200
+    assert cli("reseal", "--confirm").returncode == 1  # intact: nothing to reseal

@@ -49,6 +49,7 @@ ACTIONS = (
     "edit_summary", "tag", "triage", "note", "link_duplicate", "pass_on", "close", "reassign",
     "view_audit", "view_hotspots", "export",
     "account_created", "account_enrolled", "role_changed", "account_disabled",
+    "trail_resealed",
 )
 WHO_MAX = 64
 DETAIL_MAX = 200
@@ -108,6 +109,24 @@ class AuditLog:
                     return entry
                 except redis.WatchError:
                     continue
+
+    def reseal(self, operator: str) -> int:
+        """After a failed check: set the damaged trail aside, untouched, and start a new one.
+
+        The console refuses to work on a damaged trail (fail closed); this is how an
+        operator brings it back once they have recorded what `verify` found. The old list
+        and head are renamed to `keys.audit_archive(n)` (evidence, never deleted) and the
+        new trail's first entry says so. Returns n.
+        """
+        number = int(self._redis.incr(keys.AUDIT_ARCHIVES))
+        with self._redis.pipeline() as pipe:
+            for key, archived in ((keys.AUDIT_TRAIL, keys.audit_archive(number)),
+                                  (keys.AUDIT_HEAD, keys.audit_archive(number) + ":head")):
+                if self._redis.exists(key):
+                    pipe.rename(key, archived)
+            pipe.execute()
+        self.append(operator, "trail_resealed", detail=f"the previous trail was kept as archive {number}")
+        return number
 
     def head(self) -> tuple[int, str]:
         """(last seq, its MAC), checked against the head's own MAC: (0, GENESIS) for an empty trail.

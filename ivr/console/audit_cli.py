@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from config.settings import Settings
+from ivr import keys
 from ivr.console.audit import AuditLog
 from ivr.services import connect_redis
 
@@ -29,3 +30,23 @@ def verify_command(settings: Settings) -> int:
         print(problem)
     print(f"audit trail: {len(report.problems)} problem(s) found")
     return 1
+
+
+def reseal_command(settings: Settings, operator: str) -> int:
+    """Set a damaged trail aside and start a new one (the console stops until this is done)."""
+    connection = connect_redis(settings)
+    try:
+        log = AuditLog(connection, settings.audit_key)
+        report = log.verify()
+        if report.ok:
+            print("audit trail: the chain is intact; there is nothing to reseal.")
+            return 1
+        for problem in report.problems:
+            print(problem)
+        number = log.reseal(operator)
+        seq, mac = log.head()
+    finally:
+        connection.close()
+    print(f"audit trail: the damaged trail is kept as archive {number} (Redis key {keys.audit_archive(number)}); "
+          f"a new trail starts with that fact; head {seq}:{mac[:HEAD_DIGITS]}")
+    return 0

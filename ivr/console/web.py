@@ -160,7 +160,8 @@ def install(app: Flask, services: Services) -> None:
         # Fail closed: nothing is done that could not be recorded.
         return render_template("console/error.html", title="The console has stopped",
                                message="The audit trail is damaged, so nothing can be done until an operator "
-                                       "checks it (`tipline audit verify`)."), 503
+                                       "checks it (`tipline audit verify`) and sets it aside "
+                                       "(`tipline audit reseal --confirm`)."), 503
 
     @app.errorhandler(CSRFError)
     def csrf_refused(error: CSRFError):  # type: ignore[no-untyped-def]
