@@ -378,6 +378,9 @@ def test_an_admin_adds_an_account_changes_a_role_and_disables_one(app, sam: Pers
     assert admin.post("/console/admin/accounts", {"name": "lee", "role": "handler"}).status_code == 200
     assert "/console/enrol/" in admin.text() and console.accounts.get("lee").status == "pending"
     assert admin.post("/console/admin/accounts", {"name": "Not A Name!", "role": "handler"}).status_code == 400
+    admin.post("/console/admin/accounts/ada/role", {"role": "handler"})
+    assert console.accounts.get("ada").role == "admin"  # the only admin stays one
+    assert "only active admin" in admin.get("/console/admin/accounts").get_data(as_text=True)
     admin.post("/console/admin/accounts/sam/role", {"role": "supervisor"})
     assert console.accounts.get("sam").role == "supervisor"
     admin.post("/console/admin/accounts/sam/disable")

@@ -8,9 +8,7 @@ sign-ins are counted per name, known or not, and lock that name for a while; the
 is the same whether the name exists, the password was wrong or the code was, so the
 sign-in page cannot be used to learn who works here.
 
-Each signed-in browser has a login id in Redis that expires after the idle timeout and
-is renewed by each request: signing out, disabling the account or going idle ends it on
-the server, whatever the cookie says.
+What a signed-in browser holds is in `sign_ins.py`.
 """
 
 from __future__ import annotations
@@ -28,6 +26,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from ivr import keys
+from ivr.console.sign_ins import SignIns
 from ivr.vault import CannotOpen, Sealer
 
 ROLES = ("handler", "supervisor", "admin")  # each can do all that the ones before it can
@@ -103,7 +102,7 @@ class AccountStore:
         self._redis = connection
         self._links = URLSafeTimedSerializer(secret_key, salt="tipline.console.enrolment")
         self._totp = Sealer(secret_key, "console-totp")
-        self.idle_seconds = idle_seconds
+        self.sign_ins = SignIns(connection, idle_seconds, self.get)
 
     # -- accounts --------------------------------------------------------------------------
 
@@ -132,7 +131,7 @@ class AccountStore:
         nonce = secrets.token_urlsafe(16)
         self._redis.hset(keys.console_account(name), mapping={"status": PENDING, "enrol_nonce": nonce})
         self._redis.hdel(keys.console_account(name), "password_hash", "totp", "pending_totp", "last_totp_step")
-        self.end_all_logins(name)
+        self.sign_ins.end_all(name)
         return self._links.dumps({"name": name, "nonce": nonce})
 
     def get(self, name: str) -> Account | None:
@@ -150,17 +149,25 @@ class AccountStore:
     def set_role(self, name: str, role: str) -> Account:
         if role not in ROLES:
             raise AccountError(f"The role must be one of {', '.join(ROLES)}.")
-        if self.get(name) is None:
-            raise UnknownAccount(f"There is no account named {name!r}.")
+        self._keep_an_admin(name, "change the role of")
         self._redis.hset(keys.console_account(name), "role", role)
         return self.get(name)  # type: ignore[return-value]
 
     def disable(self, name: str) -> None:
-        if self.get(name) is None:
-            raise UnknownAccount(f"There is no account named {name!r}.")
+        self._keep_an_admin(name, "disable")
         self._redis.hset(keys.console_account(name), "status", DISABLED)
         self._redis.hdel(keys.console_account(name), "enrol_nonce")
-        self.end_all_logins(name)
+        self.sign_ins.end_all(name)
+
+    def _keep_an_admin(self, name: str, doing: str) -> None:
+        """Refuse a change that would leave no active admin: nobody could manage accounts
+        from the console any more (the CLI could, but not at 3 a.m. from a browser)."""
+        account = self.get(name)
+        if account is None:
+            raise UnknownAccount(f"There is no account named {name!r}.")
+        admins = [a for a in self.all() if a.role == "admin" and a.status == ACTIVE]
+        if account.role == "admin" and account.status == ACTIVE and len(admins) == 1:
+            raise AccountError(f"{name} is the only active admin: make another admin before you {doing} them.")
 
     # -- enrolment -------------------------------------------------------------------------
 
@@ -252,37 +259,6 @@ class AccountStore:
             return self._totp.open(sealed).decode()
         except CannotOpen:  # SECRET_KEY changed: the account must enrol again
             return None
-
-    def start_login(self, account: Account) -> str:
-        login_id = secrets.token_urlsafe(32)
-        with self._redis.pipeline() as pipe:
-            pipe.set(keys.console_login(login_id), account.name, ex=self.idle_seconds)
-            pipe.sadd(keys.console_logins_of(account.name), login_id)
-            pipe.expire(keys.console_logins_of(account.name), 24 * 3600)
-            pipe.execute()
-        return login_id
-
-    def resume_login(self, login_id: str) -> Account | None:
-        """The account behind a browser's login id, renewing its idle timeout; None when over."""
-        if not login_id or len(login_id) > 64:
-            return None
-        with self._redis.pipeline() as pipe:
-            name, _ = pipe.get(keys.console_login(login_id)).expire(keys.console_login(login_id),
-                                                                     self.idle_seconds).execute()
-        account = self.get(name.decode()) if name else None
-        if account is None or account.status != ACTIVE:
-            self._redis.delete(keys.console_login(login_id))
-            return None
-        return account
-
-    def end_login(self, login_id: str) -> None:
-        name = self._redis.getdel(keys.console_login(login_id)) if login_id else None
-        if name:
-            self._redis.srem(keys.console_logins_of(name.decode()), login_id)
-
-    def end_all_logins(self, name: str) -> None:
-        login_ids = [i.decode() for i in self._redis.smembers(keys.console_logins_of(name))]
-        self._redis.delete(*[keys.console_login(i) for i in login_ids], keys.console_logins_of(name))
 
 
 def refusal() -> str:

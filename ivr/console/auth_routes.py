@@ -28,7 +28,7 @@ def login():  # type: ignore[no-untyped-def]
             return render_template("console/login.html", form=form), 401
         session.clear()
         session.permanent = True
-        login_user(ConsoleUser(account, store.start_login(account)))
+        login_user(ConsoleUser(account, store.sign_ins.start(account)))
         console().audit.append(account.name, "sign_in")
         return redirect(url_for("console.dashboard"))
     return render_template("console/login.html", form=form), 400 if form.is_submitted() else 200
@@ -38,7 +38,7 @@ def login():  # type: ignore[no-untyped-def]
 @login_required
 def logout():  # type: ignore[no-untyped-def]
     if ActionForm().validate_on_submit():
-        console().accounts.end_login(current_user.login_id)
+        console().accounts.sign_ins.end(current_user.login_id)
         console().audit.append(current_user.name, "sign_out")
         logout_user()
         session.clear()

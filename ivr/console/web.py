@@ -152,7 +152,7 @@ def install(app: Flask, services: Services) -> None:
 
     @login_manager.user_loader
     def load_user(login_id: str) -> ConsoleUser | None:
-        account = console().accounts.resume_login(login_id)
+        account = console().accounts.sign_ins.resume(login_id)
         return ConsoleUser(account, login_id) if account else None
 
     @app.errorhandler(AuditTrailBroken)
