@@ -103,9 +103,14 @@ class HandlerQueue:
                 if "BUSYGROUP" not in str(error):
                     raise
 
-    def claim_next(self, handler: str) -> Claim | None:
-        """The next unclaimed tip for `handler`, urgent ones first."""
+    def claim_next(self, handler: str, take_over_after_ms: int | None = None) -> Claim | None:
+        """The next tip for `handler`, urgent ones first: with `take_over_after_ms`, first one
+        whose lease lapsed (claimed, untouched that long), else the next unclaimed one."""
         self.ensure_groups()
+        if take_over_after_ms is not None:
+            lapsed = self._take_over_idle(handler, take_over_after_ms)
+            if lapsed:
+                return lapsed
         for stream in keys.HANDLER_QUEUES:
             answer = self._redis.xreadgroup(GROUP, handler, {stream: ">"}, count=1)
             for _, entries in answer or []:
@@ -113,9 +118,8 @@ class HandlerQueue:
                     return Claim(stream, entry_id.decode(), fields[b"tip"].decode())
         return None
 
-    def take_over_idle(self, handler: str, lease_ms: int) -> Claim | None:
+    def _take_over_idle(self, handler: str, lease_ms: int) -> Claim | None:
         """A claimed tip nobody has touched for `lease_ms`, now `handler`'s (urgent first)."""
-        self.ensure_groups()
         for stream in keys.HANDLER_QUEUES:
             start = "0-0"
             while True:

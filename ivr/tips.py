@@ -225,6 +225,11 @@ class TipStore:
             raise ShreddedTip("this tip was shredded, or never existed")
         return wrapped.decode()
 
+    def triage(self, reference: str) -> str | None:
+        """The triage status alone (no transcript opened)."""
+        raw = self._redis.hget(keys.tip(reference), "triage")
+        return raw.decode() if raw else None
+
     def set_triage(self, reference: str, triage: str, pipe: redis.client.Pipeline | None = None) -> None:
         (pipe or self._redis).hset(keys.tip(reference), "triage", triage)
 

@@ -51,12 +51,11 @@ class Casework:
 
     def claim_next(self, handler: str) -> str | None:
         """The next tip for `handler`: one whose lease lapsed, else the next new one, urgent first."""
-        lease_ms = self.lease_seconds * 1000
-        claim = self._queue.take_over_idle(handler, lease_ms) or self._queue.claim_next(handler)
+        claim = self._queue.claim_next(handler, take_over_after_ms=self.lease_seconds * 1000)
         if claim is None:
             return None
         self._remember(claim)
-        if self.tip(claim.tip_id).triage == NEW:
+        if self.tips.triage(claim.tip_id) == NEW:
             self.tips.set_triage(claim.tip_id, IN_REVIEW)
         return claim.tip_id
 
