@@ -212,3 +212,14 @@ def _fresh_standin(provider_standin: StandInServer) -> None:
 def standin(provider_standin: StandInServer) -> StandIn:
     """The stand-in's admin client: arrange recordings, faults and holds; read its log."""
     return StandIn(provider_standin.url)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One closing line for the hostile-input and fault tests (tests/hostile.py)."""
+    from tests.hostile import summary_lines
+
+    lines = summary_lines()
+    if lines:
+        terminalreporter.section("hostile input and faults")
+        for line in lines:
+            terminalreporter.write_line(line)
