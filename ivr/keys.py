@@ -57,8 +57,14 @@ def console_login(login_id: str) -> str:
 
 
 def console_failures(name: str) -> str:
-    """Failed sign-ins for a name (known or not), expiring with the lock."""
+    """Sign-in attempts checked for a name (known or not), expiring with the lock."""
     return f"{PREFIX}:console:failures:{name}"
+
+
+def console_address_failures(address_digest: str) -> str:
+    """Sign-in attempts checked from one client address, named by a keyed digest of the
+    address (never the address), expiring with the lock: the address is kept no longer."""
+    return f"{PREFIX}:console:address-failures:{address_digest}"
 
 
 def console_logins_of(name: str) -> str:

@@ -20,6 +20,7 @@ from flask_login import LoginManager, UserMixin
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from config.settings import Settings
+from ivr.console import client_address
 from ivr.console.accounts import Account, AccountStore
 from ivr.console.audit import AuditLog, AuditTrailBroken
 from ivr.console.casework import Casework
@@ -139,6 +140,7 @@ def install(app: Flask, services: Services) -> None:
                              work_routes)
 
     app.register_blueprint(bp)
+    client_address.install(app, settings.console_trusted_proxies)
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False  # checked by the console's own hook (check_csrf)
     csrf.init_app(app)
 
