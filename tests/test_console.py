@@ -80,13 +80,47 @@ def test_every_failed_sign_in_gets_the_same_answer(app, sam: Person, what: str) 
     assert client.get("/console/").status_code == 302  # still signed out
 
 
-def test_five_failures_lock_the_name_even_for_the_right_password(app, sam: Person) -> None:  # type: ignore[no-untyped-def]
-    client = ConsoleClient(app, sam)
+ATTACKER, OFFICE = "203.0.113.7", "198.51.100.20"
+
+
+def test_five_failures_pause_their_address_even_for_the_right_password_but_not_the_handler(  # type: ignore[no-untyped-def]
+        app, sam: Person, console, redis_client) -> None:
+    attacker = ConsoleClient(app, sam, address=ATTACKER)
     for _ in range(5):
-        assert client.signs_in(password="wrong wrong wrong").status_code == 401
-    assert client.signs_in().status_code == 401  # locked: the right password is refused too
-    failures = app.extensions["tipline"].redis.ttl(keys.console_failures("sam"))
-    assert 0 < failures <= 15 * 60
+        assert attacker.signs_in(password="wrong wrong wrong").status_code == 401
+    locked = attacker.signs_in()  # the right password and code, from the paused address
+    assert locked.status_code == 429 and 0 < int(locked.headers["Retry-After"]) <= 15 * 60
+    assert "Too many failed sign-ins from your network address" in attacker.text()
+    assert "tell your supervisor" in attacker.text() and attacker.get("/console/").status_code == 302
+    assert ConsoleClient(app, sam, address=OFFICE).signs_in().status_code == 302  # sam, elsewhere, is not locked out
+
+    trail = [(e.action, e.detail) for e in console.audit.entries(count=20, who="sam")]
+    assert trail.count(("sign_in_failed", "")) == 5 and trail.count(("sign_in_locked", "address for 15 min")) == 1
+    address_keys = redis_client.keys(keys.console_address_failures("*"))  # the attacker's and the office's
+    assert len(address_keys) == 2 and all(0 < redis_client.ttl(k) <= 15 * 60 for k in address_keys)  # kept no longer
+    assert scan_redis(redis_client, {ATTACKER, ATTACKER.replace(".", "")}) == []  # and never as itself
+
+
+def test_twenty_failures_from_several_addresses_lock_the_name(app, sam: Person, console, redis_client) -> None:  # type: ignore[no-untyped-def]
+    for attacker in range(4):
+        client = ConsoleClient(app, sam, address=f"203.0.113.{attacker + 10}")
+        for _ in range(5):
+            assert client.signs_in(password="wrong wrong wrong").status_code == 401
+    handler = ConsoleClient(app, sam, address=OFFICE)
+    assert handler.signs_in().status_code == 429 and "This name is locked" in handler.text()
+    assert 0 < redis_client.ttl(keys.console_failures("sam")) <= 15 * 60
+    assert ("sign_in_locked", "account for 15 min") in [(e.action, e.detail) for e in console.audit.entries(count=5)]
+    assert ConsoleClient(app, enrolled(app, "alex"), address=OFFICE).signs_in().status_code == 302  # others are not
+
+
+def test_a_sign_in_gives_its_address_back_the_try_it_used(app, sam: Person, redis_client) -> None:  # type: ignore[no-untyped-def]
+    office = ConsoleClient(app, sam, address=OFFICE)
+    for _ in range(4):
+        assert office.signs_in(password="wrong wrong wrong").status_code == 401
+    assert office.signs_in().status_code == 302
+    assert redis_client.get(keys.console_failures("sam")) is None  # the handler proved who they are
+    (address_key,) = redis_client.keys(keys.console_address_failures("*"))
+    assert redis_client.get(address_key) == b"4"  # 4 failures; the sign-in itself is not one
 
 
 def test_a_code_is_accepted_once(app, sam: Person) -> None:  # type: ignore[no-untyped-def]
@@ -343,7 +377,16 @@ def test_bad_input_gets_a_clear_answer_never_a_500(app, twilio, signed_in: Conso
     audio = signed_in.get(f"/console/tips/{reference}/parts/1/audio")
     assert audio.status_code == 404 and "transcribed" in signed_in.text()
     assert signed_in.get("/console/search?reference=abc").status_code == 302
-    assert signed_in.post("/console/login", {"name": "x" * 10_000}).status_code in (302, 400, 401, 413)
+
+
+def test_a_ten_thousand_character_name_gets_the_login_page_and_the_one_refusal(app, sam: Person, console) -> None:  # type: ignore[no-untyped-def]
+    client = ConsoleClient(app, sam)
+    client.get("/console/login")
+    response = client.post("/console/login", {"name": "x" * 10_000, "password": sam.password, "code": sam.code()})
+    assert response.status_code == 400 and "<h1>Sign in</h1>" in client.text()
+    assert client.text().count("Sign-in failed. Check your name, password and the current code") == 1
+    assert client.get("/console/").status_code == 302  # not signed in
+    assert "sign_in" not in [e.action for e in console.audit.entries(count=5)]
 
 
 # -- supervisors and admins ------------------------------------------------------------------------------

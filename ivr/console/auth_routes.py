@@ -34,8 +34,7 @@ def login():  # type: ignore[no-untyped-def]
             return response
         except SignInRefused as refused:
             console().audit.append(who, "sign_in_failed")
-            lock = refused.attempt.locks_if_it_fails
-            if lock is not None:
+            for lock in refused.attempt.locks_if_it_fails:
                 console().audit.append(who, "sign_in_locked",
                                        detail=f"{lock.name.lower()} for {WINDOW_SECONDS // 60} min")
             flash(str(refused), "error")

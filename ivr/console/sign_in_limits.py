@@ -74,13 +74,11 @@ class Attempt:
     address_count: int
 
     @property
-    def locks_if_it_fails(self) -> Lock | None:
-        """The lock this attempt starts if it fails (exactly one attempt reaches each limit)."""
-        if self.address_count == ADDRESS_FAILURES_ALLOWED:
-            return Lock.ADDRESS
-        if self.account_count == ACCOUNT_FAILURES_ALLOWED:
-            return Lock.ACCOUNT
-        return None
+    def locks_if_it_fails(self) -> tuple[Lock, ...]:
+        """The locks this attempt starts if it fails (exactly one attempt reaches each limit)."""
+        return tuple(lock for lock, reached in ((Lock.ADDRESS, self.address_count == ADDRESS_FAILURES_ALLOWED),
+                                                (Lock.ACCOUNT, self.account_count == ACCOUNT_FAILURES_ALLOWED))
+                     if reached)
 
 
 class SignInLocked(Exception):
