@@ -134,7 +134,18 @@ def test_idle_sign_ins_end_on_the_server_and_sign_out_ends_them_at_once(app, sig
     connection = app.extensions["tipline"].redis
     (login_key,) = connection.keys(keys.console_login("*"))
     assert 0 < connection.ttl(login_key) <= 15 * 60
-    connection.delete(login_key)  # what the idle timeout does
+    # Time moves on: the sign-in has only 1.5 s of its idle time left, and a request comes.
+    connection.pexpire(login_key, 1500)
+    assert signed_in.get("/console/").status_code == 200
+    assert connection.ttl(login_key) > 15 * 60 - 5  # renewed to the whole idle time
+    time.sleep(2)  # past where it would have ended without that request
+    assert signed_in.get("/console/").status_code == 200
+    # Now no request comes for longer than what is left of the idle time.
+    connection.pexpire(login_key, 300)
+    deadline = time.monotonic() + 5
+    while connection.exists(login_key):
+        assert time.monotonic() < deadline, "the sign-in never lapsed"
+        time.sleep(0.05)
     response = signed_in.get("/console/")
     assert response.status_code == 302 and "/console/login" in response.headers["Location"]
 
