@@ -249,6 +249,39 @@ def test_a_form_without_its_csrf_token_is_refused(signed_in: ConsoleClient, app)
     assert signed_in.post("/console/claim", {"csrf_token": "forged"}, csrf=False).status_code == 400
 
 
+def test_every_console_answer_carries_the_security_headers_and_hsts_in_production(app, environment) -> None:  # type: ignore[no-untyped-def]
+    from config.settings import Settings
+    from ivr import create_app
+
+    production = create_app(Settings.from_env({**environment, "TIPLINE_ENV": "production"}))
+    try:
+        for each, hsts in ((app, None), (production, "max-age=31536000; includeSubDomains")):
+            client = ConsoleClient(each)
+            for response in (client.get("/console/login"), client.post("/console/login", {"name": "nobody"}),
+                             client.get("/console/static/console.css")):
+                assert response.headers.get("Strict-Transport-Security") == hsts
+                assert response.headers["X-Content-Type-Options"] == "nosniff"
+                assert response.headers["Referrer-Policy"] == "same-origin"
+                assert response.headers["X-Frame-Options"] == "DENY"
+                csp = response.headers["Content-Security-Policy"]
+                assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp and "unsafe" not in csp
+                response.close()
+    finally:
+        production.extensions["tipline"].redis.close()
+
+
+@pytest.mark.parametrize("referer", ["https://evil.example/console/login", "http://tipline.example.org/console/login",
+                                     None])
+def test_a_console_post_over_https_from_another_site_is_refused(app, sam: Person, console, referer) -> None:  # type: ignore[no-untyped-def]
+    client = ConsoleClient(app, sam)
+    client.get("/console/login")
+    form = {"name": sam.name, "password": sam.password, "code": sam.code()}
+    response = client.post("/console/login", form, headers={"Referer": referer or ""})  # "": none sent
+    assert response.status_code == 400 and "Form refused" in client.text() and "reload the page" in client.text()
+    assert client.get("/console/").status_code == 302  # not signed in
+    assert console.audit.entries(count=5) == []  # nothing was tried
+
+
 def test_webhooks_need_no_csrf_token(twilio) -> None:  # type: ignore[no-untyped-def]
     assert a_texted_tip(twilio, SENDER, REPORT)  # signed by Twilio, not by our forms
 
@@ -424,6 +457,16 @@ def test_a_supervisor_reads_the_audit_trail_reassigns_and_sees_hotspots(app, twi
     assert "<svg" in hotspots and "&lt;3" in hotspots and ">3<" in hotspots  # Hackney 3, Camden 1 (hidden)
     svg = boss.get("/console/hotspots.svg")
     assert svg.status_code == 200 and svg.mimetype == "image/svg+xml"
+
+
+def test_a_plain_handler_cannot_reassign_a_tip(app, twilio, sam, alex, console) -> None:  # type: ignore[no-untyped-def]
+    reference = a_texted_tip(twilio, SENDER, REPORT)
+    holder, other = signed_in_as(app, alex), signed_in_as(app, sam)
+    assert holder.claims_next() == reference
+    other.get(f"/console/tips/{reference}")
+    assert other.post(f"/console/tips/{reference}/reassign", {"handler": "sam"}).status_code == 403
+    assert console.casework.holder(reference) == "alex"
+    assert "reassign" not in [e.action for e in console.audit.for_tip(reference)]
 
 
 def test_an_admin_adds_an_account_changes_a_role_and_disables_one(app, sam: Person, console) -> None:  # type: ignore[no-untyped-def]
