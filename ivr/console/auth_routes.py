@@ -8,8 +8,8 @@ from flask_login import current_user, login_required, login_user, logout_user
 from markupsafe import Markup
 
 from ivr.console.accounts import NAME_SHAPE, AccountError, SignInRefused, refusal
-from ivr.console.sign_in_limits import WINDOW_SECONDS, SignInLocked
 from ivr.console.forms import ActionForm, EnrolForm, SignInForm
+from ivr.console.sign_in_limits import WINDOW_SECONDS, SignInLocked
 from ivr.console.web import ConsoleUser, bp, console
 
 
