@@ -1,5 +1,8 @@
 """Our REST client for the slice of Twilio we use: recordings, call logs, message logs.
 
+The lists read only what the sweeps need: never a caller's or sender's number (`from`,
+`to`), which twilio-python parses but this module never copies into its own records.
+
 Every URL is built here, from TWILIO_API_BASE, the account sid and a sid checked against
 its exact shape; never from a URL the provider sent us (a callback's RecordingUrl could
 name any host: SSRF). The audio fetch follows at most two redirects (Twilio answers the
@@ -27,6 +30,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioS
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response as TwilioResponse
 from twilio.rest import Client
+from twilio.rest.api.v2010.account.call import CallInstance
 from twilio.rest.api.v2010.account.message import MessageInstance
 from twilio.rest.api.v2010.account.recording import RecordingInstance
 
@@ -35,8 +39,8 @@ from ivr.provider_errors import (BadIdentifier, CredentialsRefused, NotAudio, Pr
                                  RecordingNotFound, RecordingTooLarge, RedirectRefused, StillInProgress,
                                  error_for_status)
 
-__all__ = ["BadIdentifier", "CredentialsRefused", "NotAudio", "Provider", "ProviderError", "ProviderMessage",
-           "ProviderRecording",
+__all__ = ["BadIdentifier", "CredentialsRefused", "InboundText", "NotAudio", "Provider", "ProviderCall",
+           "ProviderError", "ProviderMessage", "ProviderRecording",
            "ProviderUnavailable", "RecordingNotFound", "RecordingTooLarge", "RedirectRefused", "StillInProgress",
            "redirect_hop"]
 
@@ -59,6 +63,12 @@ CHUNK_BYTES = 64 * 1024
 LIST_PAGE_SIZE = 100
 # Only these have audio to fetch; in-progress, processing, absent and failed ones do not.
 LISTED_STATUS = "completed"
+# A recording in one of these has, or will have, audio: its call is someone's work.
+RECORDING_PENDING_STATUSES = frozenset({"in-progress", "paused", "stopped", "processing", "completed"})
+# Twilio's final call statuses: nothing about the call changes after these, and it can be deleted.
+FINAL_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+# An inbound Body is at most 1,600 characters (Twilio joins a long text into one).
+MAX_BODY_CHARACTERS = 1600
 
 
 @dataclass(frozen=True)
@@ -78,6 +88,28 @@ class ProviderMessage:
     sid: str
     direction: str  # "inbound", "outbound-reply", "outbound-api", ...
     status: str
+    date_created: datetime
+
+
+@dataclass(frozen=True)
+class ProviderCall:
+    """A call log at the provider, without its numbers (`from`, `to` are dropped here)."""
+
+    sid: str
+    status: str
+    direction: str  # "inbound" for calls to our numbers
+    end_time: datetime | None
+
+
+@dataclass(frozen=True)
+class InboundText:
+    """An inbound message's text as the provider's log holds it, without the sender (`From`
+    is never read into ours: like the edge, the client drops it)."""
+
+    sid: str
+    status: str
+    body: str
+    num_media: int
     date_created: datetime
 
 
@@ -236,6 +268,55 @@ class Provider:
 
         return self._call(every_page, "list messages") or []
 
+    def list_inbound_texts(self, created_before: datetime | None = None) -> list[InboundText]:
+        """Every inbound message (all pages) created before the cutoff, with its text.
+
+        The same day-wide DateSent< request as `list_messages`, cut exactly here. Each
+        record's `from` reaches twilio-python's object but never ours.
+        """
+        cutoff = _utc_cutoff(created_before)
+        filters = {"date_sent_before": cutoff + timedelta(days=1)} if cutoff else {}
+
+        def every_page() -> list[InboundText]:
+            found = []
+            for instance in self._account.messages.stream(page_size=LIST_PAGE_SIZE, **filters):
+                text = _inbound_text_from(instance)
+                if text and (cutoff is None or text.date_created < cutoff):
+                    found.append(text)
+            return found
+
+        return self._call(every_page, "list inbound messages") or []
+
+    def list_finished_calls(self, ended_before: datetime) -> list[ProviderCall]:
+        """Every call (all pages) that reached a final status before the cutoff.
+
+        Twilio filters calls by one status at a time and documents EndTime by day, so the
+        request asks for calls that ended before the next day and the statuses and the
+        exact cut are chosen here. A call in progress has no end time and is never listed.
+        """
+        cutoff = _utc_cutoff(ended_before) or datetime.now(timezone.utc)
+
+        def every_page() -> list[ProviderCall]:
+            found = []
+            for instance in self._account.calls.stream(page_size=LIST_PAGE_SIZE,
+                                                       end_time_before=cutoff + timedelta(days=1)):
+                call = _call_from(instance)
+                if call and call.status in FINAL_CALL_STATUSES and call.end_time and call.end_time < cutoff:
+                    found.append(call)
+            return found
+
+        return self._call(every_page, "list calls") or []
+
+    def call_has_pending_recordings(self, call_sid: str) -> bool:
+        """Does the call have a recording that has or will have audio (its job's to clean up)?"""
+        sid = _checked(call_sid, CALL_SID, "call")
+
+        def pending() -> bool:
+            return any(r.status in RECORDING_PENDING_STATUSES
+                       for r in self._account.recordings.stream(call_sid=sid, page_size=LIST_PAGE_SIZE))
+
+        return bool(self._call(pending, "list a call's recordings"))
+
     # -- plumbing -----------------------------------------------------------------------
 
     def _delete(self, delete: Callable[[], object], action: str) -> None:
@@ -368,6 +449,25 @@ def _message_from(instance: MessageInstance) -> ProviderMessage | None:
         return None
     return ProviderMessage(sid=str(sid), direction=str(instance.direction or ""), status=str(instance.status or ""),
                            date_created=created)
+
+
+def _inbound_text_from(instance: MessageInstance) -> InboundText | None:
+    """Our view of an inbound message (None for any other direction, or a malformed record).
+    Reads sid, status, body, media count and date: never `from_`."""
+    sid, created = instance.sid, instance.date_created
+    if instance.direction != "inbound" or not _has_shape(sid, MESSAGE_SID) or not isinstance(created, datetime):
+        return None
+    return InboundText(sid=str(sid), status=str(instance.status or ""), body=str(instance.body or "")[:MAX_BODY_CHARACTERS],
+                       num_media=max(0, _int_or_none(instance.num_media) or 0), date_created=created)
+
+
+def _call_from(instance: CallInstance) -> ProviderCall | None:
+    """Our view of a listed call: sid, status, direction and end only (never to or from)."""
+    end_time = instance.end_time if isinstance(instance.end_time, datetime) else None
+    if not _has_shape(instance.sid, CALL_SID):
+        return None
+    return ProviderCall(sid=str(instance.sid), status=str(instance.status or ""),
+                        direction=str(instance.direction or ""), end_time=end_time)
 
 
 def _has_shape(value: object, shape: re.Pattern[str]) -> bool:
