@@ -168,3 +168,18 @@ def test_the_sweep_deletes_a_finished_recording_left_at_the_provider_and_keeps_o
     assert sweep.returncode == 0, sweep.stderr[-3000:]
     assert [r.sid for r in standin.recordings()] == [kept]
     assert standin.calls() == {}  # the English call once its recording was gone; the Welsh one by its job
+
+
+def test_the_lists_hold_the_numbers_at_the_provider_and_our_client_drops_them(  # type: ignore[no-untyped-def]
+        twilio: TwilioLike, standin: StandIn, settings) -> None:
+    Phone(twilio, SENDER).sends("hello")
+    call = twilio.call(CALLER).dials().hangs_up()
+    later = datetime.now(timezone.utc) + timedelta(minutes=1)
+    with Provider(settings) as provider:
+        raw_messages = provider._account.messages.list()  # twilio-python's own objects: the numbers are there
+        raw_calls = provider._account.calls.list()
+        assert {m.from_ for m in raw_messages if m.direction == "inbound"} == {SENDER}
+        assert {c._from for c in raw_calls} == {CALLER}
+        texts, calls = provider.list_inbound_texts(created_before=later), provider.list_finished_calls(later)
+    assert [t.body for t in texts] == ["hello"] and [c.sid for c in calls] == [call.sid]
+    assert not any(number in repr(texts) + repr(calls) for number in needles_for_number(SENDER) | needles_for_number(CALLER))
