@@ -103,6 +103,12 @@ def sms_seen(message_key: str) -> str:
     return f"{PREFIX}:sms:seen:{message_key}"
 
 
+def sms_inbound(message_key: str) -> str:
+    """An inbound message we accepted and still answer for (its MessageSid's keyed digest),
+    until its clean-up job has deleted it at the provider; the provider sweep takes in the rest."""
+    return f"{PREFIX}:sms:inbound:{message_key}"
+
+
 def sms_pin_failures(reference: str) -> str:
     """Wrong PINs quoted for a reference (counted per reference, never per sender)."""
     return f"{PREFIX}:sms:pin-failures:{reference}"

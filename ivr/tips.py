@@ -27,6 +27,9 @@ AWAITING_LANGUAGE = "awaiting transcription in its language"
 NO_SPEECH = "no speech detected"
 TRANSCRIPTION_FAILED = "transcription failed"
 READY = "ready"
+# A tip taken in by the provider sweep: a text that reached the provider while we could
+# not store it (Redis down), so the tipster was never given a reference.
+LINE_DOWN = "arrived while the line was down"
 FINAL_PART_STATUSES = (AWAITING_LANGUAGE, NO_SPEECH, TRANSCRIPTION_FAILED, READY)
 # What a tip with several parts shows: the part that most needs a person wins.
 _STATUS_PRECEDENCE = (TRANSCRIPTION_FAILED, AWAITING_LANGUAGE, AWAITING_TRANSCRIPT, READY, NO_SPEECH)
@@ -51,6 +54,7 @@ class NewPart:
     category: str | None
     urgent: bool
     seconds: int
+    arrival: str = ""  # how it reached us when not the usual way, for the handler: LINE_DOWN
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ class Tip:
     status: str
     triage: str
     parts: tuple[Part, ...]
+    arrival: str = ""
 
     @property
     def transcript(self) -> str:
@@ -109,6 +114,7 @@ class TipStore:
                 "language": part.language or "", "category": part.category or "", "urgent": int(part.urgent),
                 "received_hour": current_hour(), "status": AWAITING_TRANSCRIPT, "triage": "new",
                 "wrapped_key": wrapped_key or self._vault.new_tip_key(part.reference),
+                **({"arrival": part.arrival} if part.arrival else {}),
             })
             self.queue.add(pipe, part.reference, part.urgent, hour_milliseconds())
         pipe.hset(key, mapping={"parts": index, f"part:{index}:status": AWAITING_TRANSCRIPT,
@@ -196,7 +202,7 @@ class TipStore:
             parts.append(Part(index, text[f"part:{index}:status"], int(text[f"part:{index}:seconds"]), transcript))
         return Tip(reference=reference, channel=text["channel"], language=text["language"],
                    category=text["category"], received_hour=text["received_hour"], status=text["status"],
-                   triage=text["triage"], parts=tuple(parts))
+                   triage=text["triage"], parts=tuple(parts), arrival=text.get("arrival", ""))
 
     def kept_audio(self, reference: str, index: int) -> dict | None:
         """The sealed handle of a recording kept at the provider for a person, opened."""

@@ -175,3 +175,23 @@ def test_a_real_worker_deletes_every_message_and_no_sid_is_left_anywhere(twilio:
     redis_client.bgrewriteaof()
     wait_until(lambda: redis_client.info("persistence")["aof_rewrite_in_progress"] == 0, what="AOF rewrite")
     assert scan_files(redis_server.data_dir, sids) == []
+
+
+# -- a malformed sid (finding 8) ----------------------------------------------------------------
+
+def test_a_malformed_sid_is_dropped_and_the_rest_of_the_conversation_is_still_deleted(  # type: ignore[no-untyped-def]
+        twilio: TwilioLike, app, redis_client, standin: StandIn, settings: Settings, log_lines) -> None:
+    """A signed webhook whose MessageSid is not a sid, in the middle of a conversation: on
+    d90b4b0 the job raised at it and the texts after it (holding the number) stayed."""
+    phone = Phone(twilio, CALLER_NUMBER)
+    phone.sends(REPORT)
+    phone.sends("1", message_sid="SM-not-a-sid-at-all")  # the provider holds no such message
+    phone.sends("The car is a blue estate.")
+    phone.sends("DONE")
+    (job,) = message_jobs(redis_client)
+    with Provider(settings) as provider:
+        delete_message_records(provider, app.extensions["tipline"].sms.cleanup, job.args[0])
+    assert inbound(standin) == []
+    assert redis_client.keys(keys.sms_inbound("*")) == []  # every marker went with its message
+    assert any("wrong shape were dropped" in line for line in log_lines.lines)
+    assert not any("not-a-sid" in line for line in log_lines.lines)
