@@ -5,15 +5,16 @@ from __future__ import annotations
 import re
 
 from dev.twilio_like import Call
+from ivr.references import PIN_DIGITS
 
 SPOKEN_CODE = re.compile(r"\d(?:, \d)+")
 
 
 def codes_heard(text: str) -> tuple[str, str]:
-    """The reference (11 digits) and PIN (4 digits) read out in `text`."""
+    """The reference (11 digits) and PIN (6 digits) read out in `text`."""
     codes = [match.replace(", ", "") for match in SPOKEN_CODE.findall(text)]
     references = [c for c in codes if len(c) == 11]
-    pins = [c for c in codes if len(c) == 4]
+    pins = [c for c in codes if len(c) == PIN_DIGITS]
     assert references and pins, f"no reference and PIN read out in: {text!r}"
     return references[0], pins[0]
 
