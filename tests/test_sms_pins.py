@@ -8,6 +8,7 @@ Twilio signs it, into a real Redis; the burst goes to a real gunicorn over HTTP.
 
 from __future__ import annotations
 
+import re
 import signal
 import statistics
 import threading
@@ -32,8 +33,10 @@ from tests.conftest import PUBLIC_BASE_URL, environment_for, free_port
 from tests.console_people import ConsoleClient, enrolled
 from tests.privacy import needles_for_number, scan_files, scan_lines, scan_redis
 from tests.processes import process_environment, start, wait_for_health
-from tests.test_sms import REPORT, codes_in
+from tests.test_sms import REPORT
 
+# The reference and the PIN in a reply: six digits as minted now, four as minted before.
+CODES = re.compile(r"(\d{11})\D+(\d{6}|\d{4})\b")
 MENUS = load_menus()
 REFUSED = MENUS.sms_text(None, "returning_refused")
 TIPSTER = "+447700900501"
@@ -43,6 +46,12 @@ GUESSER = "+447700900502"
 def sender(index: int) -> str:
     """The index-th of many numbers an attacker texts from (Ofcom's drama range)."""
     return f"+4477009006{index:02d}"
+
+
+def codes_in(reply: str) -> tuple[str, str]:
+    match = CODES.search(reply)
+    assert match, f"no reference and PIN in {reply!r}"
+    return match.group(1), match.group(2)
 
 
 def added(reference: str) -> str:
@@ -197,7 +206,7 @@ def test_unknown_locked_wrong_and_malformed_take_as_long_as_a_wrong_pin_and_read
     tries = len(wrong_pin_texts)
     paths = {
         "wrong PIN": wrong_pin_texts,
-        "unknown reference": [f"REF {new_reference()} PIN 123456 x" for _ in range(tries)],
+        "unknown reference": [f"REF {new_reference()} PIN 1234 x" for _ in range(tries)],
         "locked reference": [f"REF {locked_reference} PIN {locked_pin} x" for _ in range(tries)],
         "malformed reference": malformed_references(tries),
         "malformed PIN": [f"REF {tips[0][0]} PIN 12345 x" for _ in range(tries)],
@@ -223,7 +232,7 @@ def test_unknown_locked_wrong_and_malformed_take_as_long_as_a_wrong_pin_and_read
 def malformed_references(count: int) -> list[str]:
     """Eleven digits that are no reference (the check digit fails): phone numbers, say."""
     typed = (f"0770090{index:04d}" for index in range(10 * count))
-    return [f"REF {digits} PIN 123456 x" for digits in typed if not is_valid_reference(digits)][:count]
+    return [f"REF {digits} PIN 1234 x" for digits in typed if not is_valid_reference(digits)][:count]
 
 
 # -- finding 6: typed digits name nothing -------------------------------------------------------
@@ -232,7 +241,7 @@ def test_a_phone_number_typed_as_a_reference_reaches_no_key_value_file_or_log(
         line: TwilioLike, redis_client: redis.Redis, redis_server, log_lines) -> None:  # type: ignore[no-untyped-def]
     typed = "+447700900863"
     assert Phone(line, TIPSTER).sends("REF 07700900863 PIN 1234 hi") == REFUSED
-    assert Phone(line, GUESSER).sends(f"REF {new_reference()} PIN 123456 hi") == REFUSED  # well formed, unknown
+    assert Phone(line, GUESSER).sends(f"REF {new_reference()} PIN 1234 hi") == REFUSED  # well formed, unknown
 
     names = [key.decode() for key in redis_client.scan_iter()]
     assert [name for name in names if "pin" in name] == [
