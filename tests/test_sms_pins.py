@@ -143,8 +143,8 @@ def test_forty_right_pins_at_once_after_four_wrong_ones_get_one_check_not_forty(
     phones = [Phone(twilio, sender(index)) for index in range(40)]
     replies = all_at_once([lambda phone=phone: phone.sends(f"REF {reference} PIN {pin} more") for phone in phones])
     # ...only one is checked (the one that counted fifth): one part added, thirty-nine refused.
-    assert sorted(set(replies)) == sorted({added(reference), REFUSED}), replies
-    assert replies.count(added(reference)) == 1, f"{replies.count(added(reference))} of 40 were checked"
+    assert replies.count(added(reference)) == 1, f"{replies.count(added(reference))} of 40 were checked and added"
+    assert replies.count(REFUSED) == 39
     app = create_app(Settings.from_env(env))
     assert len(app.extensions["tipline"].tips.get(reference).parts) == 2
     numbers = [TIPSTER, GUESSER, *(sender(index) for index in range(40))]
@@ -224,9 +224,9 @@ def test_unknown_locked_wrong_and_malformed_take_as_long_as_a_wrong_pin_and_read
 
     medians = {path: statistics.median(times) for path, times in seconds.items()}
     print("median ms: " + ", ".join(f"{path} {median * 1000:.1f}" for path, median in medians.items()))
-    assert replies == {REFUSED}
     for path, median in medians.items():
         assert 0.67 <= median / medians["wrong PIN"] <= 1.5, f"{path}: {medians}"
+    assert replies == {REFUSED}
 
 
 def malformed_references(count: int) -> list[str]:
