@@ -74,15 +74,26 @@ class PinGuard:
         self._count_failure = connection.register_script(_COUNT_FAILURE)
 
     def proves(self, reference: str, pin: str) -> bool:
-        """True when `pin` is `reference`'s PIN and the reference may be checked now."""
+        """True when `pin` is `reference`'s PIN and the reference may be checked now.
+
+        Every path makes the same three Redis round trips around one argon2 verify; a
+        malformed reference or PIN makes read-only ones, so it stores nothing.
+        """
         well_formed = is_valid_reference(reference) and is_valid_pin(pin)
-        named = self._reference_key(reference) if well_formed else ""
-        admitted = well_formed and self._admitted(named)
-        pin_hash = self._tips.pin_hash(reference) if well_formed else None
+        named = self._reference_key(reference)
+        if well_formed:
+            admitted = self._admitted(named)
+            pin_hash = self._tips.pin_hash(reference)
+        else:
+            admitted, pin_hash = False, None
+            self._redis.exists(keys.pin_attempts(named))
+            self._redis.exists(keys.pin_locks(named))
         if _pin_matches(pin_hash if admitted and pin_hash else _UNMATCHABLE_PIN_HASH, pin):
             return True
         if admitted:
             self._failed(named)
+        else:
+            self._redis.exists(keys.pin_locks(named))  # not a failure to count: only checked PINs count
         return False
 
     def under_attack(self, reference: str) -> bool:
