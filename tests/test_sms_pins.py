@@ -130,6 +130,7 @@ def all_at_once(texts: list[Callable[[], str]]) -> list[str]:
     return replies
 
 
+@pytest.mark.slow
 def test_forty_right_pins_at_once_after_four_wrong_ones_get_one_check_not_forty(
         gunicorn: tuple[str, dict[str, str]], redis_client: redis.Redis) -> None:
     base, env = gunicorn
