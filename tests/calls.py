@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 
 from dev.twilio_like import Call
-from ivr.references import PIN_DIGITS
 
 SPOKEN_CODE = re.compile(r"\d(?:, \d)+")
+
+
+PIN_DIGITS = 6  # as minted since the PIN guard (ivr/pin_guard.py); not read from the code under test
 
 
 def codes_heard(text: str) -> tuple[str, str]:
