@@ -109,9 +109,17 @@ def sms_inbound(message_key: str) -> str:
     return f"{PREFIX}:sms:inbound:{message_key}"
 
 
-def sms_pin_failures(reference: str) -> str:
-    """Wrong PINs quoted for a reference (counted per reference, never per sender)."""
-    return f"{PREFIX}:sms:pin-failures:{reference}"
+# PIN checks on a quoted reference (ivr/pin_guard.py). The reference is unverified input
+# (a phone number typed in its place, say), so these are named by its keyed digest.
+def pin_attempts(reference_key: str) -> str:
+    """PINs checked and failed for one reference in the current window or lock (a hash, expiring with it)."""
+    return f"{PREFIX}:pin:attempts:{reference_key}"
+
+
+def pin_locks(reference_key: str) -> str:
+    """How many locks in a row a reference's PIN earned (the escalation level); while it lasts,
+    the reference is "under attack" on the console."""
+    return f"{PREFIX}:pin:locks:{reference_key}"
 
 
 # The console's hotspot counts

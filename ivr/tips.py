@@ -34,8 +34,9 @@ FINAL_PART_STATUSES = (AWAITING_LANGUAGE, NO_SPEECH, TRANSCRIPTION_FAILED, READY
 # What a tip with several parts shows: the part that most needs a person wins.
 _STATUS_PRECEDENCE = (TRANSCRIPTION_FAILED, AWAITING_LANGUAGE, AWAITING_TRANSCRIPT, READY, NO_SPEECH)
 
-# A 4-digit PIN cannot resist an offline search whatever the hash; argon2 at OWASP's
-# minimum keeps the hash from being a shortcut, and per-reference lock-outs do the rest.
+# A 6-digit PIN cannot resist an offline search whatever the hash; argon2 at OWASP's
+# minimum keeps the hash from being a shortcut, and per-reference lock-outs
+# (ivr/pin_guard.py) do the rest.
 PIN_HASHER = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
 
 

@@ -55,7 +55,7 @@ def test_a_simulated_call_leaves_a_recording_at_the_provider_and_a_queued_job(
     references = re.findall(r"^Reference: (\d+)$", output, re.MULTILINE)
     pins = re.findall(r"^PIN: +(\d+)$", output, re.MULTILINE)
     assert len(references) == 2 and all(is_valid_reference(r) for r in references) and references[0] != references[1]
-    assert len(pins) == 2 and all(len(p) == 4 for p in pins)
+    assert len(pins) == 2 and all(len(p) == 6 for p in pins)
     assert "language pl, topic weapons" in output
 
     recordings = standin.recordings()

@@ -27,7 +27,7 @@ from tests.conftest import CALLER_NUMBER
 from tests.privacy import needles_for_number, scan_files, scan_lines, scan_redis
 from workers.messages import delete_message_records
 
-CODES = re.compile(r"(\d{11})\D+(\d{4})\b")
+CODES = re.compile(r"(\d{11})\D+(\d{6})\b")
 REPORT = "The blue van parked behind the leisure centre has knives in the back, it is there most evenings."
 LANGUAGE_DIGITS = {"en": "1", "cy": "2", "pl": "3"}
 
@@ -160,7 +160,7 @@ def test_a_returning_tipster_adds_to_a_voice_tip(twilio: TwilioLike, phone: Phon
 def test_a_wrong_pin_and_an_unknown_reference_get_one_answer_and_guessing_locks_the_reference(
         twilio: TwilioLike, phone: Phone, app, redis_client) -> None:  # type: ignore[no-untyped-def]
     reference, pin = leave_a_message(twilio.call(VOICE_CALLER), "1", "1")
-    wrong = f"{(int(pin) + 1) % 10000:04d}"
+    wrong = f"{(int(pin) + 1) % 1000000:06d}"
     refused = phone.sends(f"REF {reference} PIN {wrong} hello")
     assert refused == phone.sends(f"REF 12345678901 PIN {pin} hello")
     other = Phone(twilio, OTHER_SENDER)  # counted per reference, not per sender

@@ -26,6 +26,7 @@ from ivr.console.audit import AuditLog, AuditTrailBroken
 from ivr.console.casework import Casework
 from ivr.console.hotspots import HotspotCounts
 from ivr.console.catalogue import ConsoleCatalogue, load_console_catalogue
+from ivr.pin_guard import PinGuard
 from ivr.services import Services
 
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
@@ -71,6 +72,7 @@ class Console:
     hotspots: HotspotCounts
     catalogue: ConsoleCatalogue
     settings: Settings
+    pin_guard: PinGuard  # whether a tip's reference is under attack (its PIN being guessed)
 
 
 class ConsoleUser(UserMixin):
@@ -123,6 +125,7 @@ def install(app: Flask, services: Services) -> None:
         hotspots=HotspotCounts(services.redis),
         catalogue=catalogue,
         settings=settings,
+        pin_guard=PinGuard(settings.secret_key, services.redis, services.tips),
     )
     app.config.update(
         SESSION_COOKIE_NAME="tipline_console",
