@@ -16,7 +16,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 from urllib.parse import urlsplit
 
 import pytest
@@ -29,6 +29,9 @@ from dev.twilio_like import Call, TwilioLike
 from ivr import create_app
 from ivr.redaction import RedactingFormatter
 from tests.privacy import start_a_fresh_aof
+
+if TYPE_CHECKING:
+    from workers.speech import Recogniser
 
 PUBLIC_BASE_URL = "https://tipline.example.org"
 # A number from Ofcom's drama range whose tail cannot collide with references or times.
@@ -110,6 +113,18 @@ def redis_files(redis_client: redis.Redis, redis_server: RedisServer) -> Path:
     """
     start_a_fresh_aof(redis_client)
     return redis_server.data_dir
+
+
+@pytest.fixture(scope="session")
+def speech_recogniser(tmp_path_factory: pytest.TempPathFactory) -> "Recogniser":
+    """The worker's own recogniser (workers.speech, default settings), loaded once per session.
+
+    A worker's stored transcript must equal what this hears in the same recording: a
+    pipeline that dropped or cut the audio would store something else.
+    """
+    from workers.speech import load_recogniser
+
+    return load_recogniser(Settings.from_env({"TIPLINE_VAR_DIR": str(tmp_path_factory.mktemp("speech") / "var")}))
 
 
 def environment_for(redis_url: str, var_dir: Path) -> dict[str, str]:
