@@ -79,7 +79,7 @@ def _zlib_streams(blob: bytes) -> Iterable[bytes]:
     """Every zlib stream inside `blob`: RQ compresses job data, and the AOF carries it as is."""
     for match in re.finditer(rb"\x78[\x01\x5e\x9c\xda]", blob):
         try:
-            inflated = zlib.decompressobj().decompress(blob[match.start():])
+            inflated = zlib.decompressobj().decompress(memoryview(blob)[match.start():])
         except zlib.error:
             continue
         if inflated:

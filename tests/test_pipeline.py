@@ -25,12 +25,12 @@ from dev.standin_client import StandIn
 from dev.twilio_like import Call, TwilioLike
 from ivr import keys
 from ivr.tips import AWAITING_LANGUAGE, NO_SPEECH, READY, TRANSCRIPTION_FAILED, Tip, TipStore
-from workers.speech import Recogniser
 from tests.calls import codes_heard
 from tests.conftest import CALLER_NUMBER
 from tests.privacy import needles_for_number, needles_for_text, scan_files, scan_lines, scan_redis
 from tests.processes import process_environment, start
 from tests.processes import run_worker_burst
+from workers.speech import Recogniser
 
 pytestmark = pytest.mark.slow
 

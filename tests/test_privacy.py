@@ -73,6 +73,7 @@ def test_after_whole_calls_the_number_is_nowhere(twilio: TwilioLike, redis_clien
     needles = needles_for_number(CALLER_NUMBER)
     lines = log_lines.lines + worker.stderr.splitlines() + worker.stdout.splitlines()
     assert len(lines) > 5  # there were logs to scan
+    assert [p for p in settings.var_dir.rglob("*") if p.is_file()], "the worker wrote nothing under var/ to scan"
     hits = (scan_redis(redis_client, needles) + scan_lines(lines, needles)
             + scan_files(redis_files, needles) + scan_files(settings.var_dir, needles))
     assert hits == []
