@@ -86,7 +86,7 @@ def place_call(twilio: TwilioLike, index: int, audio: bytes | None) -> str:
     call = twilio.call(caller_number(index)).dials().presses("1").presses(str(1 + index % 5))
     call.records(seconds=None if audio else 3, audio=audio)
     call.hangs_up()
-    return call.pending_callbacks[0][1]["RecordingSid"]
+    return call.recordings[0].form["RecordingSid"]
 
 
 def sweep_once(environment: dict[str, str]) -> None:
@@ -94,11 +94,6 @@ def sweep_once(environment: dict[str, str]) -> None:
     done = subprocess.run([sys.executable, "-m", "workers.clock", "--once", "--sweep-grace-seconds", "0"],
                           env=process_environment(environment), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
-
-
-def part_statuses(connection: redis.Redis, tips: TipStore, recording_key) -> dict[str, str | None]:  # type: ignore[no-untyped-def]
-    """Each recording sid -> its tip part's status (None: no tip part accounts for it)."""
-    return {}
 
 
 def figures_for_recordings(connection: redis.Redis, app, recording_sids: list[str], standin: StandIn) -> dict:  # type: ignore[no-untyped-def]
@@ -128,7 +123,7 @@ def figures_for_recordings(connection: redis.Redis, app, recording_sids: list[st
 
 def test_workers_killed_at_random_over_a_hundred_jobs_lose_and_double_nothing(  # type: ignore[no-untyped-def]
         production_redis, fault_env, fault_app, fault_twilio, standin, rng, tmp_path) -> None:
-    speech = speak("Help.", "en")  # a short word: the model runs; silence is stopped by the VAD
+    speech = speak("Please help, there is a fight.", "en")  # two seconds: the model runs; silence is stopped by the VAD
     clock = start([sys.executable, "-m", "workers.clock"], process_environment(fault_env), tmp_path / "clock.log")
     workers = KilledWorkers(fault_env, tmp_path, rng, between=(0.4, 2.0)).start()
     connection = production_redis.client()

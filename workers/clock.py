@@ -1,7 +1,9 @@
 """The clock process (`python -m workers.clock`): the periodic work nobody calls for.
 
-Every few seconds it hands back jobs abandoned by a dead worker on this host and closes
-SMS conversations idle past their timeout into tips (never dropped); every few
+Every few seconds it hands back jobs abandoned by a dead worker on this host (started, or
+only claimed), queues again the job of a part stuck awaiting its transcript for minutes
+with no job pending (`workers.stuck`), and closes SMS conversations idle past their
+timeout into tips (never dropped); every few
 minutes it sweeps the provider for recordings no tip accounts for, and deletes the SMS
 replies Twilio made from our TwiML once they are final (`sweep_replies`). Like the worker, it
 rides out Redis or the provider being away instead of exiting (honcho would stop
@@ -23,7 +25,8 @@ from ivr.keys import QUEUE_MESSAGES, RECORDING_QUEUES
 from ivr.provider import ProviderError
 from ivr.redaction import configure_logging
 from workers.context import worker_context
-from workers.recovery import requeue_abandoned
+from workers.recovery import requeue_abandoned, requeue_unclaimed
+from workers.stuck import STUCK_AFTER, requeue_stuck
 from workers.sweep import GRACE, sweep_provider, sweep_replies
 
 log = logging.getLogger("workers.clock")
@@ -36,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--once", action="store_true", help="one recovery pass and one sweep, then exit")
     parser.add_argument("--sweep-grace-seconds", type=int, default=int(GRACE.total_seconds()),
                         help="take in recordings older than this that no tip accounts for")
+    parser.add_argument("--requeue-after-seconds", type=int, default=int(STUCK_AFTER.total_seconds()),
+                        help="queue again the job of a part awaiting its transcript this long with no job pending")
     args = parser.parse_args(argv)
     configure_logging(Settings.from_env().log_level)
     context = worker_context()
@@ -46,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     while not stopping:
         try:
             requeue_abandoned(context.services.redis, (*RECORDING_QUEUES, QUEUE_MESSAGES))
+            requeue_unclaimed(context.services.redis, (*RECORDING_QUEUES, QUEUE_MESSAGES))
+            requeue_stuck(context, stuck_after=timedelta(seconds=args.requeue_after_seconds))
             context.services.sms.sessions.close_idle(time.time())
             if time.monotonic() >= next_sweep:
                 sweep_provider(context, grace=timedelta(seconds=args.sweep_grace_seconds))
