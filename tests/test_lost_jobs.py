@@ -51,7 +51,7 @@ def test_a_worker_stopped_between_taking_a_job_and_starting_it_loses_nothing(  #
     try:
         wait_until(lambda: redis_client.llen(f"rq:queue:{keys.QUEUE_RECORDINGS}") == 0, timeout=30,
                    what="the worker to take the job")
-        wait_until(lambda: b"NOPERM" in (tmp_path / "worker.log").read_bytes(), timeout=30,
+        wait_until(lambda: b"no permissions" in (tmp_path / "worker.log").read_bytes(), timeout=30,
                    what="the worker to fail registering it")
     finally:
         worker.send_signal(signal.SIGKILL)

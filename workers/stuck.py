@@ -71,6 +71,7 @@ def requeue_stuck(context: WorkerContext, stuck_after: timedelta = STUCK_AFTER, 
             log.error("a recording's job was lost %d times; kept at the provider for a person", MAX_ROUNDS)
             continue
         with connection.pipeline() as pipe:
+            pipe.multi()
             for name in keys.RECORDING_QUEUES:
                 FailedJobRegistry(name, connection=connection).remove(job_id, pipeline=pipe)
             intake.queue_transcription(pipe, sealed, recording_key, handle.duration_seconds, intake.is_urgent(handle))
