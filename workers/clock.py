@@ -21,6 +21,7 @@ from datetime import timedelta
 import redis
 
 from config.settings import Settings
+from ivr.durability import NotDurable, check_durability_at_start
 from ivr.keys import QUEUE_MESSAGES, RECORDING_QUEUES
 from ivr.provider import ProviderError
 from ivr.redaction import configure_logging
@@ -44,6 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging(Settings.from_env().log_level)
     context = worker_context()
+    try:
+        check_durability_at_start(context.services.redis, context.services.settings)
+    except NotDurable as error:
+        log.error("%s", error)
+        return 2
+    except redis.RedisError:
+        log.warning("Redis is away at start: its durability is checked by the worker")
     stopping = []
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.append(True))

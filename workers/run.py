@@ -5,7 +5,9 @@ away: it waits for Redis, works, and when RQ gives up on a lost connection it wa
 starts again. It exits only when asked to stop (Ctrl-C, SIGTERM) or in --burst mode.
 
 It is RQ's SimpleWorker (no fork per job): the speech model is loaded once, before the
-first job, and every job reuses it. A job's time limit cannot interrupt inference, so
+first job, and every job reuses it. It refuses to start in production on a Redis that can
+lose an acknowledged commit (`ivr.durability`): it deletes at the provider after each
+commit. A job's time limit cannot interrupt inference, so
 each job's limit is bounded by its audio's length instead (`ivr.recordings`). On start it
 hands back the jobs a dead worker on this host left behind (`workers.recovery`).
 """
@@ -20,6 +22,7 @@ import redis
 from rq import SimpleWorker
 
 from config.settings import Settings
+from ivr.durability import NotDurable, check_durability_at_start
 from ivr.keys import QUEUE_MESSAGES, RECORDING_QUEUES
 from ivr.redaction import configure_logging
 from workers.claiming import ClaimingQueue
@@ -70,6 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     context = worker_context()
     _ = context.recogniser  # load the model now: a broken model stops the worker at start, not mid-job
     connection = context.services.redis
+    wait_for_redis(connection)
+    try:
+        check_durability_at_start(connection, context.services.settings)
+    except NotDurable as error:
+        log.error("%s", error)
+        return 2
     lost: TiplineWorker | None = None  # an RQ worker that lost Redis, perhaps in the middle of a job
     while True:
         wait_for_redis(connection)
