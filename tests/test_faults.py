@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import random
+import re
+import threading
 import subprocess
 import sys
 import time
@@ -25,8 +27,9 @@ from config.settings import Settings
 from dev.phone_audio import speak
 from dev.standin_client import StandIn
 from dev.twilio_like import TwilioLike
+from dev.twilio_sms import Phone
 from ivr import create_app, keys
-from ivr.tips import FINAL_PART_STATUSES, TipStore
+from ivr.tips import FINAL_PART_STATUSES, READY
 from tests.conftest import PUBLIC_BASE_URL, environment_for
 from tests.faults import KilledWorkers, ProductionRedis, drain
 from tests.hostile import record_fault
@@ -34,6 +37,9 @@ from tests.processes import process_environment, start
 
 pytestmark = pytest.mark.slow
 
+REFERENCE = re.compile(r"\b(\d{11})\b")
+REPORT = "The blue van parked behind the leisure centre has knives in the back, it is there most evenings."
+REDIS_DOWN_SECONDS = 30
 SEED = int(os.environ.get("TIPLINE_FAULT_SEED") or random.SystemRandom().randrange(2**32))
 
 
@@ -89,6 +95,17 @@ def place_call(twilio: TwilioLike, index: int, audio: bytes | None) -> str:
     return call.recordings[0].form["RecordingSid"]
 
 
+def text_a_report(twilio: TwilioLike, index: int) -> str | None:
+    """A whole SMS report (report, topic, DONE); its reference, or None when the line was down."""
+    phone = Phone(twilio, caller_number(50_000 + index))
+    match = REFERENCE.search(phone.sends(REPORT))
+    if match is None:
+        return None
+    phone.sends("1")
+    phone.sends("DONE")
+    return match.group(1)
+
+
 def sweep_once(environment: dict[str, str]) -> None:
     """The clock's sweep, as an operator runs it: everything older than no grace at all."""
     done = subprocess.run([sys.executable, "-m", "workers.clock", "--once", "--sweep-grace-seconds", "0"],
@@ -96,28 +113,44 @@ def sweep_once(environment: dict[str, str]) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
-def figures_for_recordings(connection: redis.Redis, app, recording_sids: list[str], standin: StandIn) -> dict:  # type: ignore[no-untyped-def]
-    """lost: a recording with no finished tip part; duplicated: parts beyond one per recording,
-    or a tip queued twice for handlers; left: recordings and calls still at the provider."""
-    services = app.extensions["tipline"]
-    intake, tips = services.recordings, services.tips
+def part_of(connection: redis.Redis, app, recording_sid: str) -> tuple[str, int] | None:  # type: ignore[no-untyped-def]
+    found = connection.get(keys.recording_part(app.extensions["tipline"].recordings.recording_key(recording_sid)))
+    if found is None:
+        return None
+    reference, _, index = found.decode().rpartition(":")
+    return reference, int(index)
+
+
+def deleted_before_durable(connection: redis.Redis, app, recording_sids: list[str], standin: StandIn) -> int:  # type: ignore[no-untyped-def]
+    """Recordings gone from the provider whose tip part Redis (as restarted from disk) has not finished."""
+    held = {r.sid for r in standin.recordings()}
+    tips, count = app.extensions["tipline"].tips, 0
+    for sid in recording_sids:
+        if sid in held:
+            continue
+        part = part_of(connection, app, sid)
+        if part is None or tips.part_status(*part) not in FINAL_PART_STATUSES:
+            count += 1
+    return count
+
+
+def figures(connection: redis.Redis, app, recording_sids: list[str], texted: list[str], standin: StandIn) -> dict:  # type: ignore[no-untyped-def]
+    """lost: a recording with no finished tip part, or a texted reference with no ready tip;
+    duplicated: voice parts beyond one per recording, or a tip queued twice for handlers;
+    left: recordings, calls and inbound messages still at the provider."""
+    tips = app.extensions["tipline"].tips
     lost = 0
     for sid in recording_sids:
-        part_of = connection.get(keys.recording_part(intake.recording_key(sid)))
-        if part_of is None:
+        part = part_of(connection, app, sid)
+        if part is None or tips.part_status(*part) not in FINAL_PART_STATUSES:
             lost += 1
-            continue
-        reference, _, index = part_of.decode().rpartition(":")
-        if tips.part_status(reference, int(index)) not in FINAL_PART_STATUSES:
-            lost += 1
-    voice_parts = 0
-    for key in connection.scan_iter(match=keys.tip("*")):
-        fields = connection.hmget(key, "channel", "parts")
-        if fields[0] == b"voice":
-            voice_parts += int(fields[1] or 0)
+    lost += sum(1 for reference in texted if (tip := tips.get(reference)) is None or tip.status != READY)
+    voice_parts = sum(int(connection.hget(key, "parts") or 0) for key in connection.scan_iter(match=keys.tip("*"))
+                      if connection.hget(key, "channel") == b"voice")
     queued = tips.queue.tip_ids()
     duplicated = max(0, voice_parts - len(recording_sids)) + (len(queued) - len(set(queued)))
-    left = len(standin.recordings()) + len(standin.calls())
+    inbound = [m for m in standin.messages().values() if m.get("direction") == "inbound"]
+    left = len(standin.recordings()) + len(standin.calls()) + len(inbound)
     return {"lost": lost, "duplicated": duplicated, "left_at_provider": left}
 
 
@@ -136,18 +169,80 @@ def test_workers_killed_at_random_over_a_hundred_jobs_lose_and_double_nothing(  
             time.sleep(0.2)
         workers.calm()
         drain(connection, timeout=60)
-        stuck = figures_for_recordings(connection, fault_app, recording_sids, standin)
+        stuck = figures(connection, fault_app, recording_sids, [], standin)
         sweep_once(fault_env)
         drain(connection, timeout=60)
     finally:
         workers.stop()
         clock.terminate()
         clock.wait(timeout=20)
-    figures = figures_for_recordings(connection, fault_app, recording_sids, standin)
+    found = figures(connection, fault_app, recording_sids, [], standin)
     print(f"worker SIGKILL: {workers.kills} kills over {len(recording_sids)} jobs in "
-          f"{time.monotonic() - started:.1f} s; before the sweep {stuck}; after {figures}")
-    record_fault("worker SIGKILL", lost=figures["lost"] + stuck["lost"], duplicated=figures["duplicated"],
-                 left_at_provider=figures["left_at_provider"])
+          f"{time.monotonic() - started:.1f} s; before the sweep {stuck}; after {found}")
+    record_fault("worker SIGKILL", lost=found["lost"] + stuck["lost"], duplicated=found["duplicated"],
+                 left_at_provider=found["left_at_provider"])
     assert workers.kills >= 5
     assert stuck["lost"] == 0, "a job was lost by a killed worker (nothing would ever run it)"
-    assert figures == {"lost": 0, "duplicated": 0, "left_at_provider": 0}
+    assert found == {"lost": 0, "duplicated": 0, "left_at_provider": 0}
+
+
+def provider_misbehaves(standin: StandIn) -> threading.Timer:
+    """500 and 503 on fetches and deletions, and one fetch stalled for a few seconds."""
+    recording = r"/Recordings/RE[0-9a-f]{32}"
+    standin.fail_next("GET", recording, status=500, times=2)
+    standin.fail_next("DELETE", recording, status=503, times=2)
+    standin.fail_next("DELETE", r"/Calls/CA[0-9a-f]{32}", status=500)
+    standin.hold("GET", recording, times=1)
+    release = threading.Timer(4.0, standin.release)
+    release.start()
+    return release
+
+
+def test_redis_killed_for_thirty_seconds_amid_calls_and_texts_loses_nothing(  # type: ignore[no-untyped-def]
+        production_redis, fault_env, fault_app, fault_twilio, standin, rng, tmp_path) -> None:
+    clock = start([sys.executable, "-m", "workers.clock"], process_environment(fault_env), tmp_path / "clock.log")
+    workers = KilledWorkers(fault_env, tmp_path, rng, between=(2.0, 6.0)).start()
+    connection = production_redis.client()
+    recording_sids: list[str] = []
+    texted: list[str | None] = []
+    release = provider_misbehaves(standin)
+    started = time.monotonic()
+    try:
+        for index in range(12):
+            recording_sids.append(place_call(fault_twilio, index, None))
+            if index % 4 == 0:
+                texted.append(text_a_report(fault_twilio, index))
+        time.sleep(rng.uniform(0.0, 1.0))  # somewhere in the middle of the work
+        production_redis.kill()
+        down_until = time.monotonic() + REDIS_DOWN_SECONDS
+        for index in range(12, 18):  # the menus work without Redis; callbacks get 503, texts an apology
+            recording_sids.append(place_call(fault_twilio, index, None))
+            texted.append(text_a_report(fault_twilio, index))
+            time.sleep(max(0.0, min(3.0, down_until - time.monotonic())))
+        time.sleep(max(0.0, down_until - time.monotonic()))
+        production_redis.start()  # from its append-only file
+        at_restart = deleted_before_durable(connection, fault_app, recording_sids, standin)
+        for index in range(18, 30):
+            recording_sids.append(place_call(fault_twilio, index, None))
+            if index % 4 == 0:
+                texted.append(text_a_report(fault_twilio, index))
+        workers.calm()
+        drain(connection, timeout=60)
+        sweep_once(fault_env)  # recordings whose callback met a dead Redis
+        drain(connection, timeout=60)
+    finally:
+        release.cancel()
+        standin.release()
+        workers.stop()
+        clock.terminate()
+        clock.wait(timeout=20)
+    references = [reference for reference in texted if reference]
+    found = figures(connection, fault_app, recording_sids, references, standin)
+    after = deleted_before_durable(connection, fault_app, recording_sids, standin)
+    print(f"redis SIGKILL: down {REDIS_DOWN_SECONDS} s, {len(recording_sids)} calls, {len(texted)} texted reports "
+          f"({texted.count(None)} while down), {workers.kills} worker kills, {time.monotonic() - started:.1f} s; "
+          f"{found}, deleted before durable: {at_restart} at restart, {after} at the end")
+    record_fault("redis SIGKILL", lost=found["lost"], duplicated=found["duplicated"],
+                 deleted_before_durable=at_restart + after, left_at_provider=found["left_at_provider"])
+    assert (at_restart, after) == (0, 0)
+    assert found == {"lost": 0, "duplicated": 0, "left_at_provider": 0}
