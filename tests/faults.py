@@ -80,6 +80,7 @@ class KilledWorkers:
                  between: tuple[float, float]) -> None:
         self._env = process_environment(environment)
         self._log_dir = log_dir
+        log_dir.mkdir(parents=True, exist_ok=True)
         self._rng = rng
         self._between = between
         self._stopping = threading.Event()
@@ -113,8 +114,18 @@ class KilledWorkers:
         self.process = start([sys.executable, "-m", "workers.run"], self._env,
                              self._log_dir / f"worker-{self.started}.log")
 
+    def _listening(self) -> bool:
+        log = self._log_dir / f"worker-{self.started}.log"
+        return log.exists() and b"Listening on" in log.read_bytes()
+
     def _kill_now_and_then(self) -> None:
-        while not self._stopping.wait(self._rng.uniform(*self._between)):
+        """Each worker gets a random time to work once it is listening (a kill while it is
+        still loading the model would test nothing), then SIGKILL and a new one."""
+        while not self._stopping.is_set():
+            while not self._listening() and not self._stopping.wait(0.05):
+                pass
+            if self._stopping.wait(self._rng.uniform(*self._between)):
+                return
             if self.process and self.process.poll() is None:
                 self.process.send_signal(signal.SIGKILL)
                 self.process.wait(timeout=10)

@@ -40,6 +40,7 @@ pytestmark = pytest.mark.slow
 REFERENCE = re.compile(r"\b(\d{11})\b")
 REPORT = "The blue van parked behind the leisure centre has knives in the back, it is there most evenings."
 REDIS_DOWN_SECONDS = 30
+JOBS = 100
 SEED = int(os.environ.get("TIPLINE_FAULT_SEED") or random.SystemRandom().randrange(2**32))
 
 
@@ -158,30 +159,34 @@ def test_workers_killed_at_random_over_a_hundred_jobs_lose_and_double_nothing(  
         production_redis, fault_env, fault_app, fault_twilio, standin, rng, tmp_path) -> None:
     speech = speak("Please help, there is a fight.", "en")  # two seconds: the model runs; silence is stopped by the VAD
     clock = start([sys.executable, "-m", "workers.clock"], process_environment(fault_env), tmp_path / "clock.log")
-    workers = KilledWorkers(fault_env, tmp_path, rng, between=(0.4, 2.0)).start()
+    pool = [KilledWorkers(fault_env, tmp_path / f"w{n}", rng, between=(0.3, 1.5)).start() for n in (1, 2)]
     connection = production_redis.client()
     started = time.monotonic()
     try:
-        recording_sids = [place_call(fault_twilio, i, speech if i % 10 == 0 else None) for i in range(120)]
+        recording_sids = [place_call(fault_twilio, i, speech if i % 20 == 0 else None) for i in range(JOBS)]
+        placed = time.monotonic() - started
         deadline = time.monotonic() + 40
         while time.monotonic() < deadline and sum(  # kill while there is work, then calm down
                 connection.llen(f"rq:queue:{name}") for name in keys.RECORDING_QUEUES):
             time.sleep(0.2)
-        workers.calm()
+        for workers in pool:
+            workers.calm()
         drain(connection, timeout=60)
         stuck = figures(connection, fault_app, recording_sids, [], standin)
         sweep_once(fault_env)
         drain(connection, timeout=60)
     finally:
-        workers.stop()
+        for workers in pool:
+            workers.stop()
         clock.terminate()
         clock.wait(timeout=20)
     found = figures(connection, fault_app, recording_sids, [], standin)
-    print(f"worker SIGKILL: {workers.kills} kills over {len(recording_sids)} jobs in "
-          f"{time.monotonic() - started:.1f} s; before the sweep {stuck}; after {found}")
+    kills = sum(workers.kills for workers in pool)
+    print(f"worker SIGKILL: {kills} kills (two workers) over {len(recording_sids)} jobs in "
+          f"{time.monotonic() - started:.1f} s (calls placed in {placed:.1f} s); before the sweep {stuck}; after {found}")
     record_fault("worker SIGKILL", lost=found["lost"] + stuck["lost"], duplicated=found["duplicated"],
                  left_at_provider=found["left_at_provider"])
-    assert workers.kills >= 5
+    assert kills >= 5
     assert stuck["lost"] == 0, "a job was lost by a killed worker (nothing would ever run it)"
     assert found == {"lost": 0, "duplicated": 0, "left_at_provider": 0}
 
@@ -201,28 +206,28 @@ def provider_misbehaves(standin: StandIn) -> threading.Timer:
 def test_redis_killed_for_thirty_seconds_amid_calls_and_texts_loses_nothing(  # type: ignore[no-untyped-def]
         production_redis, fault_env, fault_app, fault_twilio, standin, rng, tmp_path) -> None:
     clock = start([sys.executable, "-m", "workers.clock"], process_environment(fault_env), tmp_path / "clock.log")
-    workers = KilledWorkers(fault_env, tmp_path, rng, between=(2.0, 6.0)).start()
+    workers = KilledWorkers(fault_env, tmp_path, rng, between=(0.5, 4.0)).start()
     connection = production_redis.client()
     recording_sids: list[str] = []
     texted: list[str | None] = []
     release = provider_misbehaves(standin)
     started = time.monotonic()
     try:
-        for index in range(12):
+        for index in range(8):
             recording_sids.append(place_call(fault_twilio, index, None))
             if index % 4 == 0:
                 texted.append(text_a_report(fault_twilio, index))
         time.sleep(rng.uniform(0.0, 1.0))  # somewhere in the middle of the work
         production_redis.kill()
         down_until = time.monotonic() + REDIS_DOWN_SECONDS
-        for index in range(12, 18):  # the menus work without Redis; callbacks get 503, texts an apology
+        for index in range(8, 13):  # the menus work without Redis; callbacks get 503, texts an apology
             recording_sids.append(place_call(fault_twilio, index, None))
             texted.append(text_a_report(fault_twilio, index))
             time.sleep(max(0.0, min(3.0, down_until - time.monotonic())))
         time.sleep(max(0.0, down_until - time.monotonic()))
         production_redis.start()  # from its append-only file
         at_restart = deleted_before_durable(connection, fault_app, recording_sids, standin)
-        for index in range(18, 30):
+        for index in range(13, 21):
             recording_sids.append(place_call(fault_twilio, index, None))
             if index % 4 == 0:
                 texted.append(text_a_report(fault_twilio, index))
