@@ -114,7 +114,8 @@ class KilledWorkers:
         self.process = start([sys.executable, "-m", "workers.run"], self._env,
                              self._log_dir / f"worker-{self.started}.log")
 
-    def _listening(self) -> bool:
+    def listening(self) -> bool:
+        """Has the current worker started taking jobs?"""
         log = self._log_dir / f"worker-{self.started}.log"
         return log.exists() and b"Listening on" in log.read_bytes()
 
@@ -122,7 +123,7 @@ class KilledWorkers:
         """Each worker gets a random time to work once it is listening (a kill while it is
         still loading the model would test nothing), then SIGKILL and a new one."""
         while not self._stopping.is_set():
-            while not self._listening() and not self._stopping.wait(0.05):
+            while not self.listening() and not self._stopping.wait(0.05):
                 pass
             if self._stopping.wait(self._rng.uniform(*self._between)):
                 return

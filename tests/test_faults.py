@@ -33,7 +33,7 @@ from ivr.tips import FINAL_PART_STATUSES, READY
 from tests.conftest import PUBLIC_BASE_URL, environment_for
 from tests.faults import KilledWorkers, ProductionRedis, drain
 from tests.hostile import record_fault
-from tests.processes import process_environment, start
+from tests.processes import process_environment, start, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -107,6 +107,10 @@ def text_a_report(twilio: TwilioLike, index: int) -> str | None:
     return match.group(1)
 
 
+def queued(connection: redis.Redis) -> int:
+    return sum(connection.llen(f"rq:queue:{name}") for name in keys.RECORDING_QUEUES)
+
+
 def sweep_once(environment: dict[str, str]) -> None:
     """The clock's sweep, as an operator runs it: everything older than no grace at all."""
     done = subprocess.run([sys.executable, "-m", "workers.clock", "--once", "--sweep-grace-seconds", "0"],
@@ -165,10 +169,7 @@ def test_workers_killed_at_random_over_a_hundred_jobs_lose_and_double_nothing(  
     try:
         recording_sids = [place_call(fault_twilio, i, speech if i % 20 == 0 else None) for i in range(JOBS)]
         placed = time.monotonic() - started
-        deadline = time.monotonic() + 40
-        while time.monotonic() < deadline and sum(  # kill while there is work, then calm down
-                connection.llen(f"rq:queue:{name}") for name in keys.RECORDING_QUEUES):
-            time.sleep(0.2)
+        wait_until(lambda: not queued(connection), timeout=40, what="the workers to take the queued jobs")
         for workers in pool:
             workers.calm()
         drain(connection, timeout=60)
@@ -206,8 +207,9 @@ def provider_misbehaves(standin: StandIn) -> threading.Timer:
 def test_redis_killed_for_thirty_seconds_amid_calls_and_texts_loses_nothing(  # type: ignore[no-untyped-def]
         production_redis, fault_env, fault_app, fault_twilio, standin, rng, tmp_path) -> None:
     clock = start([sys.executable, "-m", "workers.clock"], process_environment(fault_env), tmp_path / "clock.log")
-    workers = KilledWorkers(fault_env, tmp_path, rng, between=(0.5, 4.0)).start()
+    workers = KilledWorkers(fault_env, tmp_path, rng, between=(0.5, 3.0)).start()
     connection = production_redis.client()
+    wait_until(workers.listening, timeout=30, what="the first worker")
     recording_sids: list[str] = []
     texted: list[str | None] = []
     release = provider_misbehaves(standin)
@@ -231,6 +233,7 @@ def test_redis_killed_for_thirty_seconds_amid_calls_and_texts_loses_nothing(  # 
             recording_sids.append(place_call(fault_twilio, index, None))
             if index % 4 == 0:
                 texted.append(text_a_report(fault_twilio, index))
+        wait_until(lambda: not queued(connection), timeout=30, what="the workers to take the queued jobs")
         workers.calm()
         drain(connection, timeout=60)
         sweep_once(fault_env)  # recordings whose callback met a dead Redis
