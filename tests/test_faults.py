@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 import random
 import re
-import threading
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Iterator
