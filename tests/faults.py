@@ -9,6 +9,7 @@ started again from its append-only file in the same folder.
 from __future__ import annotations
 
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -71,6 +72,11 @@ class ProductionRedis:
             self.process.terminate()
             self.process.wait(timeout=10)
         self.process = None
+
+    def remove(self) -> None:
+        """Stop it and delete its folder (socket and append-only file)."""
+        self.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 class KilledWorkers:

@@ -62,7 +62,7 @@ def test_the_local_redis_make_run_starts_answers_only_once_on_disk() -> None:
         with server.client() as client:
             found = redis_durability(client)
     finally:
-        server.stop()
+        server.remove()
     assert found.durable is True, found.detail
 
 

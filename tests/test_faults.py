@@ -55,7 +55,7 @@ def production_redis() -> Iterator[ProductionRedis]:
     server = ProductionRedis()
     server.start()
     yield server
-    server.stop()
+    server.remove()
 
 
 @pytest.fixture
