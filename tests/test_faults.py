@@ -29,7 +29,7 @@ from dev.standin_client import StandIn
 from dev.twilio_like import TwilioLike
 from dev.twilio_sms import Phone
 from ivr import create_app, keys
-from ivr.tips import FINAL_PART_STATUSES, READY
+from ivr.tips import FINAL_PART_STATUSES, LINE_DOWN, READY
 from tests.conftest import PUBLIC_BASE_URL, environment_for
 from tests.faults import KilledWorkers, ProductionRedis, drain
 from tests.hostile import record_fault
@@ -139,8 +139,10 @@ def deleted_before_durable(connection: redis.Redis, app, recording_sids: list[st
     return count
 
 
-def figures(connection: redis.Redis, app, recording_sids: list[str], texted: list[str], standin: StandIn) -> dict:  # type: ignore[no-untyped-def]
-    """lost: a recording with no finished tip part, or a texted reference with no ready tip;
+def figures(connection: redis.Redis, app, recording_sids: list[str], texted: list[str], standin: StandIn,  # type: ignore[no-untyped-def]
+            texted_while_down: int = 0) -> dict:
+    """lost: a recording with no finished tip part, a texted reference with no ready tip, or
+    a text sent while Redis was down that the inbound sweep did not make a tip of its own;
     duplicated: voice parts beyond one per recording, or a tip queued twice for handlers;
     left: recordings, calls and inbound messages still at the provider."""
     tips = app.extensions["tipline"].tips
@@ -150,6 +152,9 @@ def figures(connection: redis.Redis, app, recording_sids: list[str], texted: lis
         if part is None or tips.part_status(*part) not in FINAL_PART_STATUSES:
             lost += 1
     lost += sum(1 for reference in texted if (tip := tips.get(reference)) is None or tip.status != READY)
+    line_down = [tip for key in connection.scan_iter(match=keys.tip("*"))
+                 if (tip := tips.get(key.decode().rpartition(":")[2])) is not None and tip.arrival == LINE_DOWN]
+    lost += max(0, texted_while_down - len(line_down))
     voice_parts = sum(int(connection.hget(key, "parts") or 0) for key in connection.scan_iter(match=keys.tip("*"))
                       if connection.hget(key, "channel") == b"voice")
     queued = tips.queue.tip_ids()
@@ -245,7 +250,7 @@ def test_redis_killed_for_thirty_seconds_amid_calls_and_texts_loses_nothing(  # 
         clock.terminate()
         clock.wait(timeout=20)
     references = [reference for reference in texted if reference]
-    found = figures(connection, fault_app, recording_sids, references, standin)
+    found = figures(connection, fault_app, recording_sids, references, standin, texted_while_down=texted.count(None))
     after = deleted_before_durable(connection, fault_app, recording_sids, standin)
     print(f"redis SIGKILL: down {REDIS_DOWN_SECONDS} s, {len(recording_sids)} calls, {len(texted)} texted reports "
           f"({texted.count(None)} while down), {workers.kills} worker kills, {time.monotonic() - started:.1f} s; "
@@ -253,4 +258,36 @@ def test_redis_killed_for_thirty_seconds_amid_calls_and_texts_loses_nothing(  # 
     record_fault("redis SIGKILL", lost=found["lost"], duplicated=found["duplicated"],
                  deleted_before_durable=at_restart + after, left_at_provider=found["left_at_provider"])
     assert (at_restart, after) == (0, 0)
+    assert found == {"lost": 0, "duplicated": 0, "left_at_provider": 0}
+
+
+def test_a_provider_answering_500_503_or_stalling_loses_and_leaves_nothing(  # type: ignore[no-untyped-def]
+        production_redis, fault_env, fault_app, fault_twilio, standin, tmp_path) -> None:
+    """Fetches and deletions fail now and then (500, 503) and two fetches stall for seconds:
+    retries and the sweep still finish every tip once and leave nothing at the provider."""
+    recording, call = r"/Recordings/RE[0-9a-f]{32}", r"/Calls/CA[0-9a-f]{32}"
+    standin.fail_next("GET", recording, status=500, times=4)
+    standin.fail_next("GET", recording, status=503, times=2)
+    standin.fail_next("DELETE", recording, status=503, times=3)
+    standin.fail_next("DELETE", call, status=500, times=3)
+    standin.hold("GET", recording, times=2)
+    release = threading.Timer(6.0, standin.release)
+    release.start()
+    worker = start([sys.executable, "-m", "workers.run"], process_environment(fault_env), tmp_path / "worker.log")
+    connection = production_redis.client()
+    started = time.monotonic()
+    try:
+        recording_sids = [place_call(fault_twilio, index, None) for index in range(12)]
+        drain(connection, timeout=90)
+        sweep_once(fault_env)  # deletions the retries gave up on, and calls left behind
+        drain(connection, timeout=60)
+    finally:
+        release.cancel()
+        standin.release()
+        worker.terminate()
+        worker.wait(timeout=20)
+    found = figures(connection, fault_app, recording_sids, [], standin)
+    print(f"provider 500/503/stall: {len(recording_sids)} calls in {time.monotonic() - started:.1f} s; {found}")
+    record_fault("provider 500/503/stall", lost=found["lost"], duplicated=found["duplicated"],
+                 left_at_provider=found["left_at_provider"])
     assert found == {"lost": 0, "duplicated": 0, "left_at_provider": 0}
