@@ -125,6 +125,7 @@ def hostile_forms(genuine: dict[str, st.SearchStrategy[str]]) -> st.SearchStrate
     as the provider would send it: `Digits=1&Digits=2`. A few changes per case rather than
     every field at once, so a failure shrinks to the one field that causes it.
     """
-    changes = st.lists(st.tuples(st.sampled_from(list(genuine)) | hostile_keys, st.sampled_from(FIELD_CHANGES),
+    names = st.sampled_from(list(genuine)) if genuine else st.nothing()  # a button's form has none
+    changes = st.lists(st.tuples(names | hostile_keys, st.sampled_from(FIELD_CHANGES),
                                  st.lists(hostile_texts, min_size=1, max_size=3)), max_size=4)
     return st.builds(_changed_form, st.fixed_dictionaries(genuine), changes)
