@@ -50,6 +50,7 @@ class Settings:
     stt_languages: frozenset[str]
     console_lease_seconds: int
     console_idle_seconds: int
+    console_trusted_proxies: int
 
     @property
     def is_production(self) -> bool:
@@ -126,6 +127,10 @@ class Settings:
             # A console sign-in idle this long is over (the cookie and the server-side login).
             console_idle_seconds=60 * _bounded_int("CONSOLE_IDLE_MINUTES", env.get("CONSOLE_IDLE_MINUTES", "15"),
                                                    1, 12 * 60),
+            # Proxies in front of the app (nginx: 1) whose X-Forwarded-For the console trusts
+            # for the client address it counts sign-in attempts by (ivr/console/client_address.py).
+            console_trusted_proxies=_bounded_int("CONSOLE_TRUSTED_PROXIES",
+                                                 env.get("CONSOLE_TRUSTED_PROXIES", "0"), 0, 5),
         )
 
 

@@ -4,7 +4,9 @@ API routes (HTTP basic auth with the account sid and auth token, as Twilio requi
 under /2010-04-01/Accounts/{AccountSid}/:
   GET Recordings/{sid}.wav, GET Recordings/{sid}.json, DELETE Recordings/{sid}.json,
   GET Recordings.json (Twilio's list page; DateCreated, DateCreated<, DateCreated>, CallSid,
-  PageSize and Page), DELETE Calls/{sid}.json (error 20009 while the call is in progress),
+  PageSize and Page), GET Calls.json (Twilio's list page; To, From, Status, StartTime and
+  EndTime with < and >, PageSize and Page; `from` holds the caller's number, as Twilio's log
+  does), DELETE Calls/{sid}.json (error 20009 until the call has a final status),
   GET Messages.json (Twilio's list page; DateSent, DateSent<, DateSent>, PageSize and Page),
   DELETE Messages/{sid}.json (20009 until the message is final), POST Messages/{sid}.json
   with Body= (redaction). Errors are Twilio's JSON: {"code", "message", "more_info", "status"}.

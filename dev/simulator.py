@@ -33,7 +33,8 @@ from ivr.prompts import load_menus
 # What Twilio sends as From when the caller withholds their number: nothing identifying is typed.
 WITHHELD_NUMBER = "anonymous"
 SPOKEN_CODE = re.compile(r"\d(?:, \d)+")
-REFERENCE_DIGITS, PIN_DIGITS = 11, 4
+REFERENCE_DIGITS = 11
+PIN_DIGITS = (6, 4)  # as minted today, and as references minted before carry it
 
 
 class SimulationFailed(RuntimeError):
@@ -44,7 +45,7 @@ def spoken_codes(text: str) -> tuple[str, str] | None:
     """The reference and PIN read out digit by digit ("1, 2, 3") in `text`, if both are there."""
     codes = [match.replace(", ", "") for match in SPOKEN_CODE.findall(text)]
     references = [code for code in codes if len(code) == REFERENCE_DIGITS]
-    pins = [code for code in codes if len(code) == PIN_DIGITS]
+    pins = [code for code in codes if len(code) in PIN_DIGITS]
     return (references[0], pins[0]) if references and pins else None
 
 

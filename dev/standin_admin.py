@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 from flask import Blueprint, Response, jsonify, request
 
-from dev.standin_state import (FINAL_CALL_STATUS, MESSAGE_DIRECTIONS, Fault, Hold, StoredMessage, StoredRecording,
+from dev.standin_state import (FINAL_CALL_STATUS, FINAL_CALL_STATUSES, MESSAGE_DIRECTIONS, Fault, Hold, StoredMessage, StoredRecording,
                                current_state, utc_now)
 
 ADMIN_PREFIX = "/_standin"
@@ -57,10 +57,19 @@ def stored_audio(sid: str) -> Response:
 
 @admin.post("/calls/<sid>/<event>")
 def call_event(sid: str, event: str) -> Response:
-    statuses = {"started": "in-progress", "ended": FINAL_CALL_STATUS}
+    """A call starts (`from`, `to`: the numbers its log holds) or ends (`status`, a final
+    one, default completed; `end_time` with a UTC offset backdates the end)."""
+    args = request.args
+    statuses = {"started": "in-progress", "ended": args.get("status", FINAL_CALL_STATUS)}
     if event not in statuses:
         return Response("A call can be started or ended.\n", 404)
-    current_state().set_call(sid, statuses[event])
+    if event == "ended" and statuses[event] not in FINAL_CALL_STATUSES:
+        return Response(f"An ended call's status is one of {sorted(FINAL_CALL_STATUSES)}.\n", 400)
+    end_time = datetime.fromisoformat(args["end_time"]) if args.get("end_time") else None
+    if end_time is not None and end_time.tzinfo is None:
+        return Response("end_time must carry a UTC offset.\n", 400)
+    current_state().set_call(sid, statuses[event], end_time=end_time.astimezone(timezone.utc) if end_time else None,
+                             from_number=args.get("from") or None, to_number=args.get("to") or None)
     return jsonify(ok=True)
 
 
@@ -80,7 +89,8 @@ def put_message(sid: str) -> Response:
         return Response(f"direction must be one of {sorted(MESSAGE_DIRECTIONS)}.\n", 400)
     current_state().put_message(StoredMessage(
         sid=sid, body=request.get_data(as_text=True), status=args.get("status", "received"), direction=direction,
-        date_created=created.astimezone(timezone.utc), media=[m for m in args.get("media", "").split(",") if m]))
+        date_created=created.astimezone(timezone.utc), media=[m for m in args.get("media", "").split(",") if m],
+        from_number=args.get("from") or None))
     return jsonify(ok=True)
 
 

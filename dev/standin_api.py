@@ -1,7 +1,7 @@
 """The provider stand-in's Twilio routes: recordings, call logs and message logs.
 
 Shapes follow Twilio's 2010-04-01 API as twilio-python reads them: a list page holds the
-records under "recordings" (or "messages") next to the paging keys (start, end, page, page_size, uri,
+records under "recordings" (or "messages", "calls") next to the paging keys (start, end, page, page_size, uri,
 first_page_uri, previous_page_uri, next_page_uri), dates are RFC 2822 in GMT, and an
 error is {"code", "message", "more_info", "status"}.
 """
@@ -16,8 +16,8 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from dev.standin_state import (FINAL_CALL_STATUS, FINAL_MESSAGE_STATUSES, StoredMessage, StoredRecording,
-                               current_state)
+from dev.standin_state import (FINAL_CALL_STATUSES, FINAL_MESSAGE_STATUSES, StoredCall, StoredMessage,
+                               StoredRecording, current_state)
 
 API_PREFIX = "/2010-04-01/Accounts"
 RECORDING_RESOURCE = re.compile(r"(RE[0-9a-f]{32})\.(wav|json)")
@@ -153,11 +153,72 @@ def delete_call(account_sid: str, resource: str) -> Response:
     status = current_state().call_status(match.group(1))
     if status is None:
         return not_found()
-    if status != FINAL_CALL_STATUS:
+    if status not in FINAL_CALL_STATUSES:
         return twilio_error(STILL_IN_PROGRESS_STATUS, STILL_IN_PROGRESS_CODE,
                             "Cannot delete this resource before it is complete")
     current_state().delete_call(match.group(1))
     return Response(status=204)
+
+
+@api.get("/<account_sid>/Calls.json")
+def list_calls(account_sid: str) -> Response:
+    """Twilio's call log, newest first; To, From, Status, StartTime(</>) and EndTime(</>)
+    filter it (a call in progress has no end time, so an EndTime filter leaves it out)."""
+    if not _account_matches(account_sid):
+        return not_found()
+    try:
+        page_size = min(MAX_PAGE_SIZE, max(1, int(request.args.get("PageSize", DEFAULT_PAGE_SIZE))))
+        page = max(0, int(request.args.get("Page", 0)))
+        matching = [c for c in current_state().calls_newest_first() if _call_passes_filters(c)]
+    except ValueError:
+        return twilio_error(400, 20001, "Invalid filter or paging parameter")
+    filters = ("To", "From", "Status", "StartTime", "StartTime<", "StartTime>", "EndTime", "EndTime<", "EndTime>")
+    return _list_page("calls", f"{API_PREFIX}/{account_sid}/Calls.json", filters, page, page_size,
+                      [_call_json(c) for c in matching[page * page_size:(page + 1) * page_size]], len(matching))
+
+
+def _call_passes_filters(call: StoredCall) -> bool:
+    args = request.args
+    if "To" in args and call.to_number != args["To"]:
+        return False
+    if "From" in args and call.from_number != args["From"]:
+        return False
+    if "Status" in args and call.status != args["Status"]:
+        return False
+    for name, moment in (("StartTime", call.start_time), ("EndTime", call.end_time)):
+        bounds = [k for k in (name, f"{name}<", f"{name}>") if k in args]
+        if bounds and moment is None:
+            return False
+        if name in args and moment.date() != _parse_date(args[name]).date():  # type: ignore[union-attr]
+            return False
+        if f"{name}<" in args and not moment < _parse_date(args[f"{name}<"]):  # type: ignore[operator]
+            return False
+        if f"{name}>" in args and not moment > _parse_date(args[f"{name}>"]):  # type: ignore[operator]
+            return False
+    return True
+
+
+def _rfc2822(moment: datetime | None) -> str | None:
+    return format_datetime(moment.astimezone(timezone.utc), usegmt=True) if moment else None
+
+
+def _call_json(call: StoredCall) -> dict:
+    """A call as Twilio's log shows it: with the caller's number in `from`, as Twilio keeps it."""
+    account_sid = current_app.config["STANDIN_ACCOUNT_SID"]
+    uri = f"{API_PREFIX}/{account_sid}/Calls/{call.sid}.json"
+    duration = int((call.end_time - call.start_time).total_seconds()) if call.end_time else None
+    return {
+        "sid": call.sid, "account_sid": account_sid, "api_version": "2010-04-01", "parent_call_sid": None,
+        "date_created": _rfc2822(call.start_time), "date_updated": _rfc2822(call.end_time or call.start_time),
+        "to": call.to_number, "to_formatted": call.to_number, "from": call.from_number,
+        "from_formatted": call.from_number, "phone_number_sid": "PN" + "0" * 32, "status": call.status,
+        "start_time": _rfc2822(call.start_time), "end_time": _rfc2822(call.end_time),
+        "duration": str(duration) if duration is not None else None, "price": None, "price_unit": "USD",
+        "direction": call.direction, "answered_by": None, "forwarded_from": None, "group_sid": None,
+        "caller_name": None, "queue_time": "0", "trunk_sid": None, "uri": uri,
+        "subresource_uris": {"recordings": uri.replace(".json", "/Recordings.json"),
+                             "notifications": uri.replace(".json", "/Notifications.json")},
+    }
 
 
 @api.get("/<account_sid>/Messages.json")
@@ -197,8 +258,8 @@ def _message_json(message: StoredMessage) -> dict:
         "direction": message.direction, "status": message.status, "date_created": created, "date_updated": created,
         "date_sent": created, "num_segments": "1", "num_media": str(len(message.media)), "error_code": None, "error_message": None,
         "price": None, "price_unit": "USD", "messaging_service_sid": None, "uri": uri,
-        # The stand-in keeps no numbers: a real log holds the tipster's number here.
-        "from": None, "to": None,
+        # As Twilio's log: an inbound text holds the sender's number in `from`.
+        "from": message.from_number, "to": None,
         "subresource_uris": {"media": uri.replace(".json", "/Media.json"),
                              "feedback": uri.replace(".json", "/Feedback.json")},
     }

@@ -61,14 +61,17 @@ class StandIn:
 
     # -- the provider protocol of dev.twilio_like ----------------------------------------
 
-    def call_started(self, call_sid: str) -> None:
-        self._post(f"/calls/{call_sid}/started")
+    def call_started(self, call_sid: str, from_number: str | None = None, to_number: str | None = None) -> None:
+        query = {k: v for k, v in (("from", from_number), ("to", to_number)) if v}
+        self._post(f"/calls/{call_sid}/started" + (f"?{urlencode(query)}" if query else ""))
 
     def recording_made(self, recording_sid: str, call_sid: str, wav_bytes: bytes, seconds: int) -> None:
         self.put_recording(recording_sid, call_sid, wav_bytes, seconds)
 
-    def call_ended(self, call_sid: str) -> None:
-        self._post(f"/calls/{call_sid}/ended")
+    def call_ended(self, call_sid: str, status: str = "completed", ended: datetime | None = None) -> None:
+        """The call ends with a final `status`; `ended` (timezone-aware) backdates its end."""
+        query = {"status": status, **({"end_time": ended.isoformat()} if ended else {})}
+        self._post(f"/calls/{call_sid}/ended?" + urlencode(query))
 
     # -- arranging state -----------------------------------------------------------------
 
@@ -88,10 +91,10 @@ class StandIn:
         self._post("/recordings?" + urlencode(query), wav_bytes, "audio/x-wav")
 
     def put_message(self, message_sid: str, body: str, status: str = "received", direction: str = "inbound",
-                    created: datetime | None = None, media: tuple[str, ...] = ()) -> None:
+                    created: datetime | None = None, media: tuple[str, ...] = (), sender: str | None = None) -> None:
         """Hold a message ("inbound", or the "outbound-reply" our TwiML made), with its photos'
-        ME sids as `media`; `created` backdates it."""
-        query = {"status": status, "direction": direction, "media": ",".join(media)}
+        ME sids as `media` and, for an inbound one, the `sender`'s number; `created` backdates it."""
+        query = {"status": status, "direction": direction, "media": ",".join(media), "from": sender or ""}
         if created is not None:
             query["date_created"] = created.isoformat()
         self._post(f"/messages/{message_sid}?" + urlencode(query), body.encode(), "text/plain")

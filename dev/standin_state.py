@@ -12,6 +12,7 @@ from flask import current_app
 
 # Call and message statuses after which Twilio lets the record be deleted.
 FINAL_CALL_STATUS = "completed"
+FINAL_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 FINAL_MESSAGE_STATUSES = frozenset({"received", "delivered", "undelivered", "failed", "read", "canceled", "sent"})
 # Twilio's directions for the messages we have: texts to us, and the replies our TwiML made.
 MESSAGE_DIRECTIONS = frozenset({"inbound", "outbound-reply"})
@@ -32,6 +33,19 @@ class StoredRecording:
 
 
 @dataclass
+class StoredCall:
+    """A call log: Twilio keeps the caller's number (`from_number`) until it is deleted."""
+
+    sid: str
+    status: str
+    start_time: datetime = field(default_factory=lambda: utc_now())
+    end_time: datetime | None = None
+    direction: str = "inbound"
+    from_number: str | None = None
+    to_number: str | None = None
+
+
+@dataclass
 class StoredMessage:
     sid: str
     body: str
@@ -39,6 +53,7 @@ class StoredMessage:
     direction: str = "inbound"
     date_created: datetime = field(default_factory=lambda: utc_now())
     media: list[str] = field(default_factory=list)  # ME sids: the photos of an MMS
+    from_number: str | None = None  # the sender of an inbound text, as Twilio's log holds it
 
     def summary(self) -> dict[str, str]:
         return {"body": self.body, "status": self.status, "direction": self.direction,
@@ -102,7 +117,7 @@ class ProviderState:
     def reset(self) -> None:
         with self._lock:
             self.recordings: dict[str, StoredRecording] = {}
-            self.calls: dict[str, str] = {}
+            self.calls: dict[str, StoredCall] = {}
             self.messages: dict[str, StoredMessage] = {}
             self._log: list[LogEntry] = []
             self._seq = 0
@@ -200,15 +215,28 @@ class ProviderState:
 
     def call_statuses(self) -> dict[str, str]:
         with self._lock:
-            return dict(self.calls)
+            return {sid: call.status for sid, call in self.calls.items()}
 
-    def set_call(self, sid: str, status: str) -> None:
+    def set_call(self, sid: str, status: str, end_time: datetime | None = None, from_number: str | None = None,
+                 to_number: str | None = None) -> None:
+        """Start a call, or move it to `status` (a final one ends it, now or at `end_time`)."""
         with self._lock:
-            self.calls[sid] = status
+            call = self.calls.setdefault(sid, StoredCall(sid=sid, status=status))
+            call.status = status
+            call.from_number = from_number or call.from_number
+            call.to_number = to_number or call.to_number
+            if status in FINAL_CALL_STATUSES:
+                call.end_time = end_time or utc_now()
+                call.start_time = min(call.start_time, call.end_time)
 
     def call_status(self, sid: str) -> str | None:
         with self._lock:
-            return self.calls.get(sid)
+            call = self.calls.get(sid)
+            return call.status if call else None
+
+    def calls_newest_first(self) -> list[StoredCall]:
+        with self._lock:
+            return sorted(self.calls.values(), key=lambda c: c.start_time, reverse=True)
 
     def delete_call(self, sid: str) -> None:
         with self._lock:

@@ -45,14 +45,14 @@ class TwimlError(AssertionError):
 class Provider(Protocol):
     """Where Twilio keeps a call's records: the stand-in of its REST API."""
 
-    def call_started(self, call_sid: str) -> None: ...
+    def call_started(self, call_sid: str, from_number: str | None = None, to_number: str | None = None) -> None: ...
 
     def recording_made(self, recording_sid: str, call_sid: str, wav_bytes: bytes, seconds: int) -> None: ...
 
     def call_ended(self, call_sid: str) -> None: ...
 
     def put_message(self, message_sid: str, body: str, status: str = "received", direction: str = "inbound",
-                    created: datetime | None = None) -> None: ...
+                    created: datetime | None = None, media: tuple[str, ...] = (), sender: str | None = None) -> None: ...
 
 
 PHONE_SAMPLE_RATE = 8000
@@ -142,7 +142,7 @@ class Call:
 
     def dials(self) -> "Call":
         if self.twilio.provider:
-            self.twilio.provider.call_started(self.sid)
+            self.twilio.provider.call_started(self.sid, self.from_number, self.to_number)
         self._request(self.twilio.base_url + "/voice/incoming", {"CallStatus": "ringing"})
         return self
 

@@ -29,7 +29,7 @@ class Phone:
         form = self.fields(sid, body, media)
         if self.twilio.provider and message_sid is None:
             photos = tuple(url.rsplit("/", 1)[1] for name, url in form.items() if name.startswith("MediaUrl"))
-            self.twilio.provider.put_message(sid, body, media=photos)
+            self.twilio.provider.put_message(sid, body, media=photos, sender=self.from_number)
         webhook = self.twilio.post("/sms/incoming", form)
         self.sent.append(webhook)
         if webhook.status != 200:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import hmac
 import logging
+import re
 import time
 from dataclasses import dataclass, fields
 from typing import Callable, ClassVar, Mapping, TypeVar
@@ -24,10 +25,17 @@ from urllib.parse import quote, urlsplit
 from flask import Flask, Response, current_app, request
 from twilio.request_validator import RequestValidator
 
+from ivr.recordings import MAX_RECORDING_SECONDS
+
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 TOKEN_PARAMETER = "t"  # nosec B105  # a query parameter's name, not a password
+# Keys a caller can press (<Gather> sends at most what its numDigits allows), or Twilio's
+# "hangup" after a <Record> the caller ended by hanging up. Anything else is no keypress.
+DIGITS = re.compile(r"[0-9*#]{1,16}|hangup")
+# Twilio allows ten photos per message.
+MAX_MEDIA = 10
 
 
 @dataclass(frozen=True)
@@ -51,17 +59,19 @@ class CallStep(WebhookView):
 
     token: str | None = None
     digits: str | None = None
-    recording_duration: str | None = None
+    recording_duration: int | None = None
 
     FIELDS: ClassVar[Mapping[str, str]] = {"Digits": "digits", "RecordingDuration": "recording_duration"}
 
+    def __post_init__(self) -> None:
+        digits = self.digits if isinstance(self.digits, str) and DIGITS.fullmatch(self.digits) else None
+        object.__setattr__(self, "digits", digits)
+        object.__setattr__(self, "recording_duration", bounded_int(self.recording_duration, MAX_RECORDING_SECONDS))
+
     @property
     def recording_seconds(self) -> int:
-        """The recording's length in whole seconds; 0 when absent or malformed."""
-        try:
-            return max(0, int(self.recording_duration or 0))
-        except ValueError:
-            return 0
+        """The recording's length in whole seconds; 0 when absent or not a plausible length."""
+        return self.recording_duration or 0
 
 
 @dataclass(frozen=True)
@@ -72,7 +82,7 @@ class RecordingStatus(WebhookView):
     call_sid: str | None = None
     recording_sid: str | None = None
     status: str | None = None
-    duration: str | None = None
+    duration: int | None = None  # None: absent, or not a length a <Record> can make
 
     FIELDS: ClassVar[Mapping[str, str]] = {
         "CallSid": "call_sid",
@@ -80,6 +90,9 @@ class RecordingStatus(WebhookView):
         "RecordingStatus": "status",
         "RecordingDuration": "duration",
     }
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "duration", bounded_int(self.duration, MAX_RECORDING_SECONDS))
 
 
 # Twilio joins a long text into one Body of at most 1,600 characters.
@@ -104,12 +117,30 @@ class InboundMessage(WebhookView):
     def from_request_values(cls, form: Mapping[str, str], token: str | None) -> "InboundMessage":
         sender = (form.get("From") or "").strip()
         session_keys = current_app.extensions["tipline"].session_keys.candidates(sender, time.time()) if sender else ()
-        try:
-            num_media = max(0, int(form.get("NumMedia") or 0))
-        except ValueError:
-            num_media = 0
+        # Nonsense counts as one photo: such a text is refused and deleted, never stored.
+        raw_media = form.get("NumMedia")
+        num_media = bounded_int(raw_media, MAX_MEDIA)
+        if num_media is None:
+            num_media = 1 if (raw_media or "").strip() else 0
         return cls(session_keys=session_keys, body=(form.get("Body") or "")[:MAX_BODY_CHARACTERS],
                    message_sid=_clean(form.get("MessageSid")), num_media=num_media)
+
+
+def bounded_int(value: object, maximum: int) -> int | None:
+    """A whole number from 0 to `maximum` written in ASCII digits, else None.
+
+    A signed request is still only the provider's word: a "duration" of 10**12 would
+    become a job's time limit, and int() accepts "١٢", " 1_0 " and 4,300-digit numbers.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if 0 <= value <= maximum else None
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if not text.isascii() or not text.isdigit() or len(text) > len(str(maximum)):
+        return None
+    number = int(text)
+    return number if number <= maximum else None
 
 
 def _clean(value: str | None) -> str | None:

@@ -57,8 +57,14 @@ def console_login(login_id: str) -> str:
 
 
 def console_failures(name: str) -> str:
-    """Failed sign-ins for a name (known or not), expiring with the lock."""
+    """Sign-in attempts checked for a name (known or not), expiring with the lock."""
     return f"{PREFIX}:console:failures:{name}"
+
+
+def console_address_failures(address_digest: str) -> str:
+    """Sign-in attempts checked from one client address, named by a keyed digest of the
+    address (never the address), expiring with the lock: the address is kept no longer."""
+    return f"{PREFIX}:console:address-failures:{address_digest}"
 
 
 def console_logins_of(name: str) -> str:
@@ -97,9 +103,23 @@ def sms_seen(message_key: str) -> str:
     return f"{PREFIX}:sms:seen:{message_key}"
 
 
-def sms_pin_failures(reference: str) -> str:
-    """Wrong PINs quoted for a reference (counted per reference, never per sender)."""
-    return f"{PREFIX}:sms:pin-failures:{reference}"
+def sms_inbound(message_key: str) -> str:
+    """An inbound message we accepted and still answer for (its MessageSid's keyed digest),
+    until its clean-up job has deleted it at the provider; the provider sweep takes in the rest."""
+    return f"{PREFIX}:sms:inbound:{message_key}"
+
+
+# PIN checks on a quoted reference (ivr/pin_guard.py). The reference is unverified input
+# (a phone number typed in its place, say), so these are named by its keyed digest.
+def pin_attempts(reference_key: str) -> str:
+    """PINs checked and failed for one reference in the current window or lock (a hash, expiring with it)."""
+    return f"{PREFIX}:pin:attempts:{reference_key}"
+
+
+def pin_locks(reference_key: str) -> str:
+    """How many locks in a row a reference's PIN earned (the escalation level); while it lasts,
+    the reference is "under attack" on the console."""
+    return f"{PREFIX}:pin:locks:{reference_key}"
 
 
 # The console's hotspot counts

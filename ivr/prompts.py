@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Mapping
 
 from config.settings import PROJECT_ROOT
+from ivr.references import PIN_DIGITS, REFERENCE_RANDOM_DIGITS
 from ivr.segments import MAX_SEGMENTS, is_gsm7, segment_count
 
 CONFIG_DIR = PROJECT_ROOT / "config"
@@ -153,8 +154,8 @@ def _check_against_reference(catalogue: Catalogue, reference: Catalogue, categor
             raise CatalogueError(f"{where} lacks category labels: {', '.join(sorted(unlabelled))}.")
 
 
-# The longest values a reply's placeholders take: an 11-digit reference and a 4-digit PIN.
-WORST_CASE_FIELDS = {"reference": "8" * 11, "pin": "8" * 4}
+# The longest values a reply's placeholders take: a reference and a PIN as minted today.
+WORST_CASE_FIELDS = {"reference": "8" * (REFERENCE_RANDOM_DIGITS + 1), "pin": "8" * PIN_DIGITS}
 
 
 def _check_sms_lengths(menus: Menus, language: str) -> None:

@@ -1,5 +1,8 @@
 """Our REST client for the slice of Twilio we use: recordings, call logs, message logs.
 
+The lists read only what the sweeps need (`ivr/provider_records.py`): never a caller's or
+sender's number (`from`, `to`), which twilio-python parses but no record of ours holds.
+
 Every URL is built here, from TWILIO_API_BASE, the account sid and a sid checked against
 its exact shape; never from a URL the provider sent us (a callback's RecordingUrl could
 name any host: SSRF). The audio fetch follows at most two redirects (Twilio answers the
@@ -17,7 +20,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterator, TypeVar
 from urllib.parse import urljoin, urlsplit
@@ -27,26 +29,21 @@ from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioS
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response as TwilioResponse
 from twilio.rest import Client
-from twilio.rest.api.v2010.account.message import MessageInstance
-from twilio.rest.api.v2010.account.recording import RecordingInstance
 
 from config.settings import Settings
 from ivr.provider_errors import (BadIdentifier, CredentialsRefused, NotAudio, ProviderError, ProviderUnavailable,
                                  RecordingNotFound, RecordingTooLarge, RedirectRefused, StillInProgress,
                                  error_for_status)
+from ivr.provider_records import (ACCOUNT_SID, ANY_SID, CALL_SID, FINAL_CALL_STATUSES, MEDIA_SID, MESSAGE_SID,
+                                  RECORDING_PENDING_STATUSES, RECORDING_SID, InboundText, ProviderCall,
+                                  ProviderMessage, ProviderRecording, call_from, has_shape, inbound_text_from,
+                                  int_or_none, message_from, recording_from)
 
-__all__ = ["BadIdentifier", "CredentialsRefused", "NotAudio", "Provider", "ProviderError", "ProviderMessage",
-           "ProviderRecording",
+__all__ = ["BadIdentifier", "CredentialsRefused", "InboundText", "NotAudio", "Provider", "ProviderCall",
+           "ProviderError", "ProviderMessage", "ProviderRecording",
            "ProviderUnavailable", "RecordingNotFound", "RecordingTooLarge", "RedirectRefused", "StillInProgress",
            "redirect_hop"]
 
-# Matched with fullmatch: `$` alone would let a trailing newline through.
-ACCOUNT_SID = re.compile(r"AC[0-9a-f]{32}")
-RECORDING_SID = re.compile(r"RE[0-9a-f]{32}")
-CALL_SID = re.compile(r"CA[0-9a-f]{32}")
-MESSAGE_SID = re.compile(r"(?:SM|MM)[0-9a-f]{32}")
-MEDIA_SID = re.compile(r"ME[0-9a-f]{32}")
-ANY_SID = re.compile(r"(?:AC|RE|CA|SM|MM|ME)[0-9a-f]{32}")
 
 # Ten minutes of 8 kHz 16-bit mono WAV (our <Record maxLength=600>) is 9.6 MB.
 MAX_RECORDING_BYTES = 20 * 1024 * 1024
@@ -57,28 +54,6 @@ STORAGE_HOST_SUFFIXES = (".twilio.com", ".twiliocdn.com", ".amazonaws.com")
 MAX_DOWNLOAD_SECONDS = 120.0
 CHUNK_BYTES = 64 * 1024
 LIST_PAGE_SIZE = 100
-# Only these have audio to fetch; in-progress, processing, absent and failed ones do not.
-LISTED_STATUS = "completed"
-
-
-@dataclass(frozen=True)
-class ProviderRecording:
-    """A finished recording still held at the provider."""
-
-    sid: str
-    call_sid: str | None
-    date_created: datetime
-    duration_seconds: int
-
-
-@dataclass(frozen=True)
-class ProviderMessage:
-    """A message record still held at the provider (its body is never read into ours)."""
-
-    sid: str
-    direction: str  # "inbound", "outbound-reply", "outbound-api", ...
-    status: str
-    date_created: datetime
 
 
 class _ReplaceSids(logging.Filter):
@@ -184,7 +159,7 @@ class Provider:
         def every_page() -> list[ProviderRecording]:
             found = []
             for instance in self._account.recordings.stream(page_size=LIST_PAGE_SIZE, **filters):
-                recording = _recording_from(instance)
+                recording = recording_from(instance)
                 if recording and (cutoff is None or recording.date_created < cutoff):
                     found.append(recording)
             return found
@@ -210,7 +185,7 @@ class Provider:
             media = self._call(lambda: [m.sid for m in self._account.messages(sid).media.list()],
                                "list the message's media", missing_is_success=True) or []
             for media_sid in media:
-                if _has_shape(media_sid, MEDIA_SID):
+                if has_shape(media_sid, MEDIA_SID):
                     self._delete(lambda: self._account.messages(sid).media(media_sid).delete(), "delete a photo")
         self._delete(lambda: self._account.messages(sid).delete(), "delete the message")
 
@@ -228,13 +203,62 @@ class Provider:
         def every_page() -> list[ProviderMessage]:
             found = []
             for instance in self._account.messages.stream(page_size=LIST_PAGE_SIZE, **filters):
-                message = _message_from(instance)
+                message = message_from(instance)
                 if (message and (cutoff is None or message.date_created < cutoff)
                         and (direction is None or message.direction == direction)):
                     found.append(message)
             return found
 
         return self._call(every_page, "list messages") or []
+
+    def list_inbound_texts(self, created_before: datetime | None = None) -> list[InboundText]:
+        """Every inbound message (all pages) created before the cutoff, with its text.
+
+        The same day-wide DateSent< request as `list_messages`, cut exactly here. Each
+        record's `from` reaches twilio-python's object but never ours.
+        """
+        cutoff = _utc_cutoff(created_before)
+        filters = {"date_sent_before": cutoff + timedelta(days=1)} if cutoff else {}
+
+        def every_page() -> list[InboundText]:
+            found = []
+            for instance in self._account.messages.stream(page_size=LIST_PAGE_SIZE, **filters):
+                text = inbound_text_from(instance)
+                if text and (cutoff is None or text.date_created < cutoff):
+                    found.append(text)
+            return found
+
+        return self._call(every_page, "list inbound messages") or []
+
+    def list_finished_calls(self, ended_before: datetime) -> list[ProviderCall]:
+        """Every call (all pages) that reached a final status before the cutoff.
+
+        Twilio filters calls by one status at a time and documents EndTime by day, so the
+        request asks for calls that ended before the next day and the statuses and the
+        exact cut are chosen here. A call in progress has no end time and is never listed.
+        """
+        cutoff = _utc_cutoff(ended_before) or datetime.now(timezone.utc)
+
+        def every_page() -> list[ProviderCall]:
+            found = []
+            for instance in self._account.calls.stream(page_size=LIST_PAGE_SIZE,
+                                                       end_time_before=cutoff + timedelta(days=1)):
+                call = call_from(instance)
+                if call and call.status in FINAL_CALL_STATUSES and call.end_time and call.end_time < cutoff:
+                    found.append(call)
+            return found
+
+        return self._call(every_page, "list calls") or []
+
+    def call_has_pending_recordings(self, call_sid: str) -> bool:
+        """Does the call have a recording that has or will have audio (its job's to clean up)?"""
+        sid = _checked(call_sid, CALL_SID, "call")
+
+        def pending() -> bool:
+            return any(r.status in RECORDING_PENDING_STATUSES
+                       for r in self._account.recordings.stream(call_sid=sid, page_size=LIST_PAGE_SIZE))
+
+        return bool(self._call(pending, "list a call's recordings"))
 
     # -- plumbing -----------------------------------------------------------------------
 
@@ -247,7 +271,7 @@ class Provider:
         try:
             return operation()
         except (TwilioRestException, TwilioServiceException) as error:
-            status, code = int(error.status), _int_or_none(error.code)
+            status, code = int(error.status), int_or_none(error.code)
             if status == 404 and missing_is_success:
                 return None
             raise error_for_status(status, code, action) from None
@@ -312,16 +336,10 @@ def _utc_cutoff(created_before: datetime | None) -> datetime | None:
 
 
 def _checked(sid: str, shape: re.Pattern[str], what: str) -> str:
-    if not _has_shape(sid, shape):
+    if not has_shape(sid, shape):
         raise BadIdentifier(f"that is not a {what} sid (expected {shape.pattern})")
     return sid
 
-
-def _int_or_none(value: object) -> int | None:
-    try:
-        return int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        return None
 
 
 def _read_wav(response: requests.Response) -> bytes:
@@ -329,7 +347,7 @@ def _read_wav(response: requests.Response) -> bytes:
     content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
     if not content_type.startswith("audio/"):
         raise NotAudio(f"the provider answered {content_type or 'no content type'}, not audio")
-    declared = _int_or_none(response.headers.get("Content-Length"))
+    declared = int_or_none(response.headers.get("Content-Length"))
     if declared is not None and declared > MAX_RECORDING_BYTES:
         raise RecordingTooLarge(f"the recording is {declared} bytes; the limit is {MAX_RECORDING_BYTES}")
     body = bytearray()
@@ -351,24 +369,3 @@ def _chunks(response: requests.Response) -> Iterator[bytes]:
     except requests.RequestException as error:
         raise ProviderUnavailable(f"the recording download broke off: {type(error).__name__}") from None
 
-
-def _recording_from(instance: RecordingInstance) -> ProviderRecording | None:
-    """Our view of a listed recording; None for one without audio or with a malformed sid."""
-    sid, call_sid, created = instance.sid, instance.call_sid, instance.date_created
-    if instance.status != LISTED_STATUS or not _has_shape(sid, RECORDING_SID) or not isinstance(created, datetime):
-        return None
-    return ProviderRecording(sid=str(sid), call_sid=str(call_sid) if _has_shape(call_sid, CALL_SID) else None,
-                             date_created=created, duration_seconds=max(0, _int_or_none(instance.duration) or 0))
-
-
-def _message_from(instance: MessageInstance) -> ProviderMessage | None:
-    """Our view of a listed message; None for one with a malformed sid or no creation date."""
-    sid, created = instance.sid, instance.date_created
-    if not _has_shape(sid, MESSAGE_SID) or not isinstance(created, datetime):
-        return None
-    return ProviderMessage(sid=str(sid), direction=str(instance.direction or ""), status=str(instance.status or ""),
-                           date_created=created)
-
-
-def _has_shape(value: object, shape: re.Pattern[str]) -> bool:
-    return isinstance(value, str) and shape.fullmatch(value) is not None

@@ -12,6 +12,7 @@ job arguments in Redis and keeps failed jobs, and the sids must not be readable 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 
 import redis
@@ -25,6 +26,11 @@ from ivr.tips import PIN_HASHER, NewPart, TipStore
 from ivr.vault import KeyedDigest, Sealer
 
 TRANSCRIBE_JOB = "workers.recordings.transcribe_recording"
+# The longest recording a call can make: <Record maxLength> (ivr.voice.script.RECORD_MAX_SECONDS,
+# 600) plus a minute's margin. A duration beyond it is not believed (the edge drops it).
+MAX_RECORDING_SECONDS = 660
+# Whatever a callback says or the audio holds, no transcription runs longer than this.
+MAX_TRANSCRIPTION_SECONDS = 120 + 2 * MAX_RECORDING_SECONDS
 # Failed jobs are kept for a month: they hold the only handle on audio that needs a person.
 FAILED_JOB_TTL = 30 * 24 * 3600
 # Unreadable audio or a provider hiccup: try again after 10 s, 1 min, 5 min.
@@ -65,12 +71,19 @@ class RecordingIntake:
         recording_key = self.recording_key(recording_sid)
         return bool(self._redis.exists(keys.recording_seen(recording_key), keys.recording_part(recording_key)))
 
-    def accept(self, recording_sid: str, call_sid: str | None, duration_seconds: int, state: CallState) -> bool:
+    def accept(self, recording_sid: str, call_sid: str | None, duration_seconds: int | None,
+               state: CallState) -> bool:
         """Store the recording as a tip part and queue its job, once; False for a repeat.
+
+        `duration_seconds` is what the provider says; None (or a length no <Record> makes)
+        is stored as 0 and the job gets the longest time limit, which the worker then
+        shortens to fit the audio it fetched.
 
         Raises redis.RedisError when Redis is away: the caller answers 503 and the
         provider sweep (which lists recordings at the provider) finds it later.
         """
+        if duration_seconds is not None and not 0 <= duration_seconds <= MAX_RECORDING_SECONDS:
+            duration_seconds = None
         recording_key = self.recording_key(recording_sid)
         seen = keys.recording_seen(recording_key)
         category = self._menus.category(state.category)
@@ -88,11 +101,11 @@ class RecordingIntake:
                     pipe.set(seen, 1, ex=keys.RECORDING_SEEN_SECONDS)
                     part = self._tips.add_part(pipe, NewPart(
                         reference=reference, pin_hash=pin_hash, channel="voice", language=state.language,
-                        category=state.category, urgent=urgent, seconds=duration_seconds), existing_parts)
+                        category=state.category, urgent=urgent, seconds=duration_seconds or 0), existing_parts)
                     pipe.set(keys.recording_part(recording_key), f"{reference}:{part}")
                     handle = RecordingHandle(recording_sid=recording_sid, call_sid=call_sid, reference=reference,
                                              part=part, language=state.language, category=state.category,
-                                             duration_seconds=duration_seconds)
+                                             duration_seconds=duration_seconds or 0)
                     Queue(keys.QUEUE_URGENT_RECORDINGS if urgent else keys.QUEUE_RECORDINGS,
                           connection=self._redis).enqueue_call(
                         TRANSCRIBE_JOB, args=(self.seal(handle),), job_id=keys.recording_job_id(recording_key),
@@ -104,6 +117,9 @@ class RecordingIntake:
                     continue
 
 
-def transcription_timeout(duration_seconds: int) -> int:
-    """A job's time limit, bounded by the audio's length (inference cannot be interrupted)."""
-    return 120 + 2 * max(0, duration_seconds)
+def transcription_timeout(duration_seconds: float | None) -> int:
+    """A job's time limit, bounded by the audio's length (inference cannot be interrupted)
+    and by MAX_TRANSCRIPTION_SECONDS; an unknown length gets the ceiling."""
+    if duration_seconds is None:
+        return MAX_TRANSCRIPTION_SECONDS
+    return min(MAX_TRANSCRIPTION_SECONDS, 120 + 2 * max(0, math.ceil(duration_seconds)))

@@ -3,6 +3,10 @@
 A reference is 10 random digits plus a Damm check digit: random so that it says nothing
 about when or in what order tips arrived, and checked so that a mistyped or swapped digit
 is caught when a tipster quotes it back. The PIN proves the quoter is the tipster.
+
+PINs are 6 digits: with 5 tries per lock-out window and locks that grow to a week, a
+million PINs take decades to search, where 4 digits fell in about six weeks. References
+minted before that carry a 4-digit PIN, which is still accepted when quoted.
 """
 
 from __future__ import annotations
@@ -10,7 +14,9 @@ from __future__ import annotations
 import secrets
 
 REFERENCE_RANDOM_DIGITS = 10
-PIN_DIGITS = 4
+PIN_DIGITS = 6
+# Lengths a quoted PIN may have: today's, and the 4 digits older references were given.
+QUOTED_PIN_DIGITS = (PIN_DIGITS, 4)
 
 # The Damm algorithm's quasigroup of order 10 (weakly totally anti-symmetric): it detects
 # every single-digit error and every adjacent transposition.
@@ -52,3 +58,8 @@ def is_valid_reference(candidate: str) -> bool:
 
 def new_pin() -> str:
     return "".join(str(secrets.randbelow(10)) for _ in range(PIN_DIGITS))
+
+
+def is_valid_pin(candidate: str) -> bool:
+    """True for a PIN of a length we ever minted (not whether it is right)."""
+    return len(candidate) in QUOTED_PIN_DIGITS and candidate.isascii() and candidate.isdigit()

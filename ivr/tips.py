@@ -27,12 +27,16 @@ AWAITING_LANGUAGE = "awaiting transcription in its language"
 NO_SPEECH = "no speech detected"
 TRANSCRIPTION_FAILED = "transcription failed"
 READY = "ready"
+# A tip taken in by the provider sweep: a text that reached the provider while we could
+# not store it (Redis down), so the tipster was never given a reference.
+LINE_DOWN = "arrived while the line was down"
 FINAL_PART_STATUSES = (AWAITING_LANGUAGE, NO_SPEECH, TRANSCRIPTION_FAILED, READY)
 # What a tip with several parts shows: the part that most needs a person wins.
 _STATUS_PRECEDENCE = (TRANSCRIPTION_FAILED, AWAITING_LANGUAGE, AWAITING_TRANSCRIPT, READY, NO_SPEECH)
 
-# A 4-digit PIN cannot resist an offline search whatever the hash; argon2 at OWASP's
-# minimum keeps the hash from being a shortcut, and per-reference lock-outs do the rest.
+# A 6-digit PIN cannot resist an offline search whatever the hash; argon2 at OWASP's
+# minimum keeps the hash from being a shortcut, and per-reference lock-outs
+# (ivr/pin_guard.py) do the rest.
 PIN_HASHER = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
 
 
@@ -51,6 +55,7 @@ class NewPart:
     category: str | None
     urgent: bool
     seconds: int
+    arrival: str = ""  # how it reached us when not the usual way, for the handler: LINE_DOWN
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,7 @@ class Tip:
     status: str
     triage: str
     parts: tuple[Part, ...]
+    arrival: str = ""
 
     @property
     def transcript(self) -> str:
@@ -109,6 +115,7 @@ class TipStore:
                 "language": part.language or "", "category": part.category or "", "urgent": int(part.urgent),
                 "received_hour": current_hour(), "status": AWAITING_TRANSCRIPT, "triage": "new",
                 "wrapped_key": wrapped_key or self._vault.new_tip_key(part.reference),
+                **({"arrival": part.arrival} if part.arrival else {}),
             })
             self.queue.add(pipe, part.reference, part.urgent, hour_milliseconds())
         pipe.hset(key, mapping={"parts": index, f"part:{index}:status": AWAITING_TRANSCRIPT,
@@ -196,7 +203,7 @@ class TipStore:
             parts.append(Part(index, text[f"part:{index}:status"], int(text[f"part:{index}:seconds"]), transcript))
         return Tip(reference=reference, channel=text["channel"], language=text["language"],
                    category=text["category"], received_hour=text["received_hour"], status=text["status"],
-                   triage=text["triage"], parts=tuple(parts))
+                   triage=text["triage"], parts=tuple(parts), arrival=text.get("arrival", ""))
 
     def kept_audio(self, reference: str, index: int) -> dict | None:
         """The sealed handle of a recording kept at the provider for a person, opened."""

@@ -2,7 +2,8 @@
 
 The test Redis listens on a free loopback port (never 6379, which another Redis may
 hold), keeps an append-only file in the session's temp folder so the privacy scan reads
-what Redis wrote to disk, and is flushed around each test.
+what Redis wrote to disk, and is flushed around each test. A test that scans that file
+asks for `redis_files`, which starts the AOF afresh before the test writes anything.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 from urllib.parse import urlsplit
 
 import pytest
@@ -27,6 +28,10 @@ from dev.standin_client import StandIn
 from dev.twilio_like import Call, TwilioLike
 from ivr import create_app
 from ivr.redaction import RedactingFormatter
+from tests.privacy import start_a_fresh_aof
+
+if TYPE_CHECKING:
+    from workers.speech import Recogniser
 
 PUBLIC_BASE_URL = "https://tipline.example.org"
 # A number from Ofcom's drama range whose tail cannot collide with references or times.
@@ -99,13 +104,42 @@ def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
     client.close()
 
 
+@pytest.fixture
+def redis_files(redis_client: redis.Redis, redis_server: RedisServer) -> Path:
+    """The Redis data folder, its append-only file holding this test's writes and nothing older.
+
+    The AOF is rewritten here, before the test writes, and never before a scan: a rewrite
+    compacts away what was written and deleted again, which a privacy scan must see.
+    """
+    start_a_fresh_aof(redis_client)
+    return redis_server.data_dir
+
+
+@pytest.fixture(scope="session")
+def speech_recogniser(tmp_path_factory: pytest.TempPathFactory) -> "Recogniser":
+    """The worker's own recogniser (workers.speech, default settings), loaded once per session.
+
+    A worker's stored transcript must equal what this hears in the same recording: a
+    pipeline that dropped or cut the audio would store something else.
+    """
+    from workers.speech import load_recogniser
+
+    return load_recogniser(Settings.from_env({"TIPLINE_VAR_DIR": str(tmp_path_factory.mktemp("speech") / "var")}))
+
+
 def environment_for(redis_url: str, var_dir: Path) -> dict[str, str]:
-    """The environment a test process (app, worker, gunicorn) runs with."""
+    """The environment a test process (app, worker, gunicorn) runs with.
+
+    `var_dir` is created, and the processes' temporary files go under it (TMPDIR), so the
+    privacy scan of var/ reads a folder that exists and holds what they wrote.
+    """
+    (var_dir / "tmp").mkdir(parents=True, exist_ok=True)
     return {
         "TIPLINE_ENV": "development",
         "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
         "REDIS_URL": redis_url,
         "TIPLINE_VAR_DIR": str(var_dir),
+        "TMPDIR": str(var_dir / "tmp"),
         "SECRET_KEY": secrets.token_urlsafe(48),
         "VAULT_KEYS": "test1:" + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
         "AUDIT_KEY": secrets.token_urlsafe(48),

@@ -17,7 +17,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from ivr.console.accounts import TOTP_STEP_SECONDS
+from ivr.console.one_time_codes import TOTP_STEP_SECONDS
 
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 ENROL_PATH = re.compile(r"/console/enrol/[A-Za-z0-9_.\-]+")
@@ -49,8 +49,9 @@ def enrolled(app: Flask, name: str, role: str = "handler") -> Person:
 class ConsoleClient:
     """A person's browser without a browser: pages by path, forms with the page's CSRF token."""
 
-    def __init__(self, app: Flask, person: Person | None = None) -> None:
+    def __init__(self, app: Flask, person: Person | None = None, address: str = "127.0.0.1") -> None:
         self.client: FlaskClient = app.test_client()
+        self.client.environ_base["REMOTE_ADDR"] = address  # where the browser is, as the app sees it
         self.person = person
         self.last: TestResponse | None = None
         self._csrf = ""

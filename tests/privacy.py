@@ -3,13 +3,23 @@
 `needles_for_number` spells a number every way it might leak: E.164, national, spaced,
 digits only, its last 6+ digits, and the plain MD5/SHA-1/SHA-256 hex of each spelling
 (a plain hash of a phone number is brute-forced in seconds, so it counts as the number).
+`needles_for_text` spells what a tipster said (a transcript, an SMS report) the same way:
+the whole text, each line, and each word that could not turn up by chance.
 `scan_redis` reads every key and every value of every type, decompressing what RQ stores
-zlib-compressed; `scan_files` reads every file under a folder (the Redis AOF included).
+zlib-compressed; `scan_files` reads every file under a folder (the Redis AOF included),
+decompressing every zlib stream inside it, so RQ's job payloads in the AOF are read too.
+
+The append-only file is scanned as the test left it, never after `BGREWRITEAOF`: a
+rewrite compacts away whatever was written and deleted again, which is exactly the
+short-lived data the scan must find. Tests start their AOF fresh instead
+(`start_a_fresh_aof`, from the `redis_files` fixture), so it holds only their own writes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
+import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,12 +57,38 @@ def needles_for_number(e164: str) -> set[str]:
     return needles
 
 
+# A word of a tipster's text this long, not all hex digits, cannot turn up by chance in
+# ciphertext (raw bytes), hex MACs or RQ's bookkeeping.
+TELLING_WORD = re.compile(r"\b(?![a-f]+\b)[^\W\d_]{5,}\b", re.IGNORECASE)
+
+
+def needles_for_text(text: str, stored_in_clear: Iterable[str] = ()) -> set[str]:
+    """What a tipster said, as it would show if it were stored in the clear.
+
+    `stored_in_clear` names words that are kept readable on purpose (a category name such
+    as "drugs" is a triage field), so finding them means nothing.
+    """
+    assert text.strip(), "there is no text to look for: the check would pass whatever was stored"
+    allowed = {word.lower() for word in stored_in_clear}
+    needles = {text.strip()} | {line.strip() for line in text.splitlines() if line.strip()}
+    needles |= {word for word in TELLING_WORD.findall(text) if word.lower() not in allowed}
+    return needles
+
+
+def _zlib_streams(blob: bytes) -> Iterable[bytes]:
+    """Every zlib stream inside `blob`: RQ compresses job data, and the AOF carries it as is."""
+    for match in re.finditer(rb"\x78[\x01\x5e\x9c\xda]", blob):
+        try:
+            inflated = zlib.decompressobj().decompress(memoryview(blob)[match.start():])
+        except zlib.error:
+            continue
+        if inflated:
+            yield inflated
+
+
 def _variants(blob: bytes) -> Iterable[bytes]:
     yield blob
-    try:
-        yield zlib.decompress(blob)
-    except zlib.error:
-        pass
+    yield from _zlib_streams(blob)
 
 
 def _find(blob: bytes, needles: set[str], where: str) -> list[Hit]:
@@ -96,6 +132,12 @@ def scan_redis(client: redis.Redis, needles: set[str]) -> list[Hit]:
 
 
 def scan_files(folder: Path, needles: set[str]) -> list[Hit]:
+    """Every file under `folder`, read raw and with its zlib streams inflated.
+
+    A folder that does not exist is an error, not an empty scan: the check would pass
+    without reading anything.
+    """
+    assert folder.is_dir(), f"{folder} does not exist: the scan would read nothing"
     hits = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         hits += _find(path.read_bytes(), needles, f"file {path}")
@@ -104,3 +146,24 @@ def scan_files(folder: Path, needles: set[str]) -> list[Hit]:
 
 def scan_lines(lines: Iterable[str], needles: set[str], where: str = "log") -> list[Hit]:
     return [hit for line in lines for hit in _find(line.encode(), needles, f"{where}: {line[:120]}")]
+
+
+def wait_for_aof_rewrite(client: redis.Redis, timeout_seconds: float = 30) -> None:
+    """Until Redis reports no AOF rewrite running or scheduled (INFO persistence)."""
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        persistence = client.info("persistence")
+        if persistence["aof_rewrite_in_progress"] == 0 and persistence["aof_rewrite_scheduled"] == 0:
+            return
+        assert time.monotonic() < deadline, f"the AOF rewrite did not finish in {timeout_seconds} s: {persistence}"
+        time.sleep(0.01)
+
+
+def start_a_fresh_aof(client: redis.Redis) -> None:
+    """Compact the (flushed) database's AOF now, so that from here on it holds only new writes.
+
+    Call it before a test writes anything, never before scanning.
+    """
+    wait_for_aof_rewrite(client)  # a rewrite already running would refuse BGREWRITEAOF
+    client.bgrewriteaof()
+    wait_for_aof_rewrite(client)

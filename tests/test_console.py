@@ -80,13 +80,47 @@ def test_every_failed_sign_in_gets_the_same_answer(app, sam: Person, what: str) 
     assert client.get("/console/").status_code == 302  # still signed out
 
 
-def test_five_failures_lock_the_name_even_for_the_right_password(app, sam: Person) -> None:  # type: ignore[no-untyped-def]
-    client = ConsoleClient(app, sam)
+ATTACKER, OFFICE = "203.0.113.7", "198.51.100.20"
+
+
+def test_five_failures_pause_their_address_even_for_the_right_password_but_not_the_handler(  # type: ignore[no-untyped-def]
+        app, sam: Person, console, redis_client) -> None:
+    attacker = ConsoleClient(app, sam, address=ATTACKER)
     for _ in range(5):
-        assert client.signs_in(password="wrong wrong wrong").status_code == 401
-    assert client.signs_in().status_code == 401  # locked: the right password is refused too
-    failures = app.extensions["tipline"].redis.ttl(keys.console_failures("sam"))
-    assert 0 < failures <= 15 * 60
+        assert attacker.signs_in(password="wrong wrong wrong").status_code == 401
+    locked = attacker.signs_in()  # the right password and code, from the paused address
+    assert locked.status_code == 429 and 0 < int(locked.headers["Retry-After"]) <= 15 * 60
+    assert "Too many failed sign-ins from your network address" in attacker.text()
+    assert "tell your supervisor" in attacker.text() and attacker.get("/console/").status_code == 302
+    assert ConsoleClient(app, sam, address=OFFICE).signs_in().status_code == 302  # sam, elsewhere, is not locked out
+
+    trail = [(e.action, e.detail) for e in console.audit.entries(count=20, who="sam")]
+    assert trail.count(("sign_in_failed", "")) == 5 and trail.count(("sign_in_locked", "address for 15 min")) == 1
+    address_keys = redis_client.keys(keys.console_address_failures("*"))  # the attacker's and the office's
+    assert len(address_keys) == 2 and all(0 < redis_client.ttl(k) <= 15 * 60 for k in address_keys)  # kept no longer
+    assert scan_redis(redis_client, {ATTACKER, ATTACKER.replace(".", "")}) == []  # and never as itself
+
+
+def test_twenty_failures_from_several_addresses_lock_the_name(app, sam: Person, console, redis_client) -> None:  # type: ignore[no-untyped-def]
+    for attacker in range(4):
+        client = ConsoleClient(app, sam, address=f"203.0.113.{attacker + 10}")
+        for _ in range(5):
+            assert client.signs_in(password="wrong wrong wrong").status_code == 401
+    handler = ConsoleClient(app, sam, address=OFFICE)
+    assert handler.signs_in().status_code == 429 and "This name is locked" in handler.text()
+    assert 0 < redis_client.ttl(keys.console_failures("sam")) <= 15 * 60
+    assert ("sign_in_locked", "account for 15 min") in [(e.action, e.detail) for e in console.audit.entries(count=5)]
+    assert ConsoleClient(app, enrolled(app, "alex"), address=OFFICE).signs_in().status_code == 302  # others are not
+
+
+def test_a_sign_in_gives_its_address_back_the_try_it_used(app, sam: Person, redis_client) -> None:  # type: ignore[no-untyped-def]
+    office = ConsoleClient(app, sam, address=OFFICE)
+    for _ in range(4):
+        assert office.signs_in(password="wrong wrong wrong").status_code == 401
+    assert office.signs_in().status_code == 302
+    assert redis_client.get(keys.console_failures("sam")) is None  # the handler proved who they are
+    (address_key,) = redis_client.keys(keys.console_address_failures("*"))
+    assert redis_client.get(address_key) == b"4"  # 4 failures; the sign-in itself is not one
 
 
 def test_a_code_is_accepted_once(app, sam: Person) -> None:  # type: ignore[no-untyped-def]
@@ -100,7 +134,18 @@ def test_idle_sign_ins_end_on_the_server_and_sign_out_ends_them_at_once(app, sig
     connection = app.extensions["tipline"].redis
     (login_key,) = connection.keys(keys.console_login("*"))
     assert 0 < connection.ttl(login_key) <= 15 * 60
-    connection.delete(login_key)  # what the idle timeout does
+    # Time moves on: the sign-in has only 1.5 s of its idle time left, and a request comes.
+    connection.pexpire(login_key, 1500)
+    assert signed_in.get("/console/").status_code == 200
+    assert connection.ttl(login_key) > 15 * 60 - 5  # renewed to the whole idle time
+    time.sleep(2)  # past where it would have ended without that request
+    assert signed_in.get("/console/").status_code == 200
+    # Now no request comes for longer than what is left of the idle time.
+    connection.pexpire(login_key, 300)
+    deadline = time.monotonic() + 5
+    while connection.exists(login_key):
+        assert time.monotonic() < deadline, "the sign-in never lapsed"
+        time.sleep(0.05)
     response = signed_in.get("/console/")
     assert response.status_code == 302 and "/console/login" in response.headers["Location"]
 
@@ -202,6 +247,39 @@ def test_a_form_without_its_csrf_token_is_refused(signed_in: ConsoleClient, app)
     response = signed_in.post("/console/claim", csrf=False)
     assert response.status_code == 400 and "Form refused" in signed_in.text()
     assert signed_in.post("/console/claim", {"csrf_token": "forged"}, csrf=False).status_code == 400
+
+
+def test_every_console_answer_carries_the_security_headers_and_hsts_in_production(app, environment) -> None:  # type: ignore[no-untyped-def]
+    from config.settings import Settings
+    from ivr import create_app
+
+    production = create_app(Settings.from_env({**environment, "TIPLINE_ENV": "production"}))
+    try:
+        for each, hsts in ((app, None), (production, "max-age=31536000; includeSubDomains")):
+            client = ConsoleClient(each)
+            for response in (client.get("/console/login"), client.post("/console/login", {"name": "nobody"}),
+                             client.get("/console/static/console.css")):
+                assert response.headers.get("Strict-Transport-Security") == hsts
+                assert response.headers["X-Content-Type-Options"] == "nosniff"
+                assert response.headers["Referrer-Policy"] == "same-origin"
+                assert response.headers["X-Frame-Options"] == "DENY"
+                csp = response.headers["Content-Security-Policy"]
+                assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp and "unsafe" not in csp
+                response.close()
+    finally:
+        production.extensions["tipline"].redis.close()
+
+
+@pytest.mark.parametrize("referer", ["https://evil.example/console/login", "http://tipline.example.org/console/login",
+                                     None])
+def test_a_console_post_over_https_from_another_site_is_refused(app, sam: Person, console, referer) -> None:  # type: ignore[no-untyped-def]
+    client = ConsoleClient(app, sam)
+    client.get("/console/login")
+    form = {"name": sam.name, "password": sam.password, "code": sam.code()}
+    response = client.post("/console/login", form, headers={"Referer": referer or ""})  # "": none sent
+    assert response.status_code == 400 and "Form refused" in client.text() and "reload the page" in client.text()
+    assert client.get("/console/").status_code == 302  # not signed in
+    assert console.audit.entries(count=5) == []  # nothing was tried
 
 
 def test_webhooks_need_no_csrf_token(twilio) -> None:  # type: ignore[no-untyped-def]
@@ -343,7 +421,16 @@ def test_bad_input_gets_a_clear_answer_never_a_500(app, twilio, signed_in: Conso
     audio = signed_in.get(f"/console/tips/{reference}/parts/1/audio")
     assert audio.status_code == 404 and "transcribed" in signed_in.text()
     assert signed_in.get("/console/search?reference=abc").status_code == 302
-    assert signed_in.post("/console/login", {"name": "x" * 10_000}).status_code in (302, 400, 401, 413)
+
+
+def test_a_ten_thousand_character_name_gets_the_login_page_and_the_one_refusal(app, sam: Person, console) -> None:  # type: ignore[no-untyped-def]
+    client = ConsoleClient(app, sam)
+    client.get("/console/login")
+    response = client.post("/console/login", {"name": "x" * 10_000, "password": sam.password, "code": sam.code()})
+    assert response.status_code == 400 and "<h1>Sign in</h1>" in client.text()
+    assert client.text().count("Sign-in failed. Check your name, password and the current code") == 1
+    assert client.get("/console/").status_code == 302  # not signed in
+    assert "sign_in" not in [e.action for e in console.audit.entries(count=5)]
 
 
 # -- supervisors and admins ------------------------------------------------------------------------------
@@ -370,6 +457,16 @@ def test_a_supervisor_reads_the_audit_trail_reassigns_and_sees_hotspots(app, twi
     assert "<svg" in hotspots and "&lt;3" in hotspots and ">3<" in hotspots  # Hackney 3, Camden 1 (hidden)
     svg = boss.get("/console/hotspots.svg")
     assert svg.status_code == 200 and svg.mimetype == "image/svg+xml"
+
+
+def test_a_plain_handler_cannot_reassign_a_tip(app, twilio, sam, alex, console) -> None:  # type: ignore[no-untyped-def]
+    reference = a_texted_tip(twilio, SENDER, REPORT)
+    holder, other = signed_in_as(app, alex), signed_in_as(app, sam)
+    assert holder.claims_next() == reference
+    other.get(f"/console/tips/{reference}")
+    assert other.post(f"/console/tips/{reference}/reassign", {"handler": "sam"}).status_code == 403
+    assert console.casework.holder(reference) == "alex"
+    assert "reassign" not in [e.action for e in console.audit.for_tip(reference)]
 
 
 def test_an_admin_adds_an_account_changes_a_role_and_disables_one(app, sam: Person, console) -> None:  # type: ignore[no-untyped-def]

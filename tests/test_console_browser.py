@@ -22,6 +22,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from config.settings import PROJECT_ROOT
+from ivr import keys
 from ivr.console.hotspots import iso_week
 from tests.console_people import a_texted_tip, enrolled
 
@@ -90,6 +91,14 @@ def eventually(predicate, what: str, timeout: float = 5.0) -> None:  # type: ign
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
+
+
+def claim_idle_ms(app, reference: str) -> int:  # type: ignore[no-untyped-def]
+    """How long the tip's claim has gone untouched (its pending entry's idle time)."""
+    connection = app.extensions["tipline"].redis
+    stream, entry = connection.hmget(keys.case(reference), "stream", "entry")
+    (pending,) = connection.xpending_range(stream, "handlers", min=entry, max=entry, count=1)
+    return pending["time_since_delivered"]
 
 
 def signed_in_page(browser, site: LiveConsole, person):  # type: ignore[no-untyped-def]
@@ -206,7 +215,9 @@ class TestWithATwoSecondLease:
         sam.wait_for_url(re.compile(rf"/console/tips/{reference}$"))
         alex.click("#claim-next")
         assert "No tips are waiting" in alex.inner_text("main")  # leased to sam
-        time.sleep(2.5)  # sam does nothing for longer than the lease
+        # sam does nothing: wait until the claim has been idle longer than the lease.
+        eventually(lambda: claim_idle_ms(app, reference) > app.extensions["console"].casework.lease_seconds * 1000,
+                   "sam's lease to lapse")
         alex.click("#claim-next")
         alex.wait_for_url(re.compile(rf"/console/tips/{reference}$"))
         assert "alex" in alex.inner_text("#holder")

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import multiprocessing
+from multiprocessing.pool import Pool
+from typing import Iterator
+
 import pytest
 
 from ivr.console.flags import KINDS, Flag, find_flags
+
+# A linear pass over 50,000 characters takes about 0.1 s here; a backtracking pattern takes
+# minutes. Generous for a loaded machine, far below any regression.
+SECONDS_PER_LONG_SUMMARY = 3.0
 
 CLEAN_SUMMARY = ("A man in his 30s sells cannabis from a grey Golf outside the chip shop on Mare Street "
                  "in the evenings.")
@@ -263,7 +271,27 @@ def test_every_kind_has_a_plain_reason() -> None:
     "." * 50_000,
     " " * 50_000,
 ])
-def test_a_long_summary_is_handled_without_backtracking(long_input: str) -> None:
+def test_a_long_summary_is_handled_without_backtracking(flag_finder: Pool, long_input: str) -> None:
     """Each of these makes a naive pattern backtrack for minutes; here they return at once."""
-    flags = find_flags(long_input[:50_000])
+    flags = flags_within(flag_finder, long_input[:50_000], SECONDS_PER_LONG_SUMMARY)
     assert_well_formed(long_input[:50_000], flags)
+
+
+@pytest.fixture(scope="module")
+def flag_finder() -> Iterator[Pool]:
+    """A separate process to run find_flags in: a regex cannot be interrupted in this one."""
+    pool = multiprocessing.get_context("spawn").Pool(1)
+    yield pool
+    pool.terminate()
+    pool.join()
+
+
+def flags_within(pool: Pool, summary: str, seconds: float) -> list[Flag]:
+    """find_flags(summary) in the pool's process; a failure, not a hang, when it takes too long."""
+    pending = pool.apply_async(find_flags, (summary,))
+    try:
+        return pending.get(timeout=seconds)
+    except multiprocessing.TimeoutError:
+        pool.terminate()  # the stuck process; the next test's call fails fast on a closed pool
+        pytest.fail(f"find_flags took over {seconds} s on {len(summary)} characters "
+                    f"starting {summary[:30]!r}: a pattern backtracks")

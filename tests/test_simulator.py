@@ -17,9 +17,13 @@ from config.settings import Settings
 from dev import run, simulator
 from dev.standin_client import StandIn
 from ivr import keys
+from ivr.handler_queue import HandlerQueue
 from ivr.references import is_valid_reference
+from ivr.tips import READY, TipStore
+from ivr.vault import KeyRing, TipVault
 from tests.conftest import environment_for, free_port
-from tests.processes import process_environment, start, wait_for_health
+from tests.processes import process_environment, run_worker_burst, start, wait_for_health
+from workers.speech import Recogniser
 
 pytestmark = pytest.mark.slow
 
@@ -48,14 +52,16 @@ def running_app(redis_server, redis_client: redis.Redis, tmp_path: Path,  # type
 
 def test_a_simulated_call_leaves_a_recording_at_the_provider_and_a_queued_job(
         running_app: dict[str, str], standin: StandIn, redis_client: redis.Redis,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        capsys: pytest.CaptureFixture[str], speech_recogniser: Recogniser) -> None:
+    """Then a worker makes the English call a tip whose transcript is the whole recording, as
+    the worker's own recogniser hears it: the simulator's speech is a usable test call."""
     assert simulator.main(["--say", "There is a man selling drugs outside the school"]) == 0
     assert simulator.main(["--say", "Ktoś sprzedaje narkotyki pod szkołą", "--language", "3", "--category", "2"]) == 0
     output = capsys.readouterr().out
     references = re.findall(r"^Reference: (\d+)$", output, re.MULTILINE)
     pins = re.findall(r"^PIN: +(\d+)$", output, re.MULTILINE)
     assert len(references) == 2 and all(is_valid_reference(r) for r in references) and references[0] != references[1]
-    assert len(pins) == 2 and all(len(p) == 4 for p in pins)
+    assert len(pins) == 2 and all(len(p) == 6 for p in pins)
     assert "language pl, topic weapons" in output
 
     recordings = standin.recordings()
@@ -71,6 +77,16 @@ def test_a_simulated_call_leaves_a_recording_at_the_provider_and_a_queued_job(
         assert [e.path.rsplit("/", 1)[-1] for e in events] == ["started", "recordings", "ended"]
     queued = sum(len(Queue(name, connection=redis_client).job_ids) for name in keys.RECORDING_QUEUES)
     assert queued == 2  # each recording callback was accepted
+
+    served = {held.sid: standin.recording_audio(held.sid) for held in recordings}
+    worker = run_worker_burst(running_app)
+    assert worker.returncode == 0, worker.stderr[-3000:]
+    (transcribed,) = set(served) - {held.sid for held in standin.recordings()}  # Polish is kept for a person
+    settings = Settings.from_env(running_app)
+    tips = TipStore(redis_client, TipVault(KeyRing(settings.vault_keys)), HandlerQueue(redis_client))
+    english = tips.get(references[0])
+    assert english is not None and english.status == READY
+    assert english.transcript == speech_recogniser.transcribe(served[transcribed], "en").text
 
 
 def test_the_simulator_says_what_is_missing(running_app: dict[str, str], monkeypatch: pytest.MonkeyPatch,

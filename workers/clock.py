@@ -2,10 +2,12 @@
 
 Every few seconds it hands back jobs abandoned by a dead worker on this host and closes
 SMS conversations idle past their timeout into tips (never dropped); every few
-minutes it sweeps the provider for recordings no tip accounts for, and deletes the SMS
-replies Twilio made from our TwiML once they are final (`sweep_replies`). Like the worker, it
-rides out Redis or the provider being away instead of exiting (honcho would stop
-everything).
+minutes it sweeps the provider: recordings no tip accounts for (`sweep_provider`), texts
+no conversation accounts for (`sweep_inbound_messages`), finished calls no job will
+delete (`sweep_calls`), and the SMS replies Twilio made from our TwiML once they are final
+(`sweep_replies`). Each sweep runs on its own, so one that fails does not stop the others.
+Like the worker, it rides out Redis or the provider being away instead of exiting
+(honcho would stop everything).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 import signal
 import time
 from datetime import timedelta
+from typing import Callable
 
 import redis
 
@@ -22,9 +25,11 @@ from config.settings import Settings
 from ivr.keys import QUEUE_MESSAGES, RECORDING_QUEUES
 from ivr.provider import ProviderError
 from ivr.redaction import configure_logging
-from workers.context import worker_context
+from workers.call_sweep import sweep_calls
+from workers.context import WorkerContext, worker_context
+from workers.inbound_sweep import sweep_inbound_messages
 from workers.recovery import requeue_abandoned
-from workers.sweep import GRACE, sweep_provider, sweep_replies
+from workers.sweep import sweep_provider, sweep_replies
 
 log = logging.getLogger("workers.clock")
 TICK_SECONDS = 5
@@ -34,8 +39,10 @@ SWEEP_EVERY_SECONDS = 300
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run Tipline's periodic work.")
     parser.add_argument("--once", action="store_true", help="one recovery pass and one sweep, then exit")
-    parser.add_argument("--sweep-grace-seconds", type=int, default=int(GRACE.total_seconds()),
-                        help="take in recordings older than this that no tip accounts for")
+    parser.add_argument("--sweep-grace-seconds", type=int, default=None,
+                        help="every provider sweep's grace: take in recordings and texts older than this that "
+                             "nothing accounts for, delete calls and final replies this old (default: each "
+                             "sweep's own)")
     args = parser.parse_args(argv)
     configure_logging(Settings.from_env().log_level)
     context = worker_context()
@@ -44,19 +51,35 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, lambda *_: stopping.append(True))
     next_sweep = 0.0
     while not stopping:
-        try:
-            requeue_abandoned(context.services.redis, (*RECORDING_QUEUES, QUEUE_MESSAGES))
-            context.services.sms.sessions.close_idle(time.time())
-            if time.monotonic() >= next_sweep:
-                sweep_provider(context, grace=timedelta(seconds=args.sweep_grace_seconds))
-                sweep_replies(context)
-                next_sweep = time.monotonic() + SWEEP_EVERY_SECONDS
-        except (redis.RedisError, ProviderError) as error:
-            log.warning("periodic work skipped this time: %s", type(error).__name__)
+        _run_guarded("recovery", lambda: requeue_abandoned(context.services.redis, (*RECORDING_QUEUES, QUEUE_MESSAGES)))
+        _run_guarded("idle conversations", lambda: context.services.sms.sessions.close_idle(time.time()))
+        if time.monotonic() >= next_sweep:
+            for name, sweep in provider_sweeps(context, args.sweep_grace_seconds):
+                _run_guarded(name, sweep)
+            next_sweep = time.monotonic() + SWEEP_EVERY_SECONDS
         if args.once:
             return 0
         time.sleep(TICK_SECONDS)
     return 0
+
+
+def provider_sweeps(context: WorkerContext, grace_seconds: int | None) -> list[tuple[str, Callable[[], object]]]:
+    """The provider sweeps in the order they run; `grace_seconds` (tests, operators) overrides each grace."""
+    grace = {} if grace_seconds is None else {"grace": timedelta(seconds=grace_seconds)}
+    return [
+        ("recording sweep", lambda: sweep_provider(context, **grace)),
+        ("inbound sweep", lambda: sweep_inbound_messages(context, **grace)),
+        ("call sweep", lambda: sweep_calls(context, **grace)),
+        ("reply sweep", lambda: sweep_replies(context, **grace)),
+    ]
+
+
+def _run_guarded(name: str, work: Callable[[], object]) -> None:
+    """Run one piece of periodic work; Redis or the provider being away skips it this time."""
+    try:
+        work()
+    except (redis.RedisError, ProviderError) as error:
+        log.warning("%s skipped this time: %s", name, type(error).__name__)
 
 
 if __name__ == "__main__":

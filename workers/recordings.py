@@ -14,14 +14,17 @@ person to review (as a disguised copy).
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
 
 from rq import Queue, Retry, get_current_job
 
 from ivr import keys
 from ivr.audio import AudioError
+from ivr.audio.wav import wav_duration_seconds
 from ivr.provider import ProviderError, RecordingNotFound, RecordingTooLarge, StillInProgress
-from ivr.recordings import FAILED_JOB_TTL, RecordingHandle
+from ivr.recordings import FAILED_JOB_TTL, RecordingHandle, transcription_timeout
 from ivr.tips import AWAITING_LANGUAGE, FINAL_PART_STATUSES, NO_SPEECH, READY, TRANSCRIPTION_FAILED
 from workers.context import WorkerContext, worker_context
 
@@ -54,6 +57,7 @@ def _transcribe_into_tip(context: WorkerContext, handle: RecordingHandle) -> str
     started = time.monotonic()
     try:
         wav = context.provider.fetch_recording(handle.recording_sid)
+        limit_time_to_audio(wav_duration_seconds(wav))
         transcript = context.recogniser.transcribe(wav, language)
         del wav
     except RecordingNotFound:
@@ -83,6 +87,24 @@ def _transcribe_into_tip(context: WorkerContext, handle: RecordingHandle) -> str
     log.info("recording transcribed: %s, %.0f s of audio in %.1f s", status, transcript.audio_seconds,
              time.monotonic() - started)
     return status
+
+
+def limit_time_to_audio(audio_seconds: float) -> int:
+    """Shorten the job's time limit to what the audio fetched needs; the new limit (0: none).
+
+    The limit RQ armed came from the callback's duration, which is only the provider's
+    word (bounded at the edge, or the ceiling when it was nonsense). The audio is the
+    truth: RQ's death penalty is SIGALRM, so the alarm is re-armed, never lengthened
+    (RQ's registries were told the enqueued limit). Outside a worker there is no alarm.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return 0
+    remaining = signal.alarm(0)
+    if remaining == 0:
+        return 0
+    limit = min(remaining, transcription_timeout(audio_seconds))
+    signal.alarm(limit)
+    return limit
 
 
 def _retries_left() -> int:

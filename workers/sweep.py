@@ -10,8 +10,9 @@ is away cannot be queued. So the clock lists the recordings still at the provide
 
 `sweep_replies` deletes the SMS replies Twilio made from our TwiML: outbound-reply records
 (holding the reference, the PIN, and the tipster's number as `To`) whose sids we are never
-told. Inbound messages are left alone: one whose webhook failed may be the only copy of a
-tip; the clean-up job deletes inbound ones once their tip is committed.
+told. Inbound messages are left alone here: one whose webhook failed may be the only copy
+of a tip, and `workers.inbound_sweep` takes it in before deleting it; the clean-up job
+deletes the others once their tip is committed. Calls: `workers.call_sweep`.
 """
 
 from __future__ import annotations

@@ -3,10 +3,11 @@
 An account is made (by an admin, or `tipline handler add`) without a password: the
 person gets a one-time enrolment link, sets a password there and scans a TOTP secret,
 so no password is ever printed, mailed or typed on a command line. Sign-in needs the
-password (argon2) and a fresh TOTP code (pyotp; a code is accepted once). Failed
-sign-ins are counted per name, known or not, and lock that name for a while; the answer
-is the same whether the name exists, the password was wrong or the code was, so the
-sign-in page cannot be used to learn who works here.
+password (argon2) and a fresh TOTP code (pyotp; a code is accepted once, `one_time_codes.py`).
+Each attempt is counted, per name (known or not) and per client address, before it is
+checked, and only attempts under both limits are checked (`sign_in_limits.py`); the
+answer is the same whether the name exists, the password was wrong or the code was, so
+the sign-in page cannot be used to learn who works here.
 
 What a signed-in browser holds is in `sign_ins.py`.
 """
@@ -16,7 +17,6 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
-import time
 from dataclasses import dataclass
 
 import pyotp
@@ -26,6 +26,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from ivr import keys
+from ivr.console.one_time_codes import StepClaims, matching_step
+from ivr.console.sign_in_limits import ADDRESS_FAILURES_ALLOWED, WINDOW_SECONDS, Attempt, SignInLimits
 from ivr.console.sign_ins import SignIns
 from ivr.vault import CannotOpen, Sealer
 
@@ -34,10 +36,7 @@ PENDING, ACTIVE, DISABLED = "pending", "active", "disabled"
 NAME_SHAPE = re.compile(r"[a-z][a-z0-9._-]{1,31}")
 MIN_PASSWORD_CHARACTERS = 12
 MAX_PASSWORD_CHARACTERS = 256
-FAILURES_ALLOWED = 5
-LOCK_SECONDS = 15 * 60
 ENROLMENT_SECONDS = 72 * 3600
-TOTP_STEP_SECONDS = 30
 TOTP_ISSUER = "Tipline console"
 
 PASSWORD_HASHER = PasswordHasher()
@@ -70,7 +69,13 @@ class EnrolmentInvalid(AccountError):
 
 
 class SignInRefused(AccountError):
-    """One answer for every failed sign-in (unknown name, wrong password, wrong code, locked)."""
+    """One answer for every failed check (unknown name, wrong password, wrong or spent code).
+
+    `attempt` is the counted attempt, so the page can record a lock it started."""
+
+    def __init__(self, message: str, attempt: Attempt) -> None:
+        super().__init__(message)
+        self.attempt = attempt
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,8 @@ class AccountStore:
         self._links = URLSafeTimedSerializer(secret_key, salt="tipline.console.enrolment")
         self._totp = Sealer(secret_key, "console-totp")
         self.sign_ins = SignIns(connection, idle_seconds, self.get)
+        self.limits = SignInLimits(connection, secret_key)
+        self._steps = StepClaims(connection)
 
     # -- accounts --------------------------------------------------------------------------
 
@@ -187,7 +194,7 @@ class AccountStore:
         """Finish enrolment: set the password and the TOTP secret, spend the link."""
         enrolment = self.enrolment(token)
         check_password(password, enrolment.name)
-        step = _matching_step(enrolment.totp_secret, code, now, after=-1)
+        step = matching_step(enrolment.totp_secret, code, now, after=-1)
         if step is None:
             raise AccountError("That code is not right. Check the time on your phone, then enter the current code.")
         key = keys.console_account(enrolment.name)
@@ -232,26 +239,27 @@ class AccountStore:
 
     # -- signing in ------------------------------------------------------------------------
 
-    def authenticate(self, name: str, password: str, code: str, now: float | None = None) -> Account:
-        """The account, when the password and a fresh TOTP code are right and it is not locked."""
+    def authenticate(self, name: str, password: str, code: str, address: str, now: float | None = None) -> Account:
+        """The account, when the password and a fresh TOTP code are right and neither the name
+        nor the client `address` is locked.
+
+        Raises SignInLocked (nothing was checked) or SignInRefused (checked and wrong). The
+        attempt is counted before the slow check, and the code's step claimed atomically,
+        so neither limit nor a code's single use gives way to a burst of concurrent tries.
+        """
         name = (name or "").strip().lower()
-        failures_key = keys.console_failures(name if NAME_SHAPE.fullmatch(name) else "_malformed")
-        if int(self._redis.get(failures_key) or 0) >= FAILURES_ALLOWED:
-            _verify_password(_DUMMY_HASH, password)
-            raise SignInRefused(refusal())
+        well_formed = bool(NAME_SHAPE.fullmatch(name))
+        attempt = self.limits.count(name if well_formed else "_malformed", address)
         record = {k.decode(): v for k, v in self._redis.hgetall(keys.console_account(name)).items()} \
-            if NAME_SHAPE.fullmatch(name) else {}
+            if well_formed else {}
         password_ok = _verify_password(record.get("password_hash", b"").decode() or _DUMMY_HASH, password)
         step = None
         if password_ok and record.get("status") == ACTIVE.encode() and record.get("totp"):
             secret = self._open_totp(record["totp"])
-            step = _matching_step(secret, code, now, after=int(record.get("last_totp_step", b"-1")))
-        if step is None:
-            with self._redis.pipeline() as pipe:
-                pipe.incr(failures_key).expire(failures_key, LOCK_SECONDS).execute()
-            raise SignInRefused(refusal())
-        self._redis.delete(failures_key)
-        self._redis.hset(keys.console_account(name), "last_totp_step", step)  # a code is good once
+            step = matching_step(secret, code, now, after=int(record.get("last_totp_step", b"-1")))
+        if step is None or not self._steps.claim(name, step):  # a code is good once
+            raise SignInRefused(refusal(), attempt)
+        self.limits.succeeded(attempt)
         return Account(name=name, role=record["role"].decode(), status=ACTIVE)
 
     def _open_totp(self, sealed: bytes) -> str | None:
@@ -262,8 +270,9 @@ class AccountStore:
 
 
 def refusal() -> str:
-    return ("Sign-in failed. Check your name, password and the current code from your app. "
-            f"After {FAILURES_ALLOWED} failures the name is locked for {LOCK_SECONDS // 60} minutes.")
+    return ("Sign-in failed. Check your name, password and the current code from your app, then try again. "
+            f"After {ADDRESS_FAILURES_ALLOWED} failures, sign-in from your address pauses for "
+            f"{WINDOW_SECONDS // 60} minutes.")
 
 
 def check_name(name: str) -> str:
@@ -287,16 +296,3 @@ def _verify_password(password_hash: str, password: str) -> bool:
         return PASSWORD_HASHER.verify(password_hash, password or "")
     except (VerificationError, InvalidHashError):
         return False
-
-
-def _matching_step(secret: str | None, code: str, now: float | None, after: int) -> int | None:
-    """The time step whose code is `code` (this step or one either side), if later than `after`."""
-    code = re.sub(r"\s", "", code or "")
-    if secret is None or not re.fullmatch(r"\d{6}", code):
-        return None
-    totp = pyotp.TOTP(secret)
-    current = int((time.time() if now is None else now) // TOTP_STEP_SECONDS)
-    for step in (current - 1, current, current + 1):
-        if step > after and hmac.compare_digest(totp.at(step * TOTP_STEP_SECONDS), code):
-            return step
-    return None

@@ -44,7 +44,7 @@ __all__ = ["ACTIONS", "AuditEntry", "AuditLog", "AuditReport", "AuditTrailBroken
 
 # What can happen in the console or at the operator's CLI: a closed list.
 ACTIONS = (
-    "sign_in", "sign_in_failed", "sign_out",
+    "sign_in", "sign_in_failed", "sign_in_locked", "sign_out",
     "view", "claim", "release", "renew", "listen",
     "edit_summary", "tag", "triage", "note", "link_duplicate", "pass_on", "close", "reassign",
     "view_audit", "view_hotspots", "export",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import segno
-from flask import flash, redirect, render_template, session, url_for
+from flask import flash, make_response, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from markupsafe import Markup
 
-from ivr.console.accounts import NAME_SHAPE, AccountError, SignInRefused
+from ivr.console.accounts import NAME_SHAPE, AccountError, SignInRefused, refusal
 from ivr.console.forms import ActionForm, EnrolForm, SignInForm
+from ivr.console.sign_in_limits import WINDOW_SECONDS, SignInLocked
 from ivr.console.web import ConsoleUser, bp, console
 
 
@@ -19,11 +20,23 @@ def login():  # type: ignore[no-untyped-def]
     form = SignInForm()
     if form.validate_on_submit():
         store = console().accounts
+        typed = (form.name.data or "").strip().lower()
+        who = typed if NAME_SHAPE.fullmatch(typed) else "(unknown)"
         try:
-            account = store.authenticate(form.name.data, form.password.data, form.code.data)
+            account = store.authenticate(form.name.data, form.password.data, form.code.data,
+                                         address=request.remote_addr or "")
+        except SignInLocked as locked:
+            # Not checked, so not recorded one by one: a flood of refused tries would only
+            # bury the trail. The failure that started the lock was recorded.
+            flash(str(locked), "error")
+            response = make_response(render_template("console/login.html", form=form), 429)
+            response.headers["Retry-After"] = str(locked.seconds_left)
+            return response
         except SignInRefused as refused:
-            typed = (form.name.data or "").strip().lower()
-            console().audit.append(typed if NAME_SHAPE.fullmatch(typed) else "(unknown)", "sign_in_failed")
+            console().audit.append(who, "sign_in_failed")
+            for lock in refused.attempt.locks_if_it_fails:
+                console().audit.append(who, "sign_in_locked",
+                                       detail=f"{lock.name.lower()} for {WINDOW_SECONDS // 60} min")
             flash(str(refused), "error")
             return render_template("console/login.html", form=form), 401
         session.clear()
@@ -31,7 +44,10 @@ def login():  # type: ignore[no-untyped-def]
         login_user(ConsoleUser(account, store.sign_ins.start(account)))
         console().audit.append(account.name, "sign_in")
         return redirect(url_for("console.dashboard"))
-    return render_template("console/login.html", form=form), 400 if form.is_submitted() else 200
+    if form.is_submitted():  # a field missing or too long: nothing to check, the same words
+        flash(refusal(), "error")
+        return render_template("console/login.html", form=form), 400
+    return render_template("console/login.html", form=form), 200
 
 
 @bp.post("/logout")

@@ -20,11 +20,13 @@ from flask_login import LoginManager, UserMixin
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from config.settings import Settings
+from ivr.console import client_address
 from ivr.console.accounts import Account, AccountStore
 from ivr.console.audit import AuditLog, AuditTrailBroken
 from ivr.console.casework import Casework
 from ivr.console.hotspots import HotspotCounts
 from ivr.console.catalogue import ConsoleCatalogue, load_console_catalogue
+from ivr.pin_guard import PinGuard
 from ivr.services import Services
 
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
@@ -70,6 +72,7 @@ class Console:
     hotspots: HotspotCounts
     catalogue: ConsoleCatalogue
     settings: Settings
+    pin_guard: PinGuard  # whether a tip's reference is under attack (its PIN being guessed)
 
 
 class ConsoleUser(UserMixin):
@@ -122,6 +125,7 @@ def install(app: Flask, services: Services) -> None:
         hotspots=HotspotCounts(services.redis),
         catalogue=catalogue,
         settings=settings,
+        pin_guard=PinGuard(settings.secret_key, services.redis, services.tips),
     )
     app.config.update(
         SESSION_COOKIE_NAME="tipline_console",
@@ -139,6 +143,7 @@ def install(app: Flask, services: Services) -> None:
                              work_routes)
 
     app.register_blueprint(bp)
+    client_address.install(app, settings.console_trusted_proxies)
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False  # checked by the console's own hook (check_csrf)
     csrf.init_app(app)
 

@@ -18,6 +18,7 @@ from ivr.console.forms import (ActionForm, CloseForm, DuplicateForm, NoteForm, R
                                SummaryForm, TriageForm, choices)
 from ivr.console.roles import requires
 from ivr.console.web import bp, console
+from ivr.pin_guard import LOCK_MEMORY_SECONDS
 from ivr.references import is_valid_reference
 from ivr.tips import AWAITING_LANGUAGE, AWAITING_TRANSCRIPT, NO_SPEECH, TRANSCRIPTION_FAILED, ShreddedTip
 
@@ -114,6 +115,8 @@ def render_tip_page(tip_record, case: Case, status: int = 200, summary_form: Sum
         summary_form=summary_form, triage_form=TriageForm(triage=tip_record.triage), note_form=NoteForm(),
         duplicate_form=DuplicateForm(), close_form=close_form, action_form=ActionForm(),
         reassign_form=ReassignForm(), received_day=received_day(tip_record).isoformat(),
+        under_attack=console().pin_guard.under_attack(tip_record.reference),
+        attack_days=LOCK_MEMORY_SECONDS // (24 * 3600),
     ), status
 
 

@@ -8,7 +8,8 @@ Order of checks, and why:
 3. A retried webhook (same MessageSid) gets the reply the first attempt got, and is not
    processed again.
 4. Photos are refused (they carry location); the message is deleted at the provider.
-5. `REF <reference> PIN <pin> text` adds to an existing tip, voice or SMS.
+5. `REF <reference> PIN <pin> text` adds to an existing tip, voice or SMS, once the PIN
+   guard (ivr/pin_guard.py) has checked the PIN.
 6. Just after DONE, a text joins the tip it closed.
 7. Otherwise the conversation: language, category, report, DONE.
 """
@@ -18,12 +19,12 @@ from __future__ import annotations
 import secrets
 
 import redis
-from argon2.exceptions import InvalidHashError, VerificationError
 
 from ivr import keys
 from ivr.edge import InboundMessage
 from ivr.prompts import Menus
-from ivr.references import is_valid_reference, new_pin, new_reference
+from ivr.pin_guard import PinGuard
+from ivr.references import new_pin, new_reference
 from ivr.sms import words
 from ivr.sms.cleanup import MessageCleanup
 from ivr.sms.sessions import (CATEGORY, FALLBACK_LANGUAGE, LANGUAGE, REPORT, Session, SessionStore)
@@ -36,10 +37,6 @@ MENU_PLAYS = 3
 RATE_LIMIT_TEXTS = 20
 RATE_WINDOW_SECONDS = 600
 SEEN_SECONDS = 15 * 60
-PIN_FAILURES_ALLOWED = 5
-PIN_LOCK_SECONDS = 3600
-# Verified when a reference is unknown, so a wrong reference costs the time a wrong PIN does.
-_DUMMY_PIN_HASH = PIN_HASHER.hash("0000")
 
 
 class SmsLine:
@@ -49,6 +46,7 @@ class SmsLine:
         self._tips = tips
         self.cleanup = MessageCleanup(secret_key, connection)
         self.sessions = SessionStore(connection, menus, tips, self.cleanup)
+        self.pin_guard = PinGuard(secret_key, connection, tips)
         self._message_key = KeyedDigest(secret_key, "message")
         self._reply_sealer = Sealer(secret_key, "sms-reply")
 
@@ -193,15 +191,8 @@ class SmsLine:
     def _add_for_returning(self, returning: words.Returning, lang: str | None) -> str:
         if not returning.text:
             return self._menus.sms_text(lang, "returning_needs_text")
-        failures = keys.sms_pin_failures(returning.reference)
-        known = is_valid_reference(returning.reference) and self._tips.pin_hash(returning.reference)
-        locked = int(self._redis.get(failures) or 0) >= PIN_FAILURES_ALLOWED
-        if locked or not known or not _pin_matches(known or _DUMMY_PIN_HASH, returning.pin):
-            if not locked:
-                with self._redis.pipeline() as pipe:
-                    pipe.incr(failures).expire(failures, PIN_LOCK_SECONDS).execute()
-            return self._menus.sms_text(lang, "returning_refused")
-        self._redis.delete(failures)
+        if not self.pin_guard.proves(returning.reference, returning.pin):
+            return self._menus.sms_text(lang, "returning_refused")  # one answer, whatever was wrong
         self._add_text(returning.reference, returning.text)
         return self._menus.sms_text(lang, "returning_added", reference=returning.reference)
 
@@ -218,9 +209,3 @@ class SmsLine:
                 except redis.WatchError:
                     continue
 
-
-def _pin_matches(pin_hash: str, pin: str) -> bool:
-    try:
-        return PIN_HASHER.verify(pin_hash, pin)
-    except (VerificationError, InvalidHashError):
-        return False

@@ -2,7 +2,9 @@
 
 The record holds the stage, language, category, reference, the PIN's argon2 hash, the
 data key the tip will have (wrapped), the report text sealed under that key, and the
-inbound MessageSids sealed for the clean-up job: nothing in it is readable in Redis.
+inbound MessageSids sealed for the clean-up job: nothing in it is readable in Redis. Each
+save also marks those messages accounted for (`MessageCleanup.mark`), so the provider
+sweep never takes in a text a conversation holds.
 
 A session idle for IDLE_SECONDS is closed by the clock (`close_idle`), and its report is
 stored like one ended with DONE: a Redis TTL alone would lose it, so every session is
@@ -87,6 +89,7 @@ class SessionStore:
         pipe.hset(key, mapping=record)
         pipe.expire(key, RECORD_SECONDS)
         pipe.zadd(keys.SMS_IDLE, {session.key: now + IDLE_SECONDS})
+        self._cleanup.mark(pipe, session.message_sids)
 
     def close(self, session_key: str, extra_sid: str | None = None, idle_before: float | None = None) -> str | None:
         """End a session: store its report as a tip (once), queue the clean-up, delete it.

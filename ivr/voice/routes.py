@@ -135,15 +135,9 @@ def recording_status(status: RecordingStatus) -> Response:
         log.warning("recording callback had an unreadable call state; queued without a reference")
         state = CallState()
     try:
-        services().recordings.accept(status.recording_sid, status.call_sid, _seconds(status.duration), state)
+        services().recordings.accept(status.recording_sid, status.call_sid, status.duration, state)
     except redis.RedisError:
         log.warning("could not queue a recording: Redis is unavailable; the provider sweep will find it")
         return Response("Service unavailable: try again later.\n", status=503, mimetype="text/plain")
     return Response(status=204)
 
-
-def _seconds(raw: str | None) -> int:
-    try:
-        return max(0, int(raw or 0))
-    except ValueError:
-        return 0
