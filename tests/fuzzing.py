@@ -7,9 +7,10 @@ Profiles (pick one with `HYPOTHESIS_PROFILE`):
 - `long`: twenty times the cases and a fresh random seed each run, for a night's run
   on a workstation: `HYPOTHESIS_PROFILE=long .venv/bin/python -m pytest tests/test_fuzz_*.py`.
 
-Neither keeps a hypothesis database (the `.hypothesis/` folder hypothesis would write
-into the checkout): `ci` needs none to repeat a failure, and `long` prints the
-`@reproduce_failure` blob of anything it finds.
+Neither keeps a hypothesis database: `ci` needs none to repeat a failure, and `long`
+prints the `@reproduce_failure` blob of anything it finds. What hypothesis still writes
+(its cache of the constants in our source) goes under the session's temp folder, not into
+`.hypothesis/` in the checkout: the fuzz modules use `hypothesis_files_in_tmp`.
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ import os
 import re
 import xml.etree.ElementTree as ET
 from types import TracebackType
+from typing import Iterator
 from urllib.parse import urlencode
 
 from flask import Flask
+import pytest
 from hypothesis import HealthCheck, Phase, settings
+from hypothesis.configuration import set_hypothesis_home_dir
 from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 from werkzeug.test import TestResponse
@@ -40,6 +44,14 @@ settings.register_profile(
 settings.register_profile("long", settings.get_profile("ci"), derandomize=False)
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 CASE_SCALE = {"ci": 1, "long": 20}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def hypothesis_files_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Hypothesis's own files under the session's temp folder, never in the checkout."""
+    set_hypothesis_home_dir(tmp_path_factory.getbasetemp() / "hypothesis")
+    yield
+    set_hypothesis_home_dir(None)
 
 
 def fuzz_settings(ci_cases: int) -> settings:

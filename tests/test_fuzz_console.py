@@ -33,7 +33,8 @@ from dev.twilio_like import TwilioLike
 from ivr import create_app
 from tests.conftest import PUBLIC_BASE_URL, LogLines, RedisServer, environment_for
 from tests.console_people import CONSOLE_ORIGIN, CSRF_META, ConsoleClient, Person, a_texted_tip, enrolled
-from tests.fuzzing import FuzzTally, assert_answered_without_failing, fuzz_settings
+from tests.fuzzing import (FuzzTally, assert_answered_without_failing, fuzz_settings,
+                           hypothesis_files_in_tmp)  # noqa: F401 (an autouse fixture)
 from tests.hostile_values import hostile_forms, hostile_texts, valid_references
 
 # A failing case with a huge value must still show its assertion, not hypothesis's warning

@@ -34,7 +34,8 @@ from ivr.call_state import CallState, CallStateCodec
 from ivr.prompts import Menus
 from tests.conftest import PUBLIC_BASE_URL, LogLines
 from tests.fuzzing import (SMS_VERBS, VOICE_VERBS, FuzzTally, SignedWebhooks, assert_answered_without_failing,
-                           assert_valid_twiml, encoded_form, fuzz_settings)
+                           assert_valid_twiml, encoded_form, fuzz_settings,
+                           hypothesis_files_in_tmp)  # noqa: F401 (an autouse fixture)
 from tests.hostile_values import (digit_strings, dtmf_digits, hostile_forms, hostile_texts, odd_number_texts, sids,
                                   valid_references)
 
