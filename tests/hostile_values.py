@@ -27,6 +27,9 @@ control_character_texts = st.text(
 # Any Unicode a form can carry (UTF-8 has no lone surrogates, so neither does this).
 unicode_texts = st.text(st.characters(codec="utf-8"), max_size=40)
 
+# A NUL somewhere in otherwise ordinary text: the one control character C code stops at.
+nul_laced_texts = st.builds(lambda text, at: text[:at] + "\x00" + text[at:], st.text(max_size=12), st.integers(0, 12))
+
 blank_texts = st.sampled_from(["", " ", "\t", "\n", "\r\n", "\u00a0", "\u3000", "   \x00  "])
 
 
@@ -65,7 +68,7 @@ sid_shaped_texts = st.one_of(
 
 hostile_texts = st.one_of(
     blank_texts, unicode_texts, control_character_texts, huge_texts, odd_number_texts, sid_shaped_texts,
-    unicode_texts, control_character_texts, odd_number_texts,
+    unicode_texts, nul_laced_texts, odd_number_texts,
     st.sampled_from(["<Response><Hangup/></Response>", "]]><!--", "&amp;&#0;", "%00", "%s%n", "{0}{language}",
                      "' OR 1=1 --", "${jndi:x}", "../../etc/passwd", "\\", "\"", "REF", "PIN", "DONE", "STOP"]),
 )
