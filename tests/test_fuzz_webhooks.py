@@ -47,7 +47,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr:hyp
 VOICE_STEPS = {"/voice/incoming": 600, "/voice/language": 800, "/voice/category": 800,
                "/voice/recorded": 800, "/voice/read-back": 600}
 RECORDING_STATUS_CASES = 900
-SMS_CASES = 1200  # texts; a conversation has one to three
+SMS_CASES = 1300  # texts; a conversation has one to three
 
 # Numbers from Ofcom's drama range.
 phone_numbers = digit_strings(3).map(lambda tail: f"+447700900{tail}")
