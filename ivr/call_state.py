@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from itsdangerous import BadData, URLSafeTimedSerializer
+from itsdangerous import BadData, TimestampSigner, URLSafeTimedSerializer
 
 from ivr.vault import CannotOpen, Sealer
 
@@ -68,29 +68,47 @@ class _SealedJSON:
             raise BadData(str(error)) from None
 
 
+class _SignedAt(TimestampSigner):
+    """itsdangerous's signer with a given clock: the time a token is stamped with, and the
+    time its age is measured at (so the hour and the week can be tested at their edges)."""
+
+    now: float | None = None
+
+    def get_timestamp(self) -> int:
+        return int(self.now) if self.now is not None else super().get_timestamp()
+
+
 class CallStateCodec:
     """Turns a `CallState` into a URL-safe token and back."""
 
     def __init__(self, secret_key: str) -> None:
-        self._serializers = {
-            purpose: URLSafeTimedSerializer(
-                secret_key,
-                salt=f"tipline.call-state.{purpose}",
-                serializer=_SealedJSON(Sealer(secret_key, f"call-state.{purpose}")),
-            )
-            for purpose in PURPOSE_MAX_AGE
-        }
+        self._secret_key = secret_key
+        self._serializers = {purpose: self._build(purpose, None) for purpose in PURPOSE_MAX_AGE}
 
-    def dump(self, state: CallState, purpose: str = "step") -> str:
+    def _serializer(self, purpose: str, now: float | None) -> URLSafeTimedSerializer:
+        return self._serializers[purpose] if now is None else self._build(purpose, now)
+
+    def _build(self, purpose: str, now: float | None) -> URLSafeTimedSerializer:
+        return URLSafeTimedSerializer(
+            self._secret_key,
+            salt=f"tipline.call-state.{purpose}",
+            serializer=_SealedJSON(Sealer(self._secret_key, f"call-state.{purpose}")),
+            signer=type("SignedAt", (_SignedAt,), {"now": now}),
+        )
+
+    def dump(self, state: CallState, purpose: str = "step", now: float | None = None) -> str:
+        """The token for `state`, stamped with `now` (default: the current time)."""
         fields = {f.name: getattr(state, f.name) for f in STATE_FIELDS if getattr(state, f.name) not in (None, 0)}
-        token = self._serializers[purpose].dumps(fields)
+        token = self._serializer(purpose, now).dumps(fields)
         return token.decode() if isinstance(token, bytes) else token  # bytes: the payload is binary
 
-    def load(self, token: str | None, purpose: str = "step") -> CallState:
+    def load(self, token: str | None, purpose: str = "step", now: float | None = None) -> CallState:
+        """The state in `token`, if it is genuine, for this purpose, and not older than the
+        purpose allows at `now` (default: the current time)."""
         if not token:
             raise BadCallState("no call-state token")
         try:
-            fields = self._serializers[purpose].loads(token, max_age=PURPOSE_MAX_AGE[purpose])
+            fields = self._serializer(purpose, now).loads(token, max_age=PURPOSE_MAX_AGE[purpose])
             return CallState(**fields)
         except (BadData, TypeError, ValueError) as error:
             raise BadCallState(type(error).__name__) from None

@@ -72,6 +72,16 @@ def console_logins_of(name: str) -> str:
     return f"{PREFIX}:console:logins:{name}"
 
 
+# Tip parts awaiting a transcript (a sorted set of "<reference>:<part>" by the time they
+# arrived), so the clock can find one whose job was lost (workers/stuck.py).
+RECORDINGS_AWAITING = f"{PREFIX}:recording:awaiting"
+
+
+def recording_requeued(recording_key: str) -> str:
+    """Set (NX, expiring) when the clock queues a stuck recording's job again: once per round."""
+    return f"{PREFIX}:recording:requeued:{recording_key}"
+
+
 def recording_part(recording_key: str) -> str:
     """Which tip, and which part of it, a recording became (kept as long as the tip)."""
     return f"{PREFIX}:recording:part:{recording_key}"

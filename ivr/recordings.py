@@ -5,6 +5,9 @@ tip (or add a part to it) marked "awaiting transcript", put a new tip in the han
 queue, and queue the transcription job. A repeated callback finds the recording seen and
 does nothing: RQ itself would happily queue a second job with the same id.
 
+The part also keeps the sealed handle (`TipStore.await_transcript`) until it is finished,
+so the clock can queue its job again if the job is ever lost (`workers/stuck.py`).
+
 The job carries a sealed handle (`RecordingHandle`), never raw provider sids: RQ stores
 job arguments in Redis and keeps failed jobs, and the sids must not be readable there.
 """
@@ -106,15 +109,25 @@ class RecordingIntake:
                     handle = RecordingHandle(recording_sid=recording_sid, call_sid=call_sid, reference=reference,
                                              part=part, language=state.language, category=state.category,
                                              duration_seconds=duration_seconds or 0)
-                    Queue(keys.QUEUE_URGENT_RECORDINGS if urgent else keys.QUEUE_RECORDINGS,
-                          connection=self._redis).enqueue_call(
-                        TRANSCRIBE_JOB, args=(self.seal(handle),), job_id=keys.recording_job_id(recording_key),
-                        description="transcribe a recording", result_ttl=0, failure_ttl=FAILED_JOB_TTL,
-                        timeout=transcription_timeout(duration_seconds), retry=TRANSCRIBE_RETRY, pipeline=pipe)
+                    sealed = self.seal(handle)
+                    self._tips.await_transcript(pipe, reference, part, sealed)
+                    self.queue_transcription(pipe, sealed, recording_key, duration_seconds, urgent)
                     pipe.execute()
                     return True
                 except redis.WatchError:
                     continue
+
+    def queue_transcription(self, pipe: redis.client.Pipeline, sealed_handle: str, recording_key: str,
+                            duration_seconds: float | None, urgent: bool) -> None:
+        """Queue (inside the caller's MULTI) the one transcription job of a recording."""
+        Queue(keys.QUEUE_URGENT_RECORDINGS if urgent else keys.QUEUE_RECORDINGS, connection=self._redis).enqueue_call(
+            TRANSCRIBE_JOB, args=(sealed_handle,), job_id=keys.recording_job_id(recording_key),
+            description="transcribe a recording", result_ttl=0, failure_ttl=FAILED_JOB_TTL,
+            timeout=transcription_timeout(duration_seconds), retry=TRANSCRIBE_RETRY, pipeline=pipe)
+
+    def is_urgent(self, handle: RecordingHandle) -> bool:
+        category = self._menus.category(handle.category)
+        return bool(category and category.urgent)
 
 
 def transcription_timeout(duration_seconds: float | None) -> int:

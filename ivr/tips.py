@@ -12,6 +12,7 @@ referred to only by a sealed handle.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 
 import redis
@@ -147,6 +148,26 @@ class TipStore:
         })
         return index
 
+    def await_transcript(self, pipe: redis.client.Pipeline, reference: str, index: int, sealed_job: str) -> None:
+        """Queue the commands that remember a part awaits its transcript, with its job's
+        sealed handle (enough to queue the job again), until `finish_part`."""
+        pipe.hset(keys.tip(reference), f"part:{index}:job", sealed_job)
+        pipe.zadd(keys.RECORDINGS_AWAITING, {f"{reference}:{index}": time.time()})
+
+    def awaiting_since(self, before: float) -> list[tuple[str, int]]:
+        """Parts awaiting a transcript since before `before` (seconds since the epoch), oldest first."""
+        members = self._redis.zrangebyscore(keys.RECORDINGS_AWAITING, 0, before)
+        return [(reference, int(index)) for reference, _, index in (m.decode().rpartition(":") for m in members)]
+
+    def awaited_job(self, reference: str, index: int) -> str | None:
+        """The sealed handle of the job a part awaits (None once it is finished)."""
+        raw = self._redis.hget(keys.tip(reference), f"part:{index}:job")
+        return raw.decode() if raw else None
+
+    def forget_awaiting(self, reference: str, index: int) -> None:
+        """A part found finished (or gone) while still listed as awaiting: unlist it."""
+        self._redis.zrem(keys.RECORDINGS_AWAITING, f"{reference}:{index}")
+
     def pin_hash(self, reference: str) -> str | None:
         raw = self._redis.hget(keys.tip(reference), "pin_hash")
         return raw.decode() if raw else None
@@ -181,6 +202,8 @@ class TipStore:
                     update["status"] = next(s for s in _STATUS_PRECEDENCE if s in statuses)
                     pipe.multi()
                     pipe.hset(key, mapping=update)
+                    pipe.hdel(key, f"part:{index}:job")
+                    pipe.zrem(keys.RECORDINGS_AWAITING, f"{reference}:{index}")
                     pipe.execute()
                     return
                 except redis.WatchError:

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from dev.twilio_like import Call, TwilioLike
-from ivr.call_state import CallState, CallStateCodec
+from ivr.call_state import BadCallState, CallState, CallStateCodec
 from ivr.references import is_valid_reference
 from tests.calls import codes_heard
 
@@ -157,12 +157,25 @@ def test_a_tampered_token_starts_the_call_over(caller: Call, twilio: TwilioLike)
     assert "Let's start again" in answer.body and "For English, press 1." in answer.body
 
 
-def test_an_expired_token_starts_the_call_over(twilio: TwilioLike, settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    with monkeypatch.context() as past:
-        past.setattr(time, "time", lambda: 1_700_000_000.0)
-        token = CallStateCodec(settings.secret_key).dump(CallState(language="en"))
+@pytest.mark.parametrize("purpose, max_age", [("step", 3600), ("recording", 7 * 24 * 3600)])
+def test_a_token_opens_to_the_last_second_of_its_lifetime_and_not_after(settings, purpose: str, max_age: int) -> None:
+    codec, minted = CallStateCodec(settings.secret_key), time.time()
+    token = codec.dump(CallState(language="cy", reference="12345678903"), purpose, now=minted)
+    assert codec.load(token, purpose, now=minted + max_age - 1).language == "cy"  # just inside
+    assert codec.load(token, purpose, now=minted + max_age).reference == "12345678903"  # the edge itself
+    with pytest.raises(BadCallState):
+        codec.load(token, purpose, now=minted + max_age + 1)  # just past
+    with pytest.raises(BadCallState):
+        codec.load(token, purpose, now=minted - 60)  # stamped in the future: not ours
+
+
+def test_a_menu_step_an_hour_and_a_second_old_starts_the_call_over(twilio: TwilioLike, settings) -> None:
+    token = CallStateCodec(settings.secret_key).dump(CallState(language="en"), now=time.time() - 3601)
     answer = twilio.post(f"/voice/category?t={token}", {"Digits": "1"})
     assert answer.status == 200 and "Let's start again" in answer.body
+    fresh = CallStateCodec(settings.secret_key).dump(CallState(language="en"), now=time.time() - 3590)
+    answer = twilio.post(f"/voice/category?t={fresh}", {"Digits": "1"})
+    assert answer.status == 200 and "Let's start again" not in answer.body
 
 
 def test_a_token_minted_for_the_recording_callback_does_not_open_a_menu_step(caller: Call, twilio: TwilioLike) -> None:

@@ -1,13 +1,15 @@
 """The clock process (`python -m workers.clock`): the periodic work nobody calls for.
 
-Every few seconds it hands back jobs abandoned by a dead worker on this host and closes
-SMS conversations idle past their timeout into tips (never dropped); every few
-minutes it sweeps the provider: recordings no tip accounts for (`sweep_provider`), texts
-no conversation accounts for (`sweep_inbound_messages`), finished calls no job will
-delete (`sweep_calls`), and the SMS replies Twilio made from our TwiML once they are final
-(`sweep_replies`). Each sweep runs on its own, so one that fails does not stop the others.
-Like the worker, it rides out Redis or the provider being away instead of exiting
-(honcho would stop everything).
+Every few seconds it hands back jobs abandoned by a dead worker on this host (started, or
+only claimed), queues again the job of a part stuck awaiting its transcript for minutes
+with no job pending (`workers.stuck`), and closes SMS conversations idle past their
+timeout into tips (never dropped); every few minutes it sweeps the provider: recordings no
+tip accounts for (`sweep_provider`), texts no conversation accounts for
+(`sweep_inbound_messages`), finished calls no job will delete (`sweep_calls`), and the SMS
+replies Twilio made from our TwiML once they are final (`sweep_replies`). Each piece of
+work runs on its own, so one that fails does not stop the others. Like the worker, it
+rides out Redis or the provider being away instead of exiting (honcho would stop
+everything).
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ from typing import Callable
 import redis
 
 from config.settings import Settings
+from ivr.durability import NotDurable, check_durability_at_start
 from ivr.keys import QUEUE_MESSAGES, RECORDING_QUEUES
 from ivr.provider import ProviderError
 from ivr.redaction import configure_logging
 from workers.call_sweep import sweep_calls
 from workers.context import WorkerContext, worker_context
 from workers.inbound_sweep import sweep_inbound_messages
-from workers.recovery import requeue_abandoned
+from workers.recovery import requeue_abandoned, requeue_unclaimed
+from workers.stuck import STUCK_AFTER, requeue_stuck
 from workers.sweep import sweep_provider, sweep_replies
 
 log = logging.getLogger("workers.clock")
@@ -43,15 +47,28 @@ def main(argv: list[str] | None = None) -> int:
                         help="every provider sweep's grace: take in recordings and texts older than this that "
                              "nothing accounts for, delete calls and final replies this old (default: each "
                              "sweep's own)")
+    parser.add_argument("--requeue-after-seconds", type=int, default=int(STUCK_AFTER.total_seconds()),
+                        help="queue again the job of a part awaiting its transcript this long with no job pending")
     args = parser.parse_args(argv)
     configure_logging(Settings.from_env().log_level)
     context = worker_context()
+    try:
+        check_durability_at_start(context.services.redis, context.services.settings)
+    except NotDurable as error:
+        log.error("%s", error)
+        return 2
+    except redis.RedisError:
+        log.warning("Redis is away at start: its durability is checked by the worker")
     stopping = []
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.append(True))
     next_sweep = 0.0
+    stuck_after = timedelta(seconds=args.requeue_after_seconds)
+    job_queues = (*RECORDING_QUEUES, QUEUE_MESSAGES)
     while not stopping:
-        _run_guarded("recovery", lambda: requeue_abandoned(context.services.redis, (*RECORDING_QUEUES, QUEUE_MESSAGES)))
+        _run_guarded("recovery", lambda: requeue_abandoned(context.services.redis, job_queues))
+        _run_guarded("unclaimed jobs", lambda: requeue_unclaimed(context.services.redis, job_queues))
+        _run_guarded("stuck parts", lambda: requeue_stuck(context, stuck_after=stuck_after))
         _run_guarded("idle conversations", lambda: context.services.sms.sessions.close_idle(time.time()))
         if time.monotonic() >= next_sweep:
             for name, sweep in provider_sweeps(context, args.sweep_grace_seconds):

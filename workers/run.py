@@ -5,7 +5,9 @@ away: it waits for Redis, works, and when RQ gives up on a lost connection it wa
 starts again. It exits only when asked to stop (Ctrl-C, SIGTERM) or in --burst mode.
 
 It is RQ's SimpleWorker (no fork per job): the speech model is loaded once, before the
-first job, and every job reuses it. A job's time limit cannot interrupt inference, so
+first job, and every job reuses it. It refuses to start in production on a Redis that can
+lose an acknowledged commit (`ivr.durability`): it deletes at the provider after each
+commit. A job's time limit cannot interrupt inference, so
 each job's limit is bounded by its audio's length instead (`ivr.recordings`). On start it
 hands back the jobs a dead worker on this host left behind (`workers.recovery`).
 """
@@ -17,22 +19,33 @@ import logging
 import time
 
 import redis
-from rq import Queue, SimpleWorker
+from rq import SimpleWorker
 
 from config.settings import Settings
+from ivr.durability import NotDurable, check_durability_at_start
 from ivr.keys import QUEUE_MESSAGES, RECORDING_QUEUES
 from ivr.redaction import configure_logging
+from workers.claiming import ClaimingQueue
 from workers.context import worker_context
-from workers.recovery import requeue_abandoned
+from workers.recovery import requeue_abandoned, requeue_unclaimed
 
 log = logging.getLogger("workers.run")
 REDIS_WAIT_SECONDS = 1.0
+# Urgent recordings first, then the other recordings, then message clean-up (a flood of
+# refused texts never delays a transcription).
+WORKER_QUEUES = (*RECORDING_QUEUES, QUEUE_MESSAGES)
 
 
 class TiplineWorker(SimpleWorker):
-    """RQ's worker, remembering whether it was asked to stop (rather than lost Redis)."""
+    """RQ's worker, remembering whether it was asked to stop (rather than lost Redis), and
+    claiming each job atomically into its queue's intermediate list (`workers.claiming`)."""
 
     stop_was_requested = False
+    queue_class = ClaimingQueue
+
+    def prepare_job_execution(self, job, remove_from_intermediate_queue=False):  # type: ignore[no-untyped-def]
+        # RQ takes the claim back only for a one-queue worker; ours always claims, so always.
+        super().prepare_job_execution(job, remove_from_intermediate_queue=True)
 
     def request_stop(self, signum, frame):  # type: ignore[no-untyped-def]
         self.stop_was_requested = True
@@ -60,13 +73,26 @@ def main(argv: list[str] | None = None) -> int:
     context = worker_context()
     _ = context.recogniser  # load the model now: a broken model stops the worker at start, not mid-job
     connection = context.services.redis
+    wait_for_redis(connection)
+    try:
+        check_durability_at_start(connection, context.services.settings)
+    except NotDurable as error:
+        log.error("%s", error)
+        return 2
+    lost: TiplineWorker | None = None  # an RQ worker that lost Redis, perhaps in the middle of a job
     while True:
         wait_for_redis(connection)
         try:
-            requeue_abandoned(connection, (*RECORDING_QUEUES, QUEUE_MESSAGES))
-            queues = [Queue(name, connection=connection) for name in (*RECORDING_QUEUES, QUEUE_MESSAGES)]
+            if lost is not None:
+                # This process lives on, so recovery would take that worker for alive and
+                # leave its job in the started registry until its registration expired.
+                lost.register_death()
+                lost = None
+            requeue_abandoned(connection, WORKER_QUEUES)
+            requeue_unclaimed(connection, WORKER_QUEUES)
+            queues = [ClaimingQueue(name, connection=connection) for name in WORKER_QUEUES]
             # log_job_description=False: RQ would otherwise log each job's arguments.
-            worker = TiplineWorker(queues, connection=connection, log_job_description=False)
+            worker = lost = TiplineWorker(queues, connection=connection, log_job_description=False)
             worker.work(burst=args.burst, logging_level=context.services.settings.log_level,
                         with_scheduler=not args.burst)
         except redis.RedisError as error:
@@ -74,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(REDIS_WAIT_SECONDS)
             continue
         if args.burst or worker.stop_was_requested:
-            return 0
+            return 0  # RQ registered the worker's death itself
         log.warning("the worker stopped unexpectedly; starting again")
         time.sleep(REDIS_WAIT_SECONDS)
 

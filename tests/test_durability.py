@@ -1,0 +1,98 @@
+"""A commit Redis has answered is on disk before the worker deletes at the provider
+(issue 9, finding 11): the local Redis fsyncs every write, and a process that deletes at
+the provider says so (or, in production, refuses to start) when Redis is not durable."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import redis
+
+from config.settings import Settings
+from ivr.durability import NotDurable, check_durability_at_start, redis_durability
+from tests.conftest import environment_for, free_port
+from tests.faults import ProductionRedis
+from tests.processes import process_environment, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+class PlainRedis:
+    """A redis-server with whatever arguments the test gives (AOF off by default)."""
+
+    def __init__(self, data_dir: Path, *arguments: str) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(data_dir), "--save", "",
+             *arguments], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.client = redis.Redis(port=self.port)
+        wait_until(self._answers, timeout=10, what="redis-server to start")
+
+    def _answers(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except redis.ConnectionError:
+            return False
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        self.client.close()
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def everysec_redis(tmp_path: Path) -> Iterator[PlainRedis]:
+    server = PlainRedis(tmp_path, "--appendonly", "yes", "--appendfsync", "everysec")
+    yield server
+    server.stop()
+
+
+def test_the_local_redis_make_run_starts_answers_only_once_on_disk() -> None:
+    server = ProductionRedis()
+    server.start()
+    try:
+        with server.client() as client:
+            found = redis_durability(client)
+    finally:
+        server.remove()
+    assert found.durable is True, found.detail
+
+
+def test_redis_that_fsyncs_every_second_is_refused_in_production_and_named_in_development(
+        everysec_redis: PlainRedis, tmp_path: Path) -> None:
+    environment = environment_for(everysec_redis.url, tmp_path / "var")
+    with pytest.raises(NotDurable, match="appendfsync is everysec"):
+        check_durability_at_start(everysec_redis.client, Settings.from_env({**environment, "TIPLINE_ENV": "production"}))
+    worker = subprocess.run([sys.executable, "-m", "workers.run", "--burst"], env=process_environment(
+        {**environment, "TIPLINE_ENV": "production"}), capture_output=True, text=True, timeout=60)
+    assert worker.returncode == 2 and "appendfsync is everysec" in worker.stdout + worker.stderr
+    worker = subprocess.run([sys.executable, "-m", "workers.run", "--burst"], env=process_environment(environment),
+                            capture_output=True, text=True, timeout=60)
+    assert worker.returncode == 0 and "Redis is not durable: appendfsync is everysec" in worker.stdout + worker.stderr
+
+
+def test_redis_without_aof_is_not_durable(tmp_path: Path) -> None:
+    server = PlainRedis(tmp_path, "--appendonly", "no")
+    try:
+        found = redis_durability(server.client)
+    finally:
+        server.stop()
+    assert found.durable is False and "appendonly is off" in found.detail
+
+
+def test_a_managed_redis_that_refuses_config_is_named_not_fatal(tmp_path: Path) -> None:
+    server = PlainRedis(tmp_path, "--appendonly", "yes", "--rename-command", "CONFIG", "")
+    try:
+        settings = Settings.from_env({**environment_for(server.url, tmp_path / "var"), "TIPLINE_ENV": "production"})
+        found = check_durability_at_start(server.client, settings)
+    finally:
+        server.stop()
+    assert found.durable is None and "refuses CONFIG GET" in found.detail
