@@ -11,7 +11,10 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 run: $(VENV)/.runtime system-packages-run
 	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m dev.run
 
+# bandit first (settings and reasons in pyproject.toml): any finding stops the run here.
 test: $(VENV)/.test system-packages-test
+	@$(BIN)/bandit --quiet --configfile pyproject.toml --recursive ivr workers config dev \
+		&& echo "bandit: no findings in ivr/ workers/ config/ dev/"
 	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
 
 bench: $(VENV)/.test system-packages-test

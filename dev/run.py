@@ -72,7 +72,8 @@ def main() -> int:
     # web first: honcho gives the first process $PORT and each later one $PORT + 100.
     processes = ["web", "worker", "clock"] + (["redis"] if local_redis else []) + (["provider"] if standin_url else [])
     print(banner(settings, local_redis, standin_url), flush=True)
-    os.execvpe("honcho", ["honcho", "start", "-f", "Procfile", *processes], env)
+    # honcho from PATH (`make run` puts the venv's bin first), with an argument list and no shell
+    os.execvpe("honcho", ["honcho", "start", "-f", "Procfile", *processes], env)  # nosec B607  # see above
 
 
 if __name__ == "__main__":

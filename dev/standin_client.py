@@ -173,7 +173,8 @@ class StandIn:
 
     def _open(self, request: urllib.request.Request) -> http.client.HTTPResponse:
         try:
-            return urllib.request.urlopen(request, timeout=self.timeout_seconds)
+            # The stand-in's own http:// URL (dev.provider_standin), never one from a request.
+            return urllib.request.urlopen(request, timeout=self.timeout_seconds)  # nosec B310
         except urllib.error.HTTPError as error:
             detail = error.read().decode(errors="replace")[:200]
             error.close()

@@ -30,7 +30,7 @@ from ivr.recordings import MAX_RECORDING_SECONDS
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
-TOKEN_PARAMETER = "t"
+TOKEN_PARAMETER = "t"  # nosec B105  # a query parameter's name, not a password
 # Keys a caller can press (<Gather> sends at most what its numDigits allows), or Twilio's
 # "hangup" after a <Record> the caller ended by hanging up. Anything else is no keypress.
 DIGITS = re.compile(r"[0-9*#]{1,16}|hangup")

@@ -28,7 +28,7 @@ RECORD_MAX_SECONDS = 600
 RECORD_SILENCE_SECONDS = 5
 FINISH_KEY = "#"
 
-TOKEN_PARAMETER = "t"
+TOKEN_PARAMETER = "t"  # nosec B105  # a query parameter's name, not a password
 # Stands where a menu's next-step URL goes in a rendered menu; it needs no XML escaping.
 URL_SLOT = "TIPLINE-NEXT-STEP-URL"
 
