@@ -21,7 +21,7 @@ import logging
 import re
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -83,6 +83,7 @@ _SILENT_LOG = logging.Logger("ivr.provider.twilio-http")
 _SILENT_LOG.disabled = True
 
 Result = TypeVar("Result")
+Listed = TypeVar("Listed")
 
 
 class Provider:
@@ -156,15 +157,8 @@ class Provider:
         cutoff = _utc_cutoff(created_before)
         filters = {"date_created_before": cutoff + timedelta(days=1)} if cutoff else {}
 
-        def every_page() -> list[ProviderRecording]:
-            found = []
-            for instance in self._account.recordings.stream(page_size=LIST_PAGE_SIZE, **filters):
-                recording = recording_from(instance)
-                if recording and (cutoff is None or recording.date_created < cutoff):
-                    found.append(recording)
-            return found
-
-        return self._call(every_page, "list recordings") or []
+        return self._listed(lambda: self._account.recordings.stream(page_size=LIST_PAGE_SIZE, **filters),
+                            recording_from, lambda r: cutoff is None or r.date_created < cutoff, "list recordings")
 
     # -- call and message logs ----------------------------------------------------------
 
@@ -200,16 +194,10 @@ class Provider:
         cutoff = _utc_cutoff(created_before)
         filters = {"date_sent_before": cutoff + timedelta(days=1)} if cutoff else {}
 
-        def every_page() -> list[ProviderMessage]:
-            found = []
-            for instance in self._account.messages.stream(page_size=LIST_PAGE_SIZE, **filters):
-                message = message_from(instance)
-                if (message and (cutoff is None or message.date_created < cutoff)
-                        and (direction is None or message.direction == direction)):
-                    found.append(message)
-            return found
-
-        return self._call(every_page, "list messages") or []
+        return self._listed(lambda: self._account.messages.stream(page_size=LIST_PAGE_SIZE, **filters),
+                            message_from, lambda m: ((cutoff is None or m.date_created < cutoff)
+                                                     and (direction is None or m.direction == direction)),
+                            "list messages")
 
     def list_inbound_texts(self, created_before: datetime | None = None) -> list[InboundText]:
         """Every inbound message (all pages) created before the cutoff, with its text.
@@ -220,15 +208,9 @@ class Provider:
         cutoff = _utc_cutoff(created_before)
         filters = {"date_sent_before": cutoff + timedelta(days=1)} if cutoff else {}
 
-        def every_page() -> list[InboundText]:
-            found = []
-            for instance in self._account.messages.stream(page_size=LIST_PAGE_SIZE, **filters):
-                text = inbound_text_from(instance)
-                if text and (cutoff is None or text.date_created < cutoff):
-                    found.append(text)
-            return found
-
-        return self._call(every_page, "list inbound messages") or []
+        return self._listed(lambda: self._account.messages.stream(page_size=LIST_PAGE_SIZE, **filters),
+                            inbound_text_from, lambda t: cutoff is None or t.date_created < cutoff,
+                            "list inbound messages")
 
     def list_finished_calls(self, ended_before: datetime) -> list[ProviderCall]:
         """Every call (all pages) that reached a final status before the cutoff.
@@ -239,16 +221,10 @@ class Provider:
         """
         cutoff = _utc_cutoff(ended_before) or datetime.now(timezone.utc)
 
-        def every_page() -> list[ProviderCall]:
-            found = []
-            for instance in self._account.calls.stream(page_size=LIST_PAGE_SIZE,
-                                                       end_time_before=cutoff + timedelta(days=1)):
-                call = call_from(instance)
-                if call and call.status in FINAL_CALL_STATUSES and call.end_time and call.end_time < cutoff:
-                    found.append(call)
-            return found
-
-        return self._call(every_page, "list calls") or []
+        return self._listed(
+            lambda: self._account.calls.stream(page_size=LIST_PAGE_SIZE, end_time_before=cutoff + timedelta(days=1)),
+            call_from, lambda c: c.status in FINAL_CALL_STATUSES and c.end_time is not None and c.end_time < cutoff,
+            "list calls")
 
     def call_has_pending_recordings(self, call_sid: str) -> bool:
         """Does the call have a recording that has or will have audio (its job's to clean up)?"""
@@ -261,6 +237,15 @@ class Provider:
         return bool(self._call(pending, "list a call's recordings"))
 
     # -- plumbing -----------------------------------------------------------------------
+
+    def _listed(self, stream: Callable[[], Iterable[Any]], convert: Callable[[Any], Listed | None],
+                keep: Callable[[Listed], bool], action: str) -> list[Listed]:
+        """Every page of a list call, each record converted (None: not one of ours) and kept or not."""
+        def every_page() -> list[Listed]:
+            converted = (convert(instance) for instance in stream())
+            return [record for record in converted if record is not None and keep(record)]
+
+        return self._call(every_page, action) or []
 
     def _delete(self, delete: Callable[[], object], action: str) -> None:
         """A delete where 404 (already gone) is what we wanted."""
