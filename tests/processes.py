@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -57,3 +58,17 @@ def run_worker_burst(environment: dict[str, str]) -> subprocess.CompletedProcess
     """A real worker process, as `make run` starts it, until the queues are empty."""
     return subprocess.run([sys.executable, "-m", "workers.run", "--burst"], cwd=PROJECT_ROOT,
                           env={**os.environ, **environment}, capture_output=True, text=True, timeout=60)
+
+
+def kill_worker_inside_provider_call(standin, environment: dict[str, str], log_path: Path,  # type: ignore[no-untyped-def]
+                                     burst: bool = False) -> None:
+    """Start a real worker and SIGKILL it while the stand-in holds its provider request
+    (the test has arranged the hold); the request is then released into the void."""
+    command = [sys.executable, "-m", "workers.run"] + (["--burst"] if burst else [])
+    worker = start(command, process_environment(environment), log_path)
+    try:
+        standin.wait_until_held(1, timeout_seconds=60)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+    finally:
+        standin.release()

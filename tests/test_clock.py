@@ -22,7 +22,7 @@ from dev.twilio_sms import Phone
 from ivr import keys
 from tests.calls import leave_a_message
 from tests.conftest import CALLER_NUMBER
-from tests.processes import process_environment, run_worker_burst, start, wait_until
+from tests.processes import kill_worker_inside_provider_call, process_environment, run_worker_burst, start, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -63,13 +63,7 @@ def test_the_running_clock_hands_back_a_dead_workers_job_on_its_own_tick(  # typ
         twilio: TwilioLike, app, redis_client: redis.Redis, standin: StandIn, environment, tmp_path, clock) -> None:
     reference, _ = leave_a_message(twilio.call(CALLER_NUMBER), "1", "1", seconds=3)
     standin.hold("GET", r"/Recordings/RE[0-9a-f]{32}", times=1)
-    worker = start([sys.executable, "-m", "workers.run"], process_environment(environment), tmp_path / "worker.log")
-    try:
-        standin.wait_until_held(1, timeout_seconds=60)
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(timeout=10)
-    finally:
-        standin.release()
+    kill_worker_inside_provider_call(standin, environment, tmp_path / "worker.log")
     started = StartedJobRegistry(keys.QUEUE_RECORDINGS, connection=redis_client)
     scheduled = ScheduledJobRegistry(keys.QUEUE_RECORDINGS, connection=redis_client)
     assert redis_client.zcard(started.key) == 1  # abandoned, and no worker will start to find it

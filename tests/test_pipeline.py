@@ -8,7 +8,6 @@ real Redis; worker processes are killed with SIGKILL in the middle of provider r
 from __future__ import annotations
 
 import http.server
-import signal
 import subprocess
 import sys
 import threading
@@ -28,7 +27,7 @@ from ivr.tips import AWAITING_LANGUAGE, NO_SPEECH, READY, TRANSCRIPTION_FAILED, 
 from tests.calls import codes_heard
 from tests.conftest import CALLER_NUMBER
 from tests.privacy import needles_for_number, needles_for_text, scan_files, scan_lines, scan_redis
-from tests.processes import process_environment, start
+from tests.processes import kill_worker_inside_provider_call, process_environment, start
 from tests.processes import run_worker_burst
 from workers.speech import Recogniser
 
@@ -147,14 +146,7 @@ def test_a_worker_killed_mid_job_still_ends_with_one_tip_and_no_audio(twilio, ap
                                                                        tmp_path, method, path, after) -> None:
     reference, form, _ = call_with_speech(twilio)
     standin.hold(method, path.format(recording=form["RecordingSid"], call=form["CallSid"]), times=1, after=after)
-    worker = start([sys.executable, "-m", "workers.run", "--burst"], process_environment(environment),
-                   tmp_path / "killed-worker.log")
-    try:
-        standin.wait_until_held(1, timeout_seconds=60)
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(timeout=10)
-    finally:
-        standin.release()
+    kill_worker_inside_provider_call(standin, environment, tmp_path / "killed-worker.log", burst=True)
     again = run_worker_burst(environment)  # hands back the abandoned job at start, then runs it
     assert again.returncode == 0, again.stderr[-3000:]
     if release_scheduled_retries(redis_client):
