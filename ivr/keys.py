@@ -56,9 +56,10 @@ def console_login(login_id: str) -> str:
     return f"{PREFIX}:console:login:{login_id}"
 
 
-def console_failures(name: str) -> str:
-    """Sign-in attempts checked for a name (known or not), expiring with the lock."""
-    return f"{PREFIX}:console:failures:{name}"
+def console_failures(name_digest: str) -> str:
+    """Sign-in attempts checked for a typed name (known or not), named by its keyed digest,
+    expiring with the lock."""
+    return f"{PREFIX}:console:failures:{name_digest}"
 
 
 def console_address_failures(address_digest: str) -> str:

@@ -108,19 +108,32 @@ def test_twenty_failures_from_several_addresses_lock_the_name(app, sam: Person, 
             assert client.signs_in(password="wrong wrong wrong").status_code == 401
     handler = ConsoleClient(app, sam, address=OFFICE)
     assert handler.signs_in().status_code == 429 and "This name is locked" in handler.text()
-    assert 0 < redis_client.ttl(keys.console_failures("sam")) <= 15 * 60
+    assert 0 < redis_client.ttl(console.accounts.limits.account_key("sam")) <= 15 * 60
     assert ("sign_in_locked", "account for 15 min") in [(e.action, e.detail) for e in console.audit.entries(count=5)]
     assert ConsoleClient(app, enrolled(app, "alex"), address=OFFICE).signs_in().status_code == 302  # others are not
 
 
-def test_a_sign_in_gives_its_address_back_the_try_it_used(app, sam: Person, redis_client) -> None:  # type: ignore[no-untyped-def]
+def test_a_sign_in_gives_its_address_back_the_try_it_used(app, sam: Person, console, redis_client) -> None:  # type: ignore[no-untyped-def]
     office = ConsoleClient(app, sam, address=OFFICE)
     for _ in range(4):
         assert office.signs_in(password="wrong wrong wrong").status_code == 401
     assert office.signs_in().status_code == 302
-    assert redis_client.get(keys.console_failures("sam")) is None  # the handler proved who they are
+    assert redis_client.get(console.accounts.limits.account_key("sam")) is None  # the handler proved who they are
     (address_key,) = redis_client.keys(keys.console_address_failures("*"))
     assert redis_client.get(address_key) == b"4"  # 4 failures; the sign-in itself is not one
+
+
+def test_a_phone_number_typed_as_a_name_becomes_no_key_name(app, redis_client) -> None:  # type: ignore[no-untyped-def]
+    """Anyone can type anything in the name box: it is counted under its keyed digest, and the
+    audit trail names only accounts that exist, never what a stranger typed."""
+    client = ConsoleClient(app)
+    client.get("/console/login")
+    typed = "a07700900863"
+    assert client.post("/console/login", {"name": typed, "password": "wrong wrong wrong", "code": "123456"}
+                       ).status_code == 401
+    assert redis_client.keys(keys.console_failures("*")) != []  # the attempt was counted
+    assert not any(b"07700900863" in key for key in redis_client.keys("*"))
+    assert scan_redis(redis_client, {"07700900863"}) == []
 
 
 def test_a_code_is_accepted_once(app, sam: Person) -> None:  # type: ignore[no-untyped-def]

@@ -21,7 +21,9 @@ def login():  # type: ignore[no-untyped-def]
     if form.validate_on_submit():
         store = console().accounts
         typed = (form.name.data or "").strip().lower()
-        who = typed if NAME_SHAPE.fullmatch(typed) else "(unknown)"
+        # The trail names an account, never what a stranger typed (a number, a password
+        # typed into the wrong box): failures on names nobody has are "(unknown)".
+        who = typed if NAME_SHAPE.fullmatch(typed) and store.get(typed) is not None else "(unknown)"
         try:
             account = store.authenticate(form.name.data, form.password.data, form.code.data,
                                          address=request.remote_addr or "")

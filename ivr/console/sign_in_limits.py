@@ -14,7 +14,9 @@ its own lock. Each counted attempt renews its counters' expiry: a lock lasts the
 after the last checked attempt.
 
 The address is kept only as long as its counter (the window): the key is named by a keyed
-digest of the address (HMAC under a key derived from SECRET_KEY), never the address.
+digest of the address (HMAC under a key derived from SECRET_KEY), never the address. The
+typed name's counter is named by a keyed digest too: what a stranger types (a phone
+number, say) must not become a key name.
 """
 
 from __future__ import annotations
@@ -107,12 +109,13 @@ class SignInLimits:
     def __init__(self, connection: redis.Redis, secret_key: str) -> None:
         self._redis = connection
         self._address_digest = KeyedDigest(secret_key, "console-client-address")
+        self._name_digest = KeyedDigest(secret_key, "console-sign-in-name")
         self._count_attempt = connection.register_script(_COUNT_ATTEMPT)
         self._succeeded = connection.register_script(_SUCCEEDED)
 
     def count(self, account_name: str, address: str) -> Attempt:
         """Count an attempt before it is checked; raise SignInLocked when it may not be checked."""
-        account_key = keys.console_failures(account_name)
+        account_key = self.account_key(account_name)
         address_key = keys.console_address_failures(self._address_digest(address))
         verdict, *counts = self._count_attempt(keys=[account_key, address_key],
                                                args=[WINDOW_SECONDS, ACCOUNT_FAILURES_ALLOWED,
@@ -122,6 +125,10 @@ class SignInLimits:
             seconds_left = self._redis.ttl(address_key if lock is Lock.ADDRESS else account_key)
             raise SignInLocked(lock, max(int(seconds_left), 1))
         return Attempt(account_key, address_key, account_count=int(counts[0]), address_count=int(counts[1]))
+
+    def account_key(self, account_name: str) -> str:
+        """The counter of a typed name: named by its keyed digest, since anyone can type anything there."""
+        return keys.console_failures(self._name_digest(account_name))
 
     def succeeded(self, attempt: Attempt) -> None:
         self._succeeded(keys=[attempt.account_key, attempt.address_key])
