@@ -88,3 +88,14 @@ def test_the_worker_takes_urgent_recordings_first_then_the_others_then_messages(
     firsts = [next(i for i, path in enumerate(order) if needle in path)
               for needle in (calls["2"], calls["1"], phone.message_sids[0])]
     assert firsts == sorted(firsts), order
+
+
+def test_the_clock_stops_within_a_moment_of_sigterm(clock: subprocess.Popen, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """honcho (Ctrl-C) and systemd stop it with SIGTERM: waiting out a whole tick held up
+    every stop by 5 s."""
+    wait_until(lambda: b"clock running" in (tmp_path / "clock.log").read_bytes(), timeout=20,
+               what="the clock to start ticking")
+    asked = time.monotonic()
+    clock.send_signal(signal.SIGTERM)
+    assert clock.wait(timeout=20) == 0
+    assert time.monotonic() - asked < 1.5

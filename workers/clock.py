@@ -37,6 +37,7 @@ from workers.sweep import sweep_provider, sweep_replies
 
 log = logging.getLogger("workers.clock")
 TICK_SECONDS = 5
+STOP_CHECK_SECONDS = 0.2
 SWEEP_EVERY_SECONDS = 300
 
 
@@ -59,9 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except redis.RedisError:
         log.warning("Redis is away at start: its durability is checked by the worker")
-    stopping = []
+    stopping: list[bool] = []
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.append(True))
+    log.info("clock running: a tick every %d s, the provider sweeps every %d s", TICK_SECONDS, SWEEP_EVERY_SECONDS)
     next_sweep = 0.0
     stuck_after = timedelta(seconds=args.requeue_after_seconds)
     job_queues = (*RECORDING_QUEUES, QUEUE_MESSAGES)
@@ -76,8 +78,16 @@ def main(argv: list[str] | None = None) -> int:
             next_sweep = time.monotonic() + SWEEP_EVERY_SECONDS
         if args.once:
             return 0
-        time.sleep(TICK_SECONDS)
+        _sleep_unless_stopped(TICK_SECONDS, stopping)
     return 0
+
+
+def _sleep_unless_stopped(seconds: float, stopping: list[bool]) -> None:
+    """Wait for the next tick, but stop within a moment of SIGTERM or Ctrl-C: Python resumes
+    a plain sleep after a signal handler returns, which kept honcho waiting a whole tick."""
+    deadline = time.monotonic() + seconds
+    while not stopping and time.monotonic() < deadline:
+        time.sleep(min(STOP_CHECK_SECONDS, max(0.0, deadline - time.monotonic())))
 
 
 def provider_sweeps(context: WorkerContext, grace_seconds: int | None) -> list[tuple[str, Callable[[], object]]]:
