@@ -42,6 +42,10 @@ def case(tip_id: str) -> str:
     return f"{PREFIX}:case:{tip_id}"
 
 
+# Set once every stored status is a code, not words (ivr/status_migration.py).
+STATUS_CODES_MIGRATED = f"{PREFIX}:migrated:status-codes"
+
+
 # The console's accounts and sign-ins. Names are handler account names, never a tipster's.
 CONSOLE_ACCOUNTS = f"{PREFIX}:console:accounts"
 

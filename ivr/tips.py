@@ -4,7 +4,8 @@ A tip is a Redis hash `tipline:tip:<reference>` holding the reference, an argon2
 the PIN, channel, language, category, the coarse hour it arrived, and its parts (one per
 recording or message), each with a pipeline status and, once transcribed, its text as
 ciphertext under the tip's own data key (`ivr.vault.TipVault`). The pipeline status says
-where the machine is; the triage status (`new` here) is the handlers'. No CallSid,
+where the machine is; the triage status (`new` here) is the handlers'. Both are stored as
+codes (`ivr.statuses`), never as the words a handler reads. No CallSid,
 RecordingSid or number is ever written here; a recording kept for a person to review is
 referred to only by a sealed handle.
 """
@@ -21,16 +22,16 @@ from argon2 import PasswordHasher
 from ivr import keys
 from ivr.coarse_time import current_hour, hour_milliseconds
 from ivr.handler_queue import HandlerQueue
+from ivr.statuses import Arrival, PartStatus, Triage
 from ivr.vault import TipVault
 
-AWAITING_TRANSCRIPT = "awaiting transcript"
-AWAITING_LANGUAGE = "awaiting transcription in its language"
-NO_SPEECH = "no speech detected"
-TRANSCRIPTION_FAILED = "transcription failed"
-READY = "ready"
-# A tip taken in by the provider sweep: a text that reached the provider while we could
-# not store it (Redis down), so the tipster was never given a reference.
-LINE_DOWN = "arrived while the line was down"
+# The pipeline's own short names for the codes it stores (`ivr.statuses` says what each means).
+AWAITING_TRANSCRIPT = PartStatus.AWAITING_TRANSCRIPT
+AWAITING_LANGUAGE = PartStatus.AWAITING_LANGUAGE
+NO_SPEECH = PartStatus.NO_SPEECH
+TRANSCRIPTION_FAILED = PartStatus.TRANSCRIPTION_FAILED
+READY = PartStatus.READY
+LINE_DOWN = Arrival.LINE_DOWN
 FINAL_PART_STATUSES = (AWAITING_LANGUAGE, NO_SPEECH, TRANSCRIPTION_FAILED, READY)
 # What a tip with several parts shows: the part that most needs a person wins.
 _STATUS_PRECEDENCE = (TRANSCRIPTION_FAILED, AWAITING_LANGUAGE, AWAITING_TRANSCRIPT, READY, NO_SPEECH)
@@ -56,13 +57,13 @@ class NewPart:
     category: str | None
     urgent: bool
     seconds: int
-    arrival: str = ""  # how it reached us when not the usual way, for the handler: LINE_DOWN
+    arrival: Arrival | None = None  # how it reached us when not the usual way
 
 
 @dataclass(frozen=True)
 class Part:
     index: int
-    status: str
+    status: PartStatus
     seconds: int
     transcript: str | None
 
@@ -74,10 +75,10 @@ class Tip:
     language: str
     category: str
     received_hour: str
-    status: str
-    triage: str
+    status: PartStatus
+    triage: Triage
     parts: tuple[Part, ...]
-    arrival: str = ""
+    arrival: Arrival | None = None
 
     @property
     def transcript(self) -> str:
@@ -114,7 +115,7 @@ class TipStore:
             pipe.hset(key, mapping={
                 "reference": part.reference, "pin_hash": part.pin_hash or "", "channel": part.channel,
                 "language": part.language or "", "category": part.category or "", "urgent": int(part.urgent),
-                "received_hour": current_hour(), "status": AWAITING_TRANSCRIPT, "triage": "new",
+                "received_hour": current_hour(), "status": AWAITING_TRANSCRIPT, "triage": Triage.NEW,
                 "wrapped_key": wrapped_key or self._vault.new_tip_key(part.reference),
                 **({"arrival": part.arrival} if part.arrival else {}),
             })
@@ -174,11 +175,11 @@ class TipStore:
 
     # -- the pipeline's results -----------------------------------------------------------
 
-    def part_status(self, reference: str, index: int) -> str | None:
+    def part_status(self, reference: str, index: int) -> PartStatus | None:
         raw = self._redis.hget(keys.tip(reference), f"part:{index}:status")
-        return raw.decode() if raw else None
+        return PartStatus(raw.decode()) if raw else None
 
-    def finish_part(self, reference: str, index: int, status: str, transcript: str | None = None,
+    def finish_part(self, reference: str, index: int, status: PartStatus, transcript: str | None = None,
                     kept_audio: dict | None = None) -> None:
         """Record a part's outcome (and its ciphertext) and the tip's overall status, atomically."""
         key = keys.tip(reference)
@@ -223,10 +224,12 @@ class TipStore:
         for index in range(1, int(text.get("parts", 0)) + 1):
             sealed = fields.get(f"part:{index}:transcript")
             transcript = self._vault.open(wrapped, reference, f"part:{index}:transcript", sealed) if sealed else None
-            parts.append(Part(index, text[f"part:{index}:status"], int(text[f"part:{index}:seconds"]), transcript))
+            parts.append(Part(index, PartStatus(text[f"part:{index}:status"]), int(text[f"part:{index}:seconds"]),
+                              transcript))
+        arrival = text.get("arrival")
         return Tip(reference=reference, channel=text["channel"], language=text["language"],
-                   category=text["category"], received_hour=text["received_hour"], status=text["status"],
-                   triage=text["triage"], parts=tuple(parts), arrival=text.get("arrival", ""))
+                   category=text["category"], received_hour=text["received_hour"], status=PartStatus(text["status"]),
+                   triage=Triage(text["triage"]), parts=tuple(parts), arrival=Arrival(arrival) if arrival else None)
 
     def kept_audio(self, reference: str, index: int) -> dict | None:
         """The sealed handle of a recording kept at the provider for a person, opened."""
@@ -255,12 +258,12 @@ class TipStore:
             raise ShreddedTip("this tip was shredded, or never existed")
         return wrapped.decode()
 
-    def triage(self, reference: str) -> str | None:
+    def triage(self, reference: str) -> Triage | None:
         """The triage status alone (no transcript opened)."""
         raw = self._redis.hget(keys.tip(reference), "triage")
-        return raw.decode() if raw else None
+        return Triage(raw.decode()) if raw else None
 
-    def set_triage(self, reference: str, triage: str, pipe: redis.client.Pipeline | None = None) -> None:
+    def set_triage(self, reference: str, triage: Triage, pipe: redis.client.Pipeline | None = None) -> None:
         (pipe or self._redis).hset(keys.tip(reference), "triage", triage)
 
     def shred(self, reference: str) -> None:

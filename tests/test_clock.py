@@ -20,6 +20,7 @@ from dev.standin_client import StandIn
 from dev.twilio_like import TwilioLike
 from dev.twilio_sms import Phone
 from ivr import keys
+from ivr.statuses import PartStatus
 from tests.calls import leave_a_message
 from tests.conftest import CALLER_NUMBER
 from tests.processes import kill_worker_inside_provider_call, process_environment, run_worker_burst, start, wait_until
@@ -69,7 +70,7 @@ def test_the_running_clock_hands_back_a_dead_workers_job_on_its_own_tick(  # typ
     assert redis_client.zcard(started.key) == 1  # abandoned, and no worker will start to find it
     wait_until(lambda: redis_client.zcard(started.key) == 0 and redis_client.zcard(scheduled.key) == 1,
                timeout=20, what="the clock's tick to hand the job back (a retry)")
-    assert app.extensions["tipline"].tips.part_status(reference, 1) == "awaiting transcript"
+    assert app.extensions["tipline"].tips.part_status(reference, 1) == PartStatus.AWAITING_TRANSCRIPT
 
 
 def test_the_worker_takes_urgent_recordings_first_then_the_others_then_messages(  # type: ignore[no-untyped-def]

@@ -15,6 +15,7 @@ import pytest
 import redis
 
 from ivr import keys
+from ivr.statuses import Triage
 from tests.console_people import ConsoleClient, Person, a_texted_tip, enrolled
 from tests.privacy import scan_redis
 
@@ -328,7 +329,7 @@ def test_claim_read_summarise_and_pass_on(app, twilio, signed_in: ConsoleClient,
     assert package["summary"] == summary and package["area"] == "Hackney" and len(package["date"]) == 10
     printable = signed_in.get(f"/console/tips/{reference}/package").get_data(as_text=True)
     assert "chip shop" not in printable and summary in printable.replace("&#39;", "'")
-    assert console.casework.tip(reference).triage == "passed on"
+    assert console.casework.tip(reference).triage == Triage.PASSED_ON
     assert console.casework.holder(reference) is None  # acknowledged: off the queue
     assert signed_in.post(f"/console/tips/{reference}/summary", {"summary": "changed"}).status_code == 302
     assert console.casework.case(reference).summary == summary  # finished: no more edits
@@ -357,7 +358,7 @@ def test_a_handler_cannot_change_a_tip_someone_else_holds_but_keeps_their_draft(
     second.get(f"/console/tips/{reference}")
     assert "sam holds it" in second.text()
     for path, form in ((f"/console/tips/{reference}/summary", {"summary": "alex was here", "area": "hackney"}),
-                       (f"/console/tips/{reference}/triage", {"triage": "possibly malicious"}),
+                       (f"/console/tips/{reference}/triage", {"triage": Triage.MALICIOUS}),
                        (f"/console/tips/{reference}/notes", {"text": "alex note"}),
                        (f"/console/tips/{reference}/close", {"reason": "malicious"}),
                        (f"/console/tips/{reference}/release", {})):
@@ -365,7 +366,7 @@ def test_a_handler_cannot_change_a_tip_someone_else_holds_but_keeps_their_draft(
         assert second.last.status_code == 302
     case = console.casework.case(reference)
     assert case.summary == "" and case.notes == () and case.finished is None and case.holder == "sam"
-    assert console.casework.tip(reference).triage == "in review"
+    assert console.casework.tip(reference).triage == Triage.IN_REVIEW
     answer = json.loads(second.post(f"/console/tips/{reference}/draft", {"summary": "alex's draft"}).get_data())
     assert answer == {"saved": True, "held": False, "message": "sam holds this tip now; your draft is kept."}
     assert console.casework.draft(reference, "alex") == "alex's draft"
@@ -397,13 +398,13 @@ def test_triage_notes_and_duplicates_stay_inside(app, twilio, signed_in: Console
     copy = a_texted_tip(twilio, "+447700900463", REPORT + " Same van again.")
     assert signed_in.claims_next() == original
     assert signed_in.claims_next() == copy
-    signed_in.post(f"/console/tips/{copy}/triage", {"triage": "possibly malicious"})
+    signed_in.post(f"/console/tips/{copy}/triage", {"triage": Triage.MALICIOUS})
     signed_in.post(f"/console/tips/{copy}/notes", {"text": "Sounds like the ex-partner again"})
     signed_in.post(f"/console/tips/{copy}/duplicate", {"original": f"{original[:4]} {original[4:]}"})
     case = console.casework.case(copy)
     assert case.duplicate_of == original and console.casework.case(original).duplicates == (copy,)
     assert [n.text for n in case.notes] == ["Sounds like the ex-partner again"] and case.notes[0].author == "sam"
-    assert console.casework.tip(copy).triage == "possibly malicious"
+    assert console.casework.tip(copy).triage == Triage.MALICIOUS
     assert scan_redis(redis_client, {"ex-partner"}) == []  # the note is ciphertext
     signed_in.post(f"/console/tips/{copy}/summary", {"summary": "A grey Golf is used to sell drugs.",
                                                      "area": "hackney", "category": "drugs"})
@@ -427,7 +428,7 @@ def test_bad_input_gets_a_clear_answer_never_a_500(app, twilio, signed_in: Conso
     assert huge.status_code == 400 and "longer than 4000 characters" in signed_in.text()
     assert signed_in.post(f"/console/tips/{reference}/summary", {"summary": "ok", "area": "atlantis"}).status_code == 400
     assert signed_in.post(f"/console/tips/{reference}/triage", {"triage": "deleted"}).status_code == 302
-    assert console.casework.tip(reference).triage == "in review"
+    assert console.casework.tip(reference).triage == Triage.IN_REVIEW
     assert signed_in.post(f"/console/tips/{reference}/duplicate", {"original": reference}).status_code == 302
     assert "cannot be a duplicate of itself" in signed_in.get(f"/console/tips/{reference}").get_data(as_text=True)
     assert signed_in.post(f"/console/tips/{reference}/pass-on", {"partner": "met"}).status_code == 400

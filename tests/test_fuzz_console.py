@@ -78,7 +78,7 @@ CONSOLE_FORMS = [
     ConsoleForm("/console/tips/{reference}/summary", {"summary": summaries(), "area": AREAS, "category": CATEGORIES},
                 cases=450),
     ConsoleForm("/console/tips/{reference}/triage",
-                {"triage": st.sampled_from(["in review", "needs follow-up", "possibly malicious"])}, cases=350),
+                {"triage": st.sampled_from(["in-review", "follow-up", "malicious"])}, cases=350),
     ConsoleForm("/console/tips/{reference}/notes", {"text": st.text(min_size=1)}, cases=280),
     ConsoleForm("/console/tips/{reference}/duplicate", {"original": valid_references()}, cases=350),
     ConsoleForm("/console/hotspots", {"first": st.dates().map(str), "last": st.dates().map(str)}, cases=190,

@@ -23,7 +23,7 @@ from dev.phone_audio import speak
 from dev.standin_client import StandIn
 from dev.twilio_like import Call, TwilioLike
 from ivr import keys
-from ivr.tips import AWAITING_LANGUAGE, NO_SPEECH, READY, TRANSCRIPTION_FAILED, Tip, TipStore
+from ivr.tips import AWAITING_LANGUAGE, AWAITING_TRANSCRIPT, NO_SPEECH, READY, TRANSCRIPTION_FAILED, Tip, TipStore
 from tests.calls import codes_heard
 from tests.conftest import CALLER_NUMBER
 from tests.privacy import needles_for_number, needles_for_text, scan_files, scan_lines, scan_redis
@@ -90,7 +90,7 @@ def test_a_call_becomes_a_readable_transcript_and_the_audio_is_gone(twilio, app,
                                                                     redis_client, redis_files, log_lines,
                                                                     speech_recogniser) -> None:
     reference, form, _ = call_with_speech(twilio)
-    assert tip_of(app, reference).status == "awaiting transcript"
+    assert tip_of(app, reference).status == AWAITING_TRANSCRIPT
     served = standin.recording_audio(form["RecordingSid"])  # the WAV the worker is about to fetch
     worker = run_worker_burst(environment)
     assert worker.returncode == 0, worker.stderr[-3000:]
@@ -179,7 +179,7 @@ def test_a_provider_error_is_retried_and_then_succeeds(twilio, app, environment,
     standin.fail_next("GET", f"/Recordings/{form['RecordingSid']}", status=500)
     first = run_worker_burst(environment)
     assert first.returncode == 0, first.stderr[-3000:]
-    assert tip_of(app, reference).status == "awaiting transcript"
+    assert tip_of(app, reference).status == AWAITING_TRANSCRIPT
     assert release_scheduled_retries(redis_client) == 1
     second = run_worker_burst(environment)
     assert second.returncode == 0, second.stderr[-3000:]

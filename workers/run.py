@@ -25,6 +25,7 @@ from config.settings import Settings
 from ivr.durability import NotDurable, check_durability_at_start
 from ivr.keys import QUEUE_MESSAGES, RECORDING_QUEUES
 from ivr.redaction import configure_logging
+from ivr.status_migration import migrate_statuses
 from workers.claiming import ClaimingQueue
 from workers.context import worker_context
 from workers.recovery import requeue_abandoned, requeue_unclaimed
@@ -79,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     except NotDurable as error:
         log.error("%s", error)
         return 2
+    migrate_statuses(connection)
     lost: TiplineWorker | None = None  # an RQ worker that lost Redis, perhaps in the middle of a job
     while True:
         wait_for_redis(connection)

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from datetime import date
 
 from ivr.console.flags import Flag
+from ivr.statuses import Triage
 from ivr.tips import Tip
 
-NEW, IN_REVIEW, FOLLOW_UP, MALICIOUS, PASSED_ON, CLOSED = (
-    "new", "in review", "needs follow-up", "possibly malicious", "passed on", "closed")
-TRIAGE = (NEW, IN_REVIEW, FOLLOW_UP, MALICIOUS, PASSED_ON, CLOSED)
+# Codes, stored; the words a handler reads are the catalogue's (`ConsoleCatalogue.triage`).
+NEW, IN_REVIEW, FOLLOW_UP, MALICIOUS, PASSED_ON, CLOSED = Triage
+TRIAGE = tuple(Triage)
 HANDLER_TRIAGE = (IN_REVIEW, FOLLOW_UP, MALICIOUS)  # set by hand; the others by what happens
 FINISHED = (PASSED_ON, CLOSED)
 
@@ -70,7 +71,7 @@ class Case:
     duplicates: tuple[str, ...]
     notes: tuple[Note, ...]
     holder: str | None
-    finished: str | None
+    finished: Triage | None  # PASSED_ON or CLOSED once it is
 
     @property
     def summary_version(self) -> str:

@@ -29,6 +29,7 @@ from ivr.console.flags import find_flags
 from ivr.console.hotspots import HotspotCounts, iso_week
 from ivr.handler_queue import Claim, HandlerQueue, NotHeld
 from ivr.references import is_valid_reference
+from ivr.statuses import Triage
 from ivr.tips import Tip, TipStore
 
 MAX_SUMMARY_CHARACTERS = 4000
@@ -136,7 +137,8 @@ class Casework:
                     partner=text.get("partner"), close_reason=text.get("close_reason"),
                     duplicate_of=text.get("duplicate_of"),
                     duplicates=tuple(sorted(k[4:] for k in text if k.startswith("dup:"))),
-                    notes=tuple(notes), holder=self.holder(reference), finished=text.get("finished"))
+                    notes=tuple(notes), holder=self.holder(reference),
+                    finished=Triage(text["finished"]) if "finished" in text else None)
 
     def draft(self, reference: str, handler: str) -> str | None:
         sealed = self._redis.hget(keys.case(reference), f"draft:{handler}")
@@ -172,10 +174,11 @@ class Casework:
             pipe.execute()
 
     def set_triage(self, reference: str, handler: str, triage: str) -> None:
+        """`triage` is a code from the form; only the handler-set ones are accepted."""
         if triage not in HANDLER_TRIAGE:
-            raise CaseworkError(f"Choose one of: {', '.join(HANDLER_TRIAGE)}.")
+            raise CaseworkError(f"Choose one of: {', '.join(self._catalogue.triage[t] for t in HANDLER_TRIAGE)}.")
         self.renew(reference, handler)
-        self.tips.set_triage(reference, triage)
+        self.tips.set_triage(reference, Triage(triage))
 
     def add_note(self, reference: str, handler: str, text: str) -> None:
         """An internal note: seen by handlers only, never by the tipster or in a package."""

@@ -1,8 +1,11 @@
-"""The console's lists (areas, partners, close reasons), read from `config/console.json`.
+"""The console's lists (areas, partners, close reasons) and the words for each status code,
+read from `config/console.json`.
 
 Handlers pick from these; the ids are what is stored and counted, the labels what is
 shown and printed. Read and checked once at start-up, so a typo fails `make run`, not a
-handler's pass-on at 3 a.m.
+handler's pass-on at 3 a.m. The status lists must give words for exactly the codes in
+`ivr.statuses`: a code with no words would show a handler a bare code, and words for a
+code that does not exist are a typo.
 """
 
 from __future__ import annotations
@@ -11,9 +14,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+from enum import StrEnum
 from typing import Mapping
 
 from ivr.prompts import CONFIG_DIR, CatalogueError, Menus
+from ivr.statuses import Arrival, PartStatus, Triage
 
 ID_CHARACTERS = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
 
@@ -24,6 +29,14 @@ class ConsoleCatalogue:
     partners: Mapping[str, str]
     close_reasons: Mapping[str, str]
     categories: Mapping[str, str]
+    pipeline_statuses: Mapping[str, str]  # a tip's (and a part's) status, as its facts show it
+    part_statuses: Mapping[str, str]  # the line shown in place of a part's missing transcript
+    triage: Mapping[str, str]
+    arrivals: Mapping[str, str]
+
+# Each status list in console.json, and the codes it must give words for.
+STATUS_LISTS: Mapping[str, type[StrEnum]] = MappingProxyType({
+    "pipeline_statuses": PartStatus, "part_statuses": PartStatus, "triage": Triage, "arrivals": Arrival})
 
 
 def load_console_catalogue(menus: Menus, path: Path = CONFIG_DIR / "console.json") -> ConsoleCatalogue:
@@ -31,7 +44,13 @@ def load_console_catalogue(menus: Menus, path: Path = CONFIG_DIR / "console.json
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise CatalogueError(f"{path}: cannot be read as JSON ({error}).") from None
-    lists = {name: _pairs(path, raw, name) for name in ("areas", "partners", "close_reasons")}
+    lists = {name: _pairs(path, raw, name) for name in ("areas", "partners", "close_reasons", *STATUS_LISTS)}
+    for name, codes in STATUS_LISTS.items():
+        missing, unknown = set(codes) - set(lists[name]), set(lists[name]) - set(codes)
+        if missing or unknown:
+            raise CatalogueError(f"{path}: '{name}' must give words for each status code"
+                                 f"{f', missing {sorted(missing)}' if missing else ''}"
+                                 f"{f', unknown {sorted(unknown)}' if unknown else ''}.")
     english = menus.catalogue("en")
     categories = {c.id: english.categories[c.id] for c in menus.categories}
     return ConsoleCatalogue(**{k: MappingProxyType(v) for k, v in lists.items()},

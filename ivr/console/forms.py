@@ -9,7 +9,6 @@ from wtforms import HiddenField, PasswordField, SelectChoice, SelectField, Strin
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
 from ivr.console.accounts import MAX_PASSWORD_CHARACTERS, ROLES
-from ivr.console.cases import HANDLER_TRIAGE
 from ivr.console.casework import MAX_NOTE_CHARACTERS, MAX_SUMMARY_CHARACTERS
 
 
@@ -42,7 +41,7 @@ class SummaryForm(FlaskForm):
 
 
 class TriageForm(FlaskForm):
-    triage = SelectField("Triage", choices=choices((t, t.capitalize()) for t in HANDLER_TRIAGE))
+    triage = SelectField("Triage")  # choices: the catalogue's words (work_routes)
 
 
 class NoteForm(FlaskForm):

@@ -13,21 +13,15 @@ from flask import Response, flash, jsonify, redirect, render_template, request, 
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
-from ivr.console.cases import Case, CaseworkError, NotYours, UnknownTip, received_day
+from ivr.console.cases import HANDLER_TRIAGE, Case, CaseworkError, NotYours, UnknownTip, received_day
 from ivr.console.forms import (ActionForm, CloseForm, DuplicateForm, NoteForm, ReassignForm,
                                SummaryForm, TriageForm, choices)
+from ivr.console.listening import AUDIO_KEPT_STATUSES
 from ivr.console.roles import requires
 from ivr.console.web import bp, console
 from ivr.pin_guard import LOCK_MEMORY_SECONDS
 from ivr.references import is_valid_reference
-from ivr.tips import AWAITING_LANGUAGE, AWAITING_TRANSCRIPT, NO_SPEECH, TRANSCRIPTION_FAILED, ShreddedTip
-
-PART_STATUS_WORDS = {
-    AWAITING_TRANSCRIPT: "Awaiting transcript",
-    AWAITING_LANGUAGE: "Awaiting transcription in its language; audio awaiting review",
-    NO_SPEECH: "No speech detected",
-    TRANSCRIPTION_FAILED: "Transcription failed; audio awaiting review",
-}
+from ivr.tips import ShreddedTip
 
 
 @bp.before_request
@@ -110,9 +104,9 @@ def render_tip_page(tip_record, case: Case, status: int = 200, summary_form: Sum
     close_form.reason.choices = choices(catalogue.close_reasons.items())
     return render_template(
         "console/tip.html", tip=tip_record, case=case, mine=mine, draft_pending=draft is not None,
-        part_words=PART_STATUS_WORDS, catalogue=catalogue, history=console().audit.for_tip(case.reference),
+        audio_kept_statuses=AUDIO_KEPT_STATUSES, catalogue=catalogue, history=console().audit.for_tip(case.reference),
         lease_left=casework.lease_left_seconds(case.reference) if mine else None,
-        summary_form=summary_form, triage_form=TriageForm(triage=tip_record.triage), note_form=NoteForm(),
+        summary_form=summary_form, triage_form=_triage_choices(TriageForm(triage=tip_record.triage)), note_form=NoteForm(),
         duplicate_form=DuplicateForm(), close_form=close_form, action_form=ActionForm(),
         reassign_form=ReassignForm(), received_day=received_day(tip_record).isoformat(),
         under_attack=console().pin_guard.under_attack(tip_record.reference),
@@ -124,6 +118,12 @@ def _area_and_category_choices(form: SummaryForm) -> None:
     catalogue = console().catalogue
     form.area.choices = choices([("", "Choose an area"), *catalogue.areas.items()])
     form.category.choices = choices([("", "Choose a category"), *catalogue.categories.items()])
+
+
+def _triage_choices(form: TriageForm) -> TriageForm:
+    """The statuses a handler sets by hand: the code is posted, the catalogue's words shown."""
+    form.triage.choices = choices((t, console().catalogue.triage[t].capitalize()) for t in HANDLER_TRIAGE)
+    return form
 
 
 def _changed(reference: str, action: str, detail: str = "") -> Response:
@@ -185,10 +185,11 @@ def _act(reference: str, form: FlaskForm, invalid: str, change: Callable[[], Non
 @bp.post("/tips/<reference>/triage")
 @requires("handler")
 def set_triage(reference: str):  # type: ignore[no-untyped-def]
-    form = TriageForm()
+    form = _triage_choices(TriageForm())
+    words = console().catalogue.triage.get(form.triage.data or "")  # the audit trail keeps the words people read
     return _act(reference, form, "Choose a triage status from the list.",
                 lambda: console().casework.set_triage(reference, current_user.name, form.triage.data),
-                "triage", detail=f"status={form.triage.data}")
+                "triage", detail=f"status={words}")
 
 
 @bp.post("/tips/<reference>/notes")
