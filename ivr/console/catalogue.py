@@ -46,7 +46,7 @@ def load_console_catalogue(menus: Menus, path: Path = CONFIG_DIR / "console.json
         raise CatalogueError(f"{path}: cannot be read as JSON ({error}).") from None
     lists = {name: _pairs(path, raw, name) for name in ("areas", "partners", "close_reasons", *STATUS_LISTS)}
     for name, codes in STATUS_LISTS.items():
-        missing, unknown = set(codes) - set(lists[name]), set(lists[name]) - set(codes)
+        missing, unknown = {str(c) for c in codes} - set(lists[name]), set(lists[name]) - {str(c) for c in codes}
         if missing or unknown:
             raise CatalogueError(f"{path}: '{name}' must give words for each status code"
                                  f"{f', missing {sorted(missing)}' if missing else ''}"
