@@ -2,7 +2,7 @@
 
 Speech: 24 sentences of the kind tipsters leave (drugs, knives, a registration, a
 street, a time, a first name), read by espeak-ng in six English voices and carried as a
-phone line carries them (tests/phone_audio.py: 8 kHz, 300-3400 Hz, mu-law). Conditions:
+phone line carries them (dev/phone_audio.py: 8 kHz, 300-3400 Hz, mu-law). Conditions:
 - clean: each sentence alone (5-7 s: the worst case for speed, since Whisper encodes a
   30 s window however short the recording);
 - noisy: the same with sox pink noise mixed in 10 dB below the speech;
@@ -38,8 +38,8 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from tests.phone_audio import joined, require_speech_tools, speak, with_noise  # noqa: E402
-from tests.word_errors import edit_distance, normalised_words  # noqa: E402
+from dev.phone_audio import joined, require_speech_tools, speak, with_noise  # noqa: E402
+from dev.word_errors import edit_distance, normalised_words  # noqa: E402
 
 TARGET_REAL_TIME_FACTOR = 0.15
 TARGET_PEAK_RSS_MB = 450

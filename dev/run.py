@@ -1,7 +1,7 @@
 """`make run`: start the web app, one worker, the clock and (when REDIS_URL is unset) a local Redis.
 
 Without real Twilio credentials it also starts the provider stand-in (Twilio's REST API
-on a free loopback port, `dev/provider_standin.py`) and points every process's
+on a free loopback port, `dev/standin/server.py`) and points every process's
 TWILIO_API_BASE at it, so the whole pipeline runs and `dev.simulator` can place calls.
 All under honcho reading the Procfile; Ctrl-C stops every process.
 """

@@ -23,9 +23,9 @@ import pytest
 import redis
 
 from config.settings import Settings
-from dev.provider_standin import StandInServer
-from dev.standin_client import StandIn
-from dev.twilio_like import Call, TwilioLike
+from dev.standin.server import StandInServer
+from dev.standin.client import StandIn
+from dev.twilio.calls import Call, TwilioLike
 from ivr import create_app
 from ivr.redaction import RedactingFormatter
 from tests.privacy import start_a_fresh_aof
@@ -212,7 +212,7 @@ def log_lines() -> Iterator[LogLines]:
     root.setLevel(previous)
 
 
-# -- The provider stand-in: Twilio's REST API on loopback (dev/provider_standin.py) -------
+# -- The provider stand-in: Twilio's REST API on loopback (dev/standin/server.py) -------
 # One stand-in per session, started before any test and reset before each one. Every test
 # environment (environment_for) carries its URL as TWILIO_API_BASE and the session's
 # credentials, so the app, workers and gunicorn started from it all reach this stand-in.

@@ -25,7 +25,7 @@ from rq.registry import ScheduledJobRegistry
 
 from dev.local_redis import redis_server_binary, server_arguments
 from ivr import keys
-from tests.processes import process_environment, start
+from dev.processes import process_environment, start
 
 ALL_QUEUES = (*keys.RECORDING_QUEUES, keys.QUEUE_MESSAGES)
 

@@ -29,7 +29,7 @@ from argon2.exceptions import VerificationError
 from ivr.console.sign_in_limits import ADDRESS_FAILURES_ALLOWED
 from tests.conftest import environment_for, free_port
 from tests.console_people import CSRF_META, Person, enrolled
-from tests.processes import process_environment, start, wait_for_health
+from dev.processes import process_environment, start, wait_for_health
 
 pytestmark = pytest.mark.slow
 

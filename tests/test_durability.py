@@ -16,7 +16,7 @@ from config.settings import Settings
 from ivr.durability import NotDurable, check_durability_at_start, redis_durability
 from tests.conftest import environment_for, free_port
 from tests.faults import ProductionRedis
-from tests.processes import process_environment, wait_until
+from dev.processes import process_environment, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -25,15 +25,15 @@ import redis
 
 from config.settings import Settings
 from dev.phone_audio import speak
-from dev.standin_client import StandIn
-from dev.twilio_like import TwilioLike
-from dev.twilio_sms import Phone
+from dev.standin.client import StandIn
+from dev.twilio.calls import TwilioLike
+from dev.twilio.texts import Phone
 from ivr import create_app, keys
 from ivr.tips import FINAL_PART_STATUSES, LINE_DOWN, READY
 from tests.conftest import PUBLIC_BASE_URL, environment_for
 from tests.faults import KilledWorkers, ProductionRedis, drain
 from tests.hostile import record_fault
-from tests.processes import process_environment, start, wait_until
+from dev.processes import process_environment, start, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -24,7 +24,7 @@ from ivr import keys
 from ivr.tips import NO_SPEECH
 from tests.calls import leave_a_message
 from tests.conftest import CALLER_NUMBER
-from tests.processes import process_environment, run_worker_burst, start, wait_until
+from dev.processes import process_environment, run_worker_burst, start, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -11,9 +11,9 @@ from typing import Iterator
 import pytest
 
 from config.settings import Settings
-from dev.provider_standin import StandInServer
-from dev.standin_client import StandIn
-from dev.twilio_like import new_sid, silence
+from dev.standin.server import StandInServer
+from dev.standin.client import StandIn
+from dev.twilio.calls import new_sid, silence
 from ivr.provider import (MAX_RECORDING_BYTES, BadIdentifier, CredentialsRefused, NotAudio, Provider, ProviderError,
                           ProviderUnavailable, RecordingNotFound, RecordingTooLarge, RedirectRefused,
                           StillInProgress, redirect_hop)

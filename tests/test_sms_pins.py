@@ -25,9 +25,9 @@ import pytest
 import redis
 
 from config.settings import Settings
-from dev.http_transport import http_post
-from dev.twilio_like import TwilioLike
-from dev.twilio_sms import Phone
+from dev.twilio.http_transport import http_post
+from dev.twilio.calls import TwilioLike
+from dev.twilio.texts import Phone
 from ivr import create_app
 from ivr.pin_guard import LOCK_MEMORY_SECONDS, LOCK_SECONDS, PIN_CHECKS_PER_WINDOW
 from ivr.prompts import load_menus
@@ -36,7 +36,7 @@ from ivr.tips import PIN_HASHER
 from tests.conftest import PUBLIC_BASE_URL, environment_for, free_port
 from tests.console_people import ConsoleClient, enrolled
 from tests.privacy import needles_for_number, scan_files, scan_lines, scan_redis
-from tests.processes import process_environment, start, wait_for_health
+from dev.processes import process_environment, start, wait_for_health
 from tests.test_sms import REPORT
 
 # The reference and the PIN in a reply: six digits as minted now, four as minted before.
