@@ -34,8 +34,8 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from config.settings import Settings  # noqa: E402
 from dev.phone_audio import speak  # noqa: E402
-from dev.standin.server import StandInServer  # noqa: E402
 from dev.standin.client import StandIn  # noqa: E402
+from dev.standin.server import StandInServer  # noqa: E402
 from dev.twilio.calls import TwilioLike  # noqa: E402
 from ivr import create_app  # noqa: E402
 from ivr.tips import FINAL_PART_STATUSES  # noqa: E402

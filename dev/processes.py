@@ -1,10 +1,11 @@
-"""Start and stop the real processes (gunicorn, the worker, `make run`'s honcho) in tests."""
+"""Start and stop real processes (gunicorn, the worker, `make run`'s honcho) for tests, tools and benchmarks."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -12,6 +13,13 @@ import urllib.request
 from pathlib import Path
 
 from config.settings import PROJECT_ROOT
+
+
+def free_port() -> int:
+    """A loopback port the kernel says is free now (another process could take it before we do)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def process_environment(overrides: dict[str, str]) -> dict[str, str]:

@@ -9,18 +9,12 @@ All under honcho reading the Procfile; Ctrl-C stops every process.
 from __future__ import annotations
 
 import os
-import socket
 import sys
 
 from config.settings import PROJECT_ROOT, Settings, SettingsError
+from dev.processes import free_port
 
 DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:5000"
-
-
-def free_loopback_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def simulator_command(settings: Settings, standin_url: str) -> str:
@@ -66,7 +60,7 @@ def main() -> int:
         return 2
     env["REDIS_URL"] = settings.redis_url
     # No real Twilio account: Twilio's REST API is the local stand-in, for every process.
-    standin_url = f"http://127.0.0.1:{free_loopback_port()}" if settings.twilio_credentials_generated else None
+    standin_url = f"http://127.0.0.1:{free_port()}" if settings.twilio_credentials_generated else None
     if standin_url:
         env["TWILIO_API_BASE"] = standin_url
     # web first: honcho gives the first process $PORT and each later one $PORT + 100.

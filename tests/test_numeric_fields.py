@@ -8,6 +8,7 @@ import signal
 import pytest
 from rq import Queue
 
+from dev.processes import run_worker_burst
 from dev.standin.client import StandIn
 from dev.twilio.calls import Call, TwilioLike, silence
 from ivr import keys
@@ -16,7 +17,6 @@ from ivr.recordings import MAX_RECORDING_SECONDS, MAX_TRANSCRIPTION_SECONDS, tra
 from ivr.tips import NO_SPEECH
 from ivr.voice.script import RECORD_MAX_SECONDS
 from tests.conftest import PUBLIC_BASE_URL
-from dev.processes import run_worker_burst
 from workers.recordings import limit_time_to_audio
 
 NONSENSE = ["1000000000000", "9" * 5000, "-5", "1e9", "3.5", " 1_0 ", "١٢", "0x10", "\x00", "", "  ", "NaN"]

@@ -16,12 +16,12 @@ import pytest
 from twilio.base.page import Page
 
 from config.settings import Settings
-from dev.standin.server import StandInServer, create_standin_app
+from dev.phone_audio import silence
+from dev.processes import free_port, process_environment, start, wait_until
 from dev.standin.client import StandIn
-from dev.twilio.calls import new_sid, silence
+from dev.standin.server import StandInServer, create_standin_app
+from dev.twilio.calls import new_sid
 from ivr.provider import Provider, ProviderError, ProviderUnavailable, RecordingNotFound
-from tests.conftest import free_port
-from dev.processes import process_environment, start, wait_until
 
 
 def get(url: str, credentials: tuple[str, str] | None = None) -> tuple[int, dict, dict]:

@@ -12,6 +12,7 @@ from rq import Queue
 from rq.job import Job
 
 from config.settings import Settings
+from dev.processes import run_worker_burst
 from dev.standin.client import StandIn
 from dev.twilio.calls import TwilioLike
 from dev.twilio.texts import Phone
@@ -20,7 +21,6 @@ from ivr.provider import Provider, StillInProgress
 from ivr.sms.sessions import IDLE_SECONDS
 from tests.conftest import CALLER_NUMBER
 from tests.privacy import needles_for_number, scan_files, scan_lines, scan_redis
-from dev.processes import run_worker_burst
 from tests.test_sms import codes_in
 from workers.context import WorkerContext
 from workers.messages import delete_message_records
