@@ -3,7 +3,8 @@
 Without real Twilio credentials it also starts the provider stand-in (Twilio's REST API
 on a free loopback port, `dev/standin/server.py`) and points every process's
 TWILIO_API_BASE at it, so the whole pipeline runs and `dev.simulator` can place calls.
-All under honcho reading the Procfile; Ctrl-C stops every process.
+All under honcho reading dev/Procfile.dev (the `Procfile`'s production processes, web, worker
+and clock, plus the local Redis and the stand-in); Ctrl-C stops every process.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from config.settings import PROJECT_ROOT, Settings, SettingsError
 from dev.processes import free_port
 
 DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:5000"
+# Production's processes (the Procfile's lines, as they are) and the development-only ones.
+DEV_PROCFILE = "dev/Procfile.dev"
 
 
 def simulator_command(settings: Settings, standin_url: str) -> str:
@@ -67,7 +70,7 @@ def main() -> int:
     processes = ["web", "worker", "clock"] + (["redis"] if local_redis else []) + (["provider"] if standin_url else [])
     print(banner(settings, local_redis, standin_url), flush=True)
     # honcho from PATH (`make run` puts the venv's bin first), with an argument list and no shell
-    os.execvpe("honcho", ["honcho", "start", "-f", "Procfile", *processes], env)  # nosec B607  # see above
+    os.execvpe("honcho", ["honcho", "start", "-f", DEV_PROCFILE, *processes], env)  # nosec B607  # see above
 
 
 if __name__ == "__main__":
