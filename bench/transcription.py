@@ -13,7 +13,7 @@ Each installed engine runs in a fresh process that loads its model, transcribes 
 recording to warm up, then every recording in turn. Reported: real-time factor (wall
 time / audio time; CPU seconds per audio second beside it: the machine is shared, CPU
 time is the steadier figure), the process's peak RSS, and word error rate (edit distance
-over normalised words: tests/word_errors.py), per condition, per voice and overall.
+over normalised words: dev/word_errors.py), per condition, per voice and overall.
 
 Targets (PASS/FAIL; the script exits 0 either way, non-zero only when it could not run):
 - real-time factor at most 0.15 overall;

@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from config.settings import PROJECT_ROOT
 
@@ -39,11 +40,13 @@ def start(command: list[str], env: dict[str, str], log_path: Path) -> subprocess
 
 
 def wait_for_health(base_url: str, want_redis: bool = True, timeout: float = 30) -> dict:
+    if urlsplit(base_url).scheme not in ("http", "https"):
+        raise ValueError(f"not an http(s) URL: {base_url!r}")
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"{base_url}/healthz", timeout=2) as response:
+            with urllib.request.urlopen(f"{base_url}/healthz", timeout=2) as response:  # nosec B310  # checked above
                 last = json.loads(response.read())
                 if not want_redis or last.get("redis"):  # type: ignore[union-attr]
                     return last  # type: ignore[return-value]
