@@ -21,7 +21,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,9 +33,10 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from config.settings import Settings  # noqa: E402
 from dev.phone_audio import speak  # noqa: E402
-from dev.provider_standin import StandInServer  # noqa: E402
-from dev.standin_client import StandIn  # noqa: E402
-from dev.twilio_like import TwilioLike  # noqa: E402
+from dev.redis_server import NoRedisServer, RedisServer  # noqa: E402
+from dev.standin.client import StandIn  # noqa: E402
+from dev.standin.server import StandInServer  # noqa: E402
+from dev.twilio.calls import TwilioLike  # noqa: E402
 from ivr import create_app  # noqa: E402
 from ivr.tips import FINAL_PART_STATUSES  # noqa: E402
 
@@ -48,12 +48,6 @@ MESSAGE = ("There is a man selling drugs outside the school on Station Road ever
            "Another man collects the money on Sunday mornings in a white van with a broken light. "
            "Everybody on the estate knows about it but nobody wants to say anything because they are scared. "
            "Please do something before one of the children gets hurt.")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(predicate, timeout: float, what: str) -> float:  # type: ignore[no-untyped-def]
@@ -69,13 +63,14 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args(argv)
-    if not shutil.which("redis-server"):
-        print("redis-server is not installed (make bench installs it)", file=sys.stderr)
-        return 2
     work = Path(tempfile.mkdtemp(prefix="tipline-latency-"))
-    redis_port = free_port()
-    redis_process = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no", "--dir", str(work)], stdout=subprocess.DEVNULL)
+    try:
+        redis_server = RedisServer(work, appendfsync=None)
+        redis_server.start()
+    except NoRedisServer as error:
+        print(f"{error} (make bench installs it)", file=sys.stderr)
+        return 2
+    redis_port = redis_server.port
     sid, token = "AC" + secrets.token_hex(16), secrets.token_hex(16)
     worker = None
     try:
@@ -120,8 +115,7 @@ def main(argv: list[str]) -> int:
         if worker:
             worker.send_signal(signal.SIGTERM)
             worker.wait(timeout=30)
-        redis_process.terminate()
-        redis_process.wait()
+        redis_server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
     print(f"message: {seconds:.1f} s of espeak-ng speech at 8 kHz; worker already running, queue empty")

@@ -2,7 +2,7 @@
 
 Speech: 24 sentences of the kind tipsters leave (drugs, knives, a registration, a
 street, a time, a first name), read by espeak-ng in six English voices and carried as a
-phone line carries them (tests/phone_audio.py: 8 kHz, 300-3400 Hz, mu-law). Conditions:
+phone line carries them (dev/phone_audio.py: 8 kHz, 300-3400 Hz, mu-law). Conditions:
 - clean: each sentence alone (5-7 s: the worst case for speed, since Whisper encodes a
   30 s window however short the recording);
 - noisy: the same with sox pink noise mixed in 10 dB below the speech;
@@ -13,7 +13,7 @@ Each installed engine runs in a fresh process that loads its model, transcribes 
 recording to warm up, then every recording in turn. Reported: real-time factor (wall
 time / audio time; CPU seconds per audio second beside it: the machine is shared, CPU
 time is the steadier figure), the process's peak RSS, and word error rate (edit distance
-over normalised words: tests/word_errors.py), per condition, per voice and overall.
+over normalised words: dev/word_errors.py), per condition, per voice and overall.
 
 Targets (PASS/FAIL; the script exits 0 either way, non-zero only when it could not run):
 - real-time factor at most 0.15 overall;
@@ -38,8 +38,8 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from tests.phone_audio import joined, require_speech_tools, speak, with_noise  # noqa: E402
-from tests.word_errors import edit_distance, normalised_words  # noqa: E402
+from dev.phone_audio import joined, require_speech_tools, speak, with_noise  # noqa: E402
+from dev.word_errors import edit_distance, normalised_words  # noqa: E402
 
 TARGET_REAL_TIME_FACTOR = 0.15
 TARGET_PEAK_RSS_MB = 450

@@ -55,9 +55,12 @@ from urllib.parse import urlencode
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
+import redis  # noqa: E402
 from twilio.request_validator import RequestValidator  # noqa: E402
 
 from config.settings import Settings  # noqa: E402
+from dev.processes import free_port  # noqa: E402
+from dev.redis_server import NoRedisServer, RedisServer  # noqa: E402
 from ivr.call_state import CallState, CallStateCodec  # noqa: E402
 
 GUNICORN_CONFIG = "config/gunicorn.conf.py"
@@ -143,13 +146,6 @@ class AppRun:
 # -- environment and request ------------------------------------------------------------------
 
 
-def free_port() -> int:
-    """A loopback port the kernel says is free now (the small race is fine for a benchmark)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def app_environment(port: int, redis_port: int, var_dir: Path, secret_key: str,
                     account_sid: str, auth_token: str) -> dict[str, str]:
     """The variables `Settings.from_env` reads, for one app on one port; the rest is inherited.
@@ -223,20 +219,17 @@ def stop(process: subprocess.Popen) -> None:
 @contextmanager
 def redis_server(work_dir: Path) -> Iterator[int]:
     """A throw-away redis-server on a free loopback port (never 6379), stopped on exit."""
-    executable = shutil.which("redis-server")
-    if not executable:
-        raise BenchError("redis-server is not installed (make bench installs it: apt-get install redis-server)")
-    port = free_port()
     data_dir = work_dir / "redis"
     data_dir.mkdir()
-    command = [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    with open(work_dir / "redis.log", "wb") as log:
-        process = subprocess.Popen(command, cwd=data_dir, stdout=log, stderr=subprocess.STDOUT)
+    server = RedisServer(data_dir, appendfsync=None, log=work_dir / "redis.log")
     try:
-        wait_for_tcp(port, process, "redis-server", work_dir / "redis.log")
-        yield port
+        server.start(timeout=STARTUP_TIMEOUT_S)
+    except (NoRedisServer, redis.RedisError) as error:
+        raise BenchError(f"redis-server did not start ({error}):\n{tail(work_dir / 'redis.log')}") from None
+    try:
+        yield server.port
     finally:
-        stop(process)
+        server.stop()
 
 
 def wait_for_tcp(port: int, process: subprocess.Popen, name: str, log: Path) -> None:

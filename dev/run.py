@@ -1,26 +1,23 @@
 """`make run`: start the web app, one worker, the clock and (when REDIS_URL is unset) a local Redis.
 
 Without real Twilio credentials it also starts the provider stand-in (Twilio's REST API
-on a free loopback port, `dev/provider_standin.py`) and points every process's
+on a free loopback port, `dev/standin/server.py`) and points every process's
 TWILIO_API_BASE at it, so the whole pipeline runs and `dev.simulator` can place calls.
-All under honcho reading the Procfile; Ctrl-C stops every process.
+All under honcho reading dev/Procfile.dev (the `Procfile`'s production processes, web, worker
+and clock, plus the local Redis and the stand-in); Ctrl-C stops every process.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import sys
 
 from config.settings import PROJECT_ROOT, Settings, SettingsError
+from dev.processes import free_port
 
 DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:5000"
-
-
-def free_loopback_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+# Production's processes (the Procfile's lines, as they are) and the development-only ones.
+DEV_PROCFILE = "dev/Procfile.dev"
 
 
 def simulator_command(settings: Settings, standin_url: str) -> str:
@@ -66,14 +63,14 @@ def main() -> int:
         return 2
     env["REDIS_URL"] = settings.redis_url
     # No real Twilio account: Twilio's REST API is the local stand-in, for every process.
-    standin_url = f"http://127.0.0.1:{free_loopback_port()}" if settings.twilio_credentials_generated else None
+    standin_url = f"http://127.0.0.1:{free_port()}" if settings.twilio_credentials_generated else None
     if standin_url:
         env["TWILIO_API_BASE"] = standin_url
     # web first: honcho gives the first process $PORT and each later one $PORT + 100.
     processes = ["web", "worker", "clock"] + (["redis"] if local_redis else []) + (["provider"] if standin_url else [])
     print(banner(settings, local_redis, standin_url), flush=True)
     # honcho from PATH (`make run` puts the venv's bin first), with an argument list and no shell
-    os.execvpe("honcho", ["honcho", "start", "-f", "Procfile", *processes], env)  # nosec B607  # see above
+    os.execvpe("honcho", ["honcho", "start", "-f", DEV_PROCFILE, *processes], env)  # nosec B607  # see above
 
 
 if __name__ == "__main__":

@@ -24,10 +24,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from config.settings import Settings, SettingsError
-from dev.http_transport import http_post
 from dev.phone_audio import VOICES, AudioConversionFailed, AudioToolMissing, from_file, speak
-from dev.standin_client import StandIn, StandInUnreachable
-from dev.twilio_like import Call, TwilioLike, TwimlError, wav_seconds
+from dev.standin.client import StandIn, StandInUnreachable
+from dev.twilio.calls import Call, TwilioLike, TwimlError, wav_seconds
+from dev.twilio.http_transport import http_post
 from ivr.prompts import load_menus
 
 # What Twilio sends as From when the caller withholds their number: nothing identifying is typed.

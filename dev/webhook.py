@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 
 from config.settings import Settings
-from dev.http_transport import http_post
-from dev.twilio_like import TwilioLike, new_sid
+from dev.twilio.calls import TwilioLike, new_sid
+from dev.twilio.http_transport import http_post
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from dev.twilio_like import Call
+from dev.twilio.calls import Call
 
 SPOKEN_CODE = re.compile(r"\d(?:, \d)+")
 

@@ -11,10 +11,6 @@ from __future__ import annotations
 import base64
 import logging
 import secrets
-import shutil
-import socket
-import subprocess
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 from urllib.parse import urlsplit
@@ -23,9 +19,10 @@ import pytest
 import redis
 
 from config.settings import Settings
-from dev.provider_standin import StandInServer
-from dev.standin_client import StandIn
-from dev.twilio_like import Call, TwilioLike
+from dev.redis_server import RedisServer
+from dev.standin.client import StandIn
+from dev.standin.server import StandInServer
+from dev.twilio.calls import Call, TwilioLike
 from ivr import create_app
 from ivr.redaction import RedactingFormatter
 from tests.privacy import start_a_fresh_aof
@@ -38,54 +35,9 @@ PUBLIC_BASE_URL = "https://tipline.example.org"
 CALLER_NUMBER = "+447700900417"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class RedisServer:
-    """A real redis-server the tests can stop and start again (same port, same data dir)."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.process: subprocess.Popen | None = None
-        self.binary = shutil.which("redis-server")
-        if not self.binary:
-            raise RuntimeError("redis-server is not installed: run `make test`, which installs it.")
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
-             "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--logfile", ""],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        with redis.Redis(port=self.port) as client:
-            while True:
-                try:
-                    client.ping()
-                    return
-                except redis.ConnectionError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-        self.process = None
-
-
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server = RedisServer(tmp_path_factory.mktemp("redis"))  # a loopback port, AOF fsynced on every write
     server.start()
     yield server
     server.stop()
@@ -212,7 +164,7 @@ def log_lines() -> Iterator[LogLines]:
     root.setLevel(previous)
 
 
-# -- The provider stand-in: Twilio's REST API on loopback (dev/provider_standin.py) -------
+# -- The provider stand-in: Twilio's REST API on loopback (dev/standin/server.py) -------
 # One stand-in per session, started before any test and reset before each one. Every test
 # environment (environment_for) carries its URL as TWILIO_API_BASE and the session's
 # credentials, so the app, workers and gunicorn started from it all reach this stand-in.

@@ -93,7 +93,7 @@ class ConsoleClient:
 
 def a_texted_tip(twilio, number: str, report: str, category_digit: str = "1") -> str:  # type: ignore[no-untyped-def]
     """A tip as a tipster texts it (one long report, a topic, DONE); returns its reference."""
-    from dev.twilio_sms import Phone
+    from dev.twilio.texts import Phone
 
     phone = Phone(twilio, number)
     reply = phone.sends(report)

@@ -1,7 +1,7 @@
 """Real processes to break on purpose: production's Redis, workers to SIGKILL, the drain.
 
-`ProductionRedis` is the local Redis exactly as `make run` starts it
-(`dev.local_redis.server_arguments`: AOF, its fsync policy, a unix socket), so a fault run
+`production_redis()` is the local Redis exactly as `make run` starts it
+(`dev.redis_server.RedisServer` on a unix socket, AOF fsynced on every write), so a fault run
 tests the settings we ship, not the session Redis's. It is killed with SIGKILL and
 started again from its append-only file in the same folder.
 """
@@ -9,7 +9,6 @@ started again from its append-only file in the same folder.
 from __future__ import annotations
 
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,60 +22,17 @@ from rq import Queue
 from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 
-from dev.local_redis import redis_server_binary, server_arguments
+from dev.processes import process_environment, start
+from dev.redis_server import RedisServer
 from ivr import keys
-from tests.processes import process_environment, start
 
 ALL_QUEUES = (*keys.RECORDING_QUEUES, keys.QUEUE_MESSAGES)
 
 
-class ProductionRedis:
+def production_redis() -> RedisServer:
     """redis-server with `make run`'s arguments, on a unix socket in a short temp folder."""
-
-    def __init__(self) -> None:
-        self.data_dir = Path(tempfile.mkdtemp(prefix="tl-faults-", dir="/tmp"))  # unix socket paths are short
-        self.socket = self.data_dir / "redis.sock"
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"unix://{self.socket}"
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(unix_socket_path=str(self.socket))
-
-    def start(self, timeout: float = 30) -> None:
-        binary = redis_server_binary()
-        self.process = subprocess.Popen([binary, *server_arguments(self.socket, self.data_dir)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        with self.client() as client:
-            while True:
-                try:
-                    client.ping()  # answers only once the AOF is loaded (BusyLoadingError before)
-                    return
-                except redis.RedisError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown, no last write; what is on disk is what survives."""
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-        self.process = None
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-        self.process = None
-
-    def remove(self) -> None:
-        """Stop it and delete its folder (socket and append-only file)."""
-        self.stop()
-        shutil.rmtree(self.data_dir, ignore_errors=True)
+    data_dir = Path(tempfile.mkdtemp(prefix="tl-faults-", dir="/tmp"))  # unix socket paths are short
+    return RedisServer(data_dir, socket=data_dir / "redis.sock", appendfsync="always")
 
 
 class KilledWorkers:

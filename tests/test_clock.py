@@ -16,14 +16,14 @@ import redis
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 
 from dev.phone_audio import speak
-from dev.standin_client import StandIn
-from dev.twilio_like import TwilioLike
-from dev.twilio_sms import Phone
+from dev.processes import kill_worker_inside_provider_call, process_environment, run_worker_burst, start, wait_until
+from dev.standin.client import StandIn
+from dev.twilio.calls import TwilioLike
+from dev.twilio.texts import Phone
 from ivr import keys
 from ivr.statuses import PartStatus
 from tests.calls import leave_a_message
 from tests.conftest import CALLER_NUMBER
-from tests.processes import kill_worker_inside_provider_call, process_environment, run_worker_burst, start, wait_until
 
 pytestmark = pytest.mark.slow
 

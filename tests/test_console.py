@@ -527,7 +527,7 @@ def test_a_recording_kept_for_review_is_heard_disguised_then_deleted_once_the_ti
         app, twilio, signed_in: ConsoleClient, console, standin, environment) -> None:
     from dev.phone_audio import speak
     from tests.calls import leave_a_message
-    from tests.processes import run_worker_burst
+    from dev.processes import run_worker_burst
 
     call = twilio.call("+447700900464")
     reference, _ = leave_a_message(call, "3", "1", audio=speak("Sprzedają narkotyki przy szkole w piątki.", "pl"))

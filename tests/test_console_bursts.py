@@ -26,10 +26,10 @@ import requests
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
 
+from dev.processes import free_port, process_environment, start, wait_for_health
 from ivr.console.sign_in_limits import ADDRESS_FAILURES_ALLOWED
-from tests.conftest import environment_for, free_port
+from tests.conftest import environment_for
 from tests.console_people import CSRF_META, Person, enrolled
-from tests.processes import process_environment, start, wait_for_health
 
 pytestmark = pytest.mark.slow
 

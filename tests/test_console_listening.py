@@ -21,9 +21,10 @@ import numpy as np
 import pytest
 
 from config.settings import Settings
-from dev.phone_audio import speak
-from dev.standin_client import StandIn
-from dev.twilio_like import TwilioLike
+from dev.phone_audio import samples, speak
+from dev.processes import run_worker_burst
+from dev.standin.client import StandIn
+from dev.twilio.calls import TwilioLike
 from ivr.audio import AudioError
 from ivr.audio.disguise import PITCH_SHIFT_CENTS
 from ivr.audio.wav import read_wav_format
@@ -32,8 +33,6 @@ from ivr.provider import Provider, ProviderUnavailable, RecordingNotFound
 from ivr.tips import AWAITING_LANGUAGE, NO_SPEECH, READY, TRANSCRIPTION_FAILED, TipStore
 from tests.calls import codes_heard, leave_a_message
 from tests.conftest import CALLER_NUMBER
-from tests.phone_audio import samples
-from tests.processes import run_worker_burst
 
 MESSAGE = "There is a man selling drugs outside the school on Station Road every Friday night."
 POLISH_MESSAGE = "Na rogu ulicy przy szkole sprzedają narkotyki w każdy piątek wieczorem."

@@ -10,53 +10,27 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-import redis
 
 from config.settings import Settings
+from dev.processes import process_environment
+from dev.redis_server import RedisServer
 from ivr.durability import NotDurable, check_durability_at_start, redis_durability
-from tests.conftest import environment_for, free_port
-from tests.faults import ProductionRedis
-from tests.processes import process_environment, wait_until
+from tests.conftest import environment_for
+from tests.faults import production_redis
 
 pytestmark = pytest.mark.slow
 
 
-class PlainRedis:
-    """A redis-server with whatever arguments the test gives (AOF off by default)."""
-
-    def __init__(self, data_dir: Path, *arguments: str) -> None:
-        self.port = free_port()
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(data_dir), "--save", "",
-             *arguments], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.client = redis.Redis(port=self.port)
-        wait_until(self._answers, timeout=10, what="redis-server to start")
-
-    def _answers(self) -> bool:
-        try:
-            return bool(self.client.ping())
-        except redis.ConnectionError:
-            return False
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def stop(self) -> None:
-        self.client.close()
-        self.process.terminate()
-        self.process.wait(timeout=10)
-
-
 @pytest.fixture
-def everysec_redis(tmp_path: Path) -> Iterator[PlainRedis]:
-    server = PlainRedis(tmp_path, "--appendonly", "yes", "--appendfsync", "everysec")
+def everysec_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path, appendfsync="everysec")
+    server.start()
     yield server
     server.stop()
 
 
 def test_the_local_redis_make_run_starts_answers_only_once_on_disk() -> None:
-    server = ProductionRedis()
+    server = production_redis()
     server.start()
     try:
         with server.client() as client:
@@ -67,10 +41,10 @@ def test_the_local_redis_make_run_starts_answers_only_once_on_disk() -> None:
 
 
 def test_redis_that_fsyncs_every_second_is_refused_in_production_and_named_in_development(
-        everysec_redis: PlainRedis, tmp_path: Path) -> None:
+        everysec_redis: RedisServer, tmp_path: Path) -> None:
     environment = environment_for(everysec_redis.url, tmp_path / "var")
     with pytest.raises(NotDurable, match="appendfsync is everysec"):
-        check_durability_at_start(everysec_redis.client, Settings.from_env({**environment, "TIPLINE_ENV": "production"}))
+        check_durability_at_start(everysec_redis.client(), Settings.from_env({**environment, "TIPLINE_ENV": "production"}))
     worker = subprocess.run([sys.executable, "-m", "workers.run", "--burst"], env=process_environment(
         {**environment, "TIPLINE_ENV": "production"}), capture_output=True, text=True, timeout=60)
     assert worker.returncode == 2 and "appendfsync is everysec" in worker.stdout + worker.stderr
@@ -80,19 +54,21 @@ def test_redis_that_fsyncs_every_second_is_refused_in_production_and_named_in_de
 
 
 def test_redis_without_aof_is_not_durable(tmp_path: Path) -> None:
-    server = PlainRedis(tmp_path, "--appendonly", "no")
+    server = RedisServer(tmp_path, appendfsync=None)
+    server.start()
     try:
-        found = redis_durability(server.client)
+        found = redis_durability(server.client())
     finally:
         server.stop()
     assert found.durable is False and "appendonly is off" in found.detail
 
 
 def test_a_managed_redis_that_refuses_config_is_named_not_fatal(tmp_path: Path) -> None:
-    server = PlainRedis(tmp_path, "--appendonly", "yes", "--rename-command", "CONFIG", "")
+    server = RedisServer(tmp_path, appendfsync="everysec", extra=("--rename-command", "CONFIG", ""))
+    server.start()
     try:
         settings = Settings.from_env({**environment_for(server.url, tmp_path / "var"), "TIPLINE_ENV": "production"})
-        found = check_durability_at_start(server.client, settings)
+        found = check_durability_at_start(server.client(), settings)
     finally:
         server.stop()
     assert found.durable is None and "refuses CONFIG GET" in found.detail

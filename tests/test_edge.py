@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 from twilio.request_validator import RequestValidator
 
-from dev.twilio_like import Call, TwilioLike
+from dev.twilio.calls import Call, TwilioLike
 from ivr.edge import CallStep, RecordingStatus
 from tests.conftest import CALLER_NUMBER, PUBLIC_BASE_URL
 

@@ -25,15 +25,15 @@ import redis
 
 from config.settings import Settings
 from dev.phone_audio import speak
-from dev.standin_client import StandIn
-from dev.twilio_like import TwilioLike
-from dev.twilio_sms import Phone
+from dev.processes import process_environment, start, wait_until
+from dev.standin.client import StandIn
+from dev.twilio.calls import TwilioLike
+from dev.twilio.texts import Phone
 from ivr import create_app, keys
 from ivr.tips import FINAL_PART_STATUSES, LINE_DOWN, READY
 from tests.conftest import PUBLIC_BASE_URL, environment_for
-from tests.faults import KilledWorkers, ProductionRedis, drain
+from tests.faults import KilledWorkers, drain, production_redis as make_production_redis
 from tests.hostile import record_fault
-from tests.processes import process_environment, start, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -51,15 +51,15 @@ def rng() -> random.Random:
 
 
 @pytest.fixture
-def production_redis() -> Iterator[ProductionRedis]:
-    server = ProductionRedis()
+def production_redis() -> Iterator[RedisServer]:
+    server = make_production_redis()
     server.start()
     yield server
     server.remove()
 
 
 @pytest.fixture
-def fault_env(production_redis: ProductionRedis, tmp_path: Path) -> dict[str, str]:
+def fault_env(production_redis: RedisServer, tmp_path: Path) -> dict[str, str]:
     return environment_for(production_redis.url, tmp_path / "var")
 
 

@@ -29,7 +29,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.test import TestResponse
 
 from config.settings import Settings
-from dev.twilio_like import TwilioLike
+from dev.twilio.calls import TwilioLike
 from ivr import create_app
 from tests.conftest import PUBLIC_BASE_URL, LogLines, RedisServer, environment_for
 from tests.console_people import CONSOLE_ORIGIN, CSRF_META, ConsoleClient, Person, a_texted_tip, enrolled

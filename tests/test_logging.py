@@ -8,12 +8,12 @@ import sys
 
 import pytest
 
-from dev.http_transport import http_post
-from dev.twilio_like import TwilioLike
+from dev.processes import free_port, process_environment, start, wait_for_health
+from dev.twilio.calls import TwilioLike
+from dev.twilio.http_transport import http_post
 from ivr.redaction import RedactingFormatter, redact
-from tests.conftest import CALLER_NUMBER, environment_for, free_port
+from tests.conftest import CALLER_NUMBER, environment_for
 from tests.privacy import needles_for_number, scan_lines
-from tests.processes import process_environment, start, wait_for_health
 
 
 @pytest.mark.parametrize("text", [

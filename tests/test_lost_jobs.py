@@ -20,11 +20,11 @@ from rq import Queue
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 
+from dev.processes import process_environment, run_worker_burst, start, wait_until
 from ivr import keys
 from ivr.tips import NO_SPEECH
 from tests.calls import leave_a_message
 from tests.conftest import CALLER_NUMBER
-from tests.processes import process_environment, run_worker_burst, start, wait_until
 
 pytestmark = pytest.mark.slow
 

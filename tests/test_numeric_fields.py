@@ -8,15 +8,15 @@ import signal
 import pytest
 from rq import Queue
 
-from dev.standin_client import StandIn
-from dev.twilio_like import Call, TwilioLike, silence
+from dev.processes import run_worker_burst
+from dev.standin.client import StandIn
+from dev.twilio.calls import Call, TwilioLike, silence
 from ivr import keys
 from ivr.edge import CallStep, InboundMessage, RecordingStatus, bounded_int
 from ivr.recordings import MAX_RECORDING_SECONDS, MAX_TRANSCRIPTION_SECONDS, transcription_timeout
 from ivr.tips import NO_SPEECH
 from ivr.voice.script import RECORD_MAX_SECONDS
 from tests.conftest import PUBLIC_BASE_URL
-from tests.processes import run_worker_burst
 from workers.recordings import limit_time_to_audio
 
 NONSENSE = ["1000000000000", "9" * 5000, "-5", "1e9", "3.5", " 1_0 ", "١٢", "0x10", "\x00", "", "  ", "NaN"]

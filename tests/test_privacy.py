@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 import redis
 
-from dev.twilio_like import TwilioLike
-from dev.twilio_sms import Phone
+from dev.processes import run_worker_burst
+from dev.twilio.calls import TwilioLike
+from dev.twilio.texts import Phone
 from tests.calls import leave_a_message
 from tests.conftest import CALLER_NUMBER
 from tests.privacy import needles_for_number, needles_for_text, scan_files, scan_lines, scan_redis
-from tests.processes import run_worker_burst
 
 CONTROL_NUMBER = "+447700900562"
 REPORT = "The blue van parked behind the leisure centre has knives in the back, it is there most evenings."

@@ -11,9 +11,10 @@ from typing import Iterator
 import pytest
 
 from config.settings import Settings
-from dev.provider_standin import StandInServer
-from dev.standin_client import StandIn
-from dev.twilio_like import new_sid, silence
+from dev.phone_audio import silence
+from dev.standin.client import StandIn
+from dev.standin.server import StandInServer
+from dev.twilio.calls import new_sid
 from ivr.provider import (MAX_RECORDING_BYTES, BadIdentifier, CredentialsRefused, NotAudio, Provider, ProviderError,
                           ProviderUnavailable, RecordingNotFound, RecordingTooLarge, RedirectRefused,
                           StillInProgress, redirect_hop)

@@ -16,12 +16,12 @@ import pytest
 from twilio.base.page import Page
 
 from config.settings import Settings
-from dev.provider_standin import StandInServer, create_standin_app
-from dev.standin_client import StandIn
-from dev.twilio_like import new_sid, silence
+from dev.phone_audio import silence
+from dev.processes import free_port, process_environment, start, wait_until
+from dev.standin.client import StandIn
+from dev.standin.server import StandInServer, create_standin_app
+from dev.twilio.calls import new_sid
 from ivr.provider import Provider, ProviderError, ProviderUnavailable, RecordingNotFound
-from tests.conftest import free_port
-from tests.processes import process_environment, start, wait_until
 
 
 def get(url: str, credentials: tuple[str, str] | None = None) -> tuple[int, dict, dict]:
@@ -114,7 +114,7 @@ def test_a_stopped_server_lets_held_requests_go(environment: dict[str, str], set
 def test_the_process_serves_the_port_of_twilio_api_base_and_stops_on_sigterm(environment: dict[str, str],
                                                                              tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    process = start([sys.executable, "-m", "dev.provider_standin"],
+    process = start([sys.executable, "-m", "dev.standin"],
                     process_environment({**environment, "TWILIO_API_BASE": url}), tmp_path / "standin.log")
     try:
         wait_until(lambda: _answers(StandIn(url)), timeout=15, what="the stand-in process")

@@ -10,15 +10,16 @@ import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 
-from dev.standin_client import StandIn
-from dev.twilio_like import TwilioLike, new_sid, silence
-from dev.twilio_sms import Phone
+from dev.phone_audio import silence
+from dev.processes import process_environment, run_worker_burst, start, wait_until
+from dev.standin.client import StandIn
+from dev.twilio.calls import TwilioLike, new_sid
+from dev.twilio.texts import Phone
 from ivr import keys
 from ivr.provider import Provider
 from ivr.tips import AWAITING_LANGUAGE, LINE_DOWN, NO_SPEECH, TipStore
 from tests.console_people import ConsoleClient, enrolled
 from tests.privacy import needles_for_number, scan_files, scan_lines, scan_redis
-from tests.processes import process_environment, run_worker_burst, start, wait_until
 from workers.call_sweep import sweep_calls
 from workers.context import WorkerContext
 

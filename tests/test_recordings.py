@@ -8,7 +8,7 @@ import pytest
 import redis
 from rq import Queue
 
-from dev.twilio_like import Call, TwilioLike
+from dev.twilio.calls import Call, TwilioLike
 from ivr import keys
 
 

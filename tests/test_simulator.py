@@ -15,14 +15,14 @@ from rq import Queue
 
 from config.settings import Settings
 from dev import run, simulator
-from dev.standin_client import StandIn
+from dev.processes import free_port, process_environment, run_worker_burst, start, wait_for_health
+from dev.standin.client import StandIn
 from ivr import keys
 from ivr.handler_queue import HandlerQueue
 from ivr.references import is_valid_reference
 from ivr.tips import READY, TipStore
 from ivr.vault import KeyRing, TipVault
-from tests.conftest import environment_for, free_port
-from tests.processes import process_environment, run_worker_burst, start, wait_for_health
+from tests.conftest import environment_for
 from workers.speech import Recogniser
 
 pytestmark = pytest.mark.slow

@@ -15,8 +15,8 @@ import pytest
 import redis
 from rq import Queue
 
-from dev.twilio_like import TwilioLike
-from dev.twilio_sms import Phone
+from dev.twilio.calls import TwilioLike
+from dev.twilio.texts import Phone
 from ivr import keys
 from ivr.edge import InboundMessage
 from ivr.provider import Provider

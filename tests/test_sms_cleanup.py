@@ -12,15 +12,15 @@ from rq import Queue
 from rq.job import Job
 
 from config.settings import Settings
-from dev.standin_client import StandIn
-from dev.twilio_like import TwilioLike
-from dev.twilio_sms import Phone
+from dev.processes import run_worker_burst
+from dev.standin.client import StandIn
+from dev.twilio.calls import TwilioLike
+from dev.twilio.texts import Phone
 from ivr import keys
 from ivr.provider import Provider, StillInProgress
 from ivr.sms.sessions import IDLE_SECONDS
 from tests.conftest import CALLER_NUMBER
 from tests.privacy import needles_for_number, scan_files, scan_lines, scan_redis
-from tests.processes import run_worker_burst
 from tests.test_sms import codes_in
 from workers.context import WorkerContext
 from workers.messages import delete_message_records

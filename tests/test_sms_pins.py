@@ -25,18 +25,18 @@ import pytest
 import redis
 
 from config.settings import Settings
-from dev.http_transport import http_post
-from dev.twilio_like import TwilioLike
-from dev.twilio_sms import Phone
+from dev.processes import free_port, process_environment, start, wait_for_health
+from dev.twilio.calls import TwilioLike
+from dev.twilio.http_transport import http_post
+from dev.twilio.texts import Phone
 from ivr import create_app
 from ivr.pin_guard import LOCK_MEMORY_SECONDS, LOCK_SECONDS, PIN_CHECKS_PER_WINDOW
 from ivr.prompts import load_menus
 from ivr.references import is_valid_reference, new_reference
 from ivr.tips import PIN_HASHER
-from tests.conftest import PUBLIC_BASE_URL, environment_for, free_port
+from tests.conftest import PUBLIC_BASE_URL, environment_for
 from tests.console_people import ConsoleClient, enrolled
 from tests.privacy import needles_for_number, scan_files, scan_lines, scan_redis
-from tests.processes import process_environment, start, wait_for_health
 from tests.test_sms import REPORT
 
 # The reference and the PIN in a reply: six digits as minted now, four as minted before.

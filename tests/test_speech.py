@@ -1,7 +1,7 @@
 """Speech to text and the disguised copy, with real speech through the real model.
 
 The speech is espeak-ng's, made in memory and carried as a phone line would (8 kHz,
-telephone band, mu-law): tests/phone_audio.py. Whisper tiny.en hears espeak poorly,
+telephone band, mu-law): dev/phone_audio.py. Whisper tiny.en hears espeak poorly,
 so a test checks several words that survive the line, not whole sentences. The model
 is loaded once for the module (about a second).
 """
@@ -25,9 +25,9 @@ import numpy as np
 import pytest
 
 from config.settings import PROJECT_ROOT, Settings
-from tests.phone_audio import (PHONE_SAMPLE_RATE, require_speech_tools, sample_rate, samples, silence, speak,
+from dev.phone_audio import (PHONE_SAMPLE_RATE, require_speech_tools, sample_rate, samples, silence, speak,
                                synthesise)
-from tests.word_errors import normalised_words, word_error_rate
+from dev.word_errors import normalised_words, word_error_rate
 from ivr.audio import AudioError
 from ivr.audio.disguise import disguise
 from ivr.audio.wav import read_wav_format, wav_duration_seconds

@@ -16,30 +16,30 @@ import pytest
 import redis
 
 from config.settings import PROJECT_ROOT, Settings
-from dev.http_transport import http_post
-from dev.twilio_like import TwilioLike
 from dev.phone_audio import speak
-from dev.standin_client import StandIn
+from dev.processes import free_port, process_environment, start, wait_for_health, wait_until
+from dev.standin.client import StandIn
+from dev.twilio.calls import TwilioLike
+from dev.twilio.http_transport import http_post
 from ivr.handler_queue import HandlerQueue
 from ivr.tips import AWAITING_LANGUAGE, FINAL_PART_STATUSES, NO_SPEECH, READY, TipStore
 from ivr.vault import KeyRing, TipVault
 from tests.calls import leave_a_message
-from tests.conftest import CALLER_NUMBER, free_port
+from tests.conftest import CALLER_NUMBER
 from tests.privacy import needles_for_number, needles_for_text, scan_files, scan_lines, scan_redis
-from tests.processes import process_environment, start, wait_for_health, wait_until
 
 pytestmark = pytest.mark.slow
 
 MESSAGE = "There is a man selling drugs outside the school on Station Road every Friday night."
 
 
-# Each process `make run` starts, by what its command line holds.
+# Each process `make run` starts (dev/Procfile.dev), by what its command line holds.
 PROCFILE_PROCESSES = {"web": "ivr.wsgi:app", "worker": "workers.run", "clock": "workers.clock",
-                      "redis": "redis-server", "stand-in": "dev.provider_standin"}
+                      "redis": "redis-server", "stand-in": "dev.standin"}
 
 
 def not_running(children: list[psutil.Process]) -> list[str]:
-    """The Procfile's processes that are not alive among `children` (shells that start them do not count)."""
+    """`make run`'s processes that are not alive among `children` (shells that start them do not count)."""
     alive = []
     for child in children:
         try:
@@ -48,6 +48,19 @@ def not_running(children: list[psutil.Process]) -> list[str]:
         except psutil.NoSuchProcess:
             continue
     return [name for name, needle in PROCFILE_PROCESSES.items() if not any(needle in line for line in alive)]
+
+
+def procfile_lines(path: Path) -> list[str]:
+    return [line for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_make_run_starts_production_processes_as_the_procfile_has_them() -> None:
+    """The Procfile holds production's processes only; `make run`'s dev Procfile adds Redis and the stand-in."""
+    production = procfile_lines(PROJECT_ROOT / "Procfile")
+    development = procfile_lines(PROJECT_ROOT / "dev" / "Procfile.dev")
+    assert [line.split(":")[0] for line in production] == ["web", "worker", "clock"]
+    assert development[:len(production)] == production
+    assert [line.split(":")[0] for line in development[len(production):]] == ["redis", "provider"]
 
 
 def log_mentions(log_path: Path, *phrases: str, after: int = 0) -> bool:

@@ -8,7 +8,7 @@ import secrets
 import pytest
 from argon2 import PasswordHasher
 
-from dev.twilio_like import TwilioLike
+from dev.twilio.calls import TwilioLike
 from ivr import keys
 from ivr.handler_queue import HandlerQueue
 from ivr.tips import AWAITING_TRANSCRIPT, NO_SPEECH, READY, TRANSCRIPTION_FAILED, ShreddedTip, TipStore

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from dev.twilio_like import Call, TwilioLike
+from dev.twilio.calls import Call, TwilioLike
 from ivr.call_state import BadCallState, CallState, CallStateCodec
 from ivr.references import is_valid_reference
 from tests.calls import codes_heard

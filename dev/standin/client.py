@@ -1,6 +1,6 @@
 """A client for the provider stand-in's admin routes, used by tests and the simulator.
 
-`StandIn` is also the provider a `dev.twilio_like.TwilioLike` reports to: it implements
+`StandIn` is also the provider a `dev.twilio.calls.TwilioLike` reports to: it implements
 `call_started`, `recording_made` and `call_ended`, so a simulated call leaves at the
 stand-in what a real one leaves at Twilio (the recording, and a call log that becomes
 deletable when the call ends).
@@ -59,7 +59,7 @@ class StandIn:
         self.url = url.rstrip("/")
         self.timeout_seconds = timeout_seconds
 
-    # -- the provider protocol of dev.twilio_like ----------------------------------------
+    # -- the provider protocol of dev.twilio.calls ----------------------------------------
 
     def call_started(self, call_sid: str, from_number: str | None = None, to_number: str | None = None) -> None:
         query = {k: v for k, v in (("from", from_number), ("to", to_number)) if v}
@@ -173,7 +173,7 @@ class StandIn:
 
     def _open(self, request: urllib.request.Request) -> http.client.HTTPResponse:
         try:
-            # The stand-in's own http:// URL (dev.provider_standin), never one from a request.
+            # The stand-in's own http:// URL (dev.standin), never one from a request.
             return urllib.request.urlopen(request, timeout=self.timeout_seconds)  # nosec B310
         except urllib.error.HTTPError as error:
             detail = error.read().decode(errors="replace")[:200]

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from dev.standin_state import (FINAL_CALL_STATUSES, FINAL_MESSAGE_STATUSES, StoredCall, StoredMessage,
+from dev.standin.state import (FINAL_CALL_STATUSES, FINAL_MESSAGE_STATUSES, StoredCall, StoredMessage,
                                StoredRecording, current_state)
 
 API_PREFIX = "/2010-04-01/Accounts"

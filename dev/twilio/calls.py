@@ -34,6 +34,8 @@ from urllib.parse import urlsplit
 
 from twilio.request_validator import RequestValidator
 
+from dev.phone_audio import silence
+
 # (absolute URL, form fields, headers) -> (HTTP status, body)
 Transport = Callable[[str, dict[str, str], dict[str, str]], tuple[int, str]]
 
@@ -54,19 +56,6 @@ class Provider(Protocol):
     def put_message(self, message_sid: str, body: str, status: str = "received", direction: str = "inbound",
                     created: datetime | None = None, media: tuple[str, ...] = (), sender: str | None = None) -> None: ...
 
-
-PHONE_SAMPLE_RATE = 8000
-
-
-def silence(seconds: int) -> bytes:
-    """A WAV of `seconds` of silence at telephone quality (8 kHz, 16-bit, mono)."""
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(PHONE_SAMPLE_RATE)
-        wav.writeframes(bytes(2 * PHONE_SAMPLE_RATE * seconds))
-    return buffer.getvalue()
 
 
 def wav_seconds(wav_bytes: bytes) -> int:
@@ -236,7 +225,7 @@ class Call:
         self.last = self.twilio.post(url, {**self._call_fields(), **extra})
         if self.last.status != 200:
             raise TwimlError(f"{url} answered {self.last.status}: {self.last.body[:200]}")
-        self._run(_parse(self.last.body))
+        self._run(parse_twiml(self.last.body))
 
     def _run(self, verbs: list[ET.Element]) -> None:
         self._waiting, self._rest = None, []
@@ -276,7 +265,7 @@ class Call:
         return self._waiting
 
 
-def _parse(body: str) -> list[ET.Element]:
+def parse_twiml(body: str) -> list[ET.Element]:
     try:
         root = ET.fromstring(body)  # nosec B314  # our own app's TwiML; expat expands no external entities
     except ET.ParseError as error:

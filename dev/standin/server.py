@@ -12,10 +12,10 @@ under /2010-04-01/Accounts/{AccountSid}/:
   with Body= (redaction). Errors are Twilio's JSON: {"code", "message", "more_info", "status"}.
 
 Admin routes under /_standin/ (no auth, loopback clients only) put recordings, start and
-end calls, read the request log, inject faults and hold requests: `dev.standin_client`.
+end calls, read the request log, inject faults and hold requests: `dev.standin.client`.
 
 In tests: `StandInServer(account_sid, auth_token).start()` serves it from a thread. As a
-process (`make run`): `python -m dev.provider_standin`, on the port of TWILIO_API_BASE.
+process (`make run`): `python -m dev.standin`, on the port of TWILIO_API_BASE.
 It never logs a request line: the paths carry provider sids.
 """
 
@@ -34,9 +34,9 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from config.settings import Settings, SettingsError
-from dev.standin_admin import ADMIN_PREFIX, admin
-from dev.standin_api import API_PREFIX, api, not_found, twilio_error
-from dev.standin_state import Fault, ProviderState, current_state
+from dev.standin.admin import ADMIN_PREFIX, admin
+from dev.standin.api import API_PREFIX, api, not_found, twilio_error
+from dev.standin.state import Fault, ProviderState, current_state
 
 STREAM_CHUNK = 64 * 1024
 LOOPBACK = frozenset({"127.0.0.1", "::1"})
@@ -205,6 +205,3 @@ def main() -> int:
         return 0  # Ctrl-C in a terminal reaches every process; honcho stops the rest
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-from dev.twilio_like import TwilioLike, TwimlError, Webhook, _parse, new_sid
+from dev.twilio.calls import TwilioLike, TwimlError, Webhook, parse_twiml, new_sid
 
 
 class Phone:
@@ -77,7 +77,7 @@ def reply_text(body: str) -> str:
 
 def reply_texts(body: str) -> list[str]:
     """The text of each of a MessagingResponse's <Message> verbs."""
-    verbs = _parse(body)
+    verbs = parse_twiml(body)
     for verb in verbs:
         if verb.tag != "Message":
             raise TwimlError(f"unexpected verb <{verb.tag}> in an SMS reply")

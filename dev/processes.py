@@ -1,17 +1,26 @@
-"""Start and stop the real processes (gunicorn, the worker, `make run`'s honcho) in tests."""
+"""Start and stop real processes (gunicorn, the worker, `make run`'s honcho) for tests, tools and benchmarks."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from config.settings import PROJECT_ROOT
+
+
+def free_port() -> int:
+    """A loopback port the kernel says is free now (another process could take it before we do)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def process_environment(overrides: dict[str, str]) -> dict[str, str]:
@@ -31,11 +40,13 @@ def start(command: list[str], env: dict[str, str], log_path: Path) -> subprocess
 
 
 def wait_for_health(base_url: str, want_redis: bool = True, timeout: float = 30) -> dict:
+    if urlsplit(base_url).scheme not in ("http", "https"):
+        raise ValueError(f"not an http(s) URL: {base_url!r}")
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"{base_url}/healthz", timeout=2) as response:
+            with urllib.request.urlopen(f"{base_url}/healthz", timeout=2) as response:  # nosec B310  # checked above
                 last = json.loads(response.read())
                 if not want_redis or last.get("redis"):  # type: ignore[union-attr]
                     return last  # type: ignore[return-value]

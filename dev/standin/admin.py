@@ -1,4 +1,4 @@
-"""The provider stand-in's admin routes, for tests and the simulator (`dev.standin_client`).
+"""The provider stand-in's admin routes, for tests and the simulator (`dev.standin.client`).
 
 No authentication: the stand-in listens on loopback, and these answer loopback clients
 only. Every POST here is also written to the request log, numbered in the same sequence
@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 from flask import Blueprint, Response, jsonify, request
 
-from dev.standin_state import (FINAL_CALL_STATUS, FINAL_CALL_STATUSES, MESSAGE_DIRECTIONS, Fault, Hold, StoredMessage, StoredRecording,
+from dev.standin.state import (FINAL_CALL_STATUS, FINAL_CALL_STATUSES, MESSAGE_DIRECTIONS, Fault, Hold, StoredMessage, StoredRecording,
                                current_state, utc_now)
 
 ADMIN_PREFIX = "/_standin"

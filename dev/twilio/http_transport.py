@@ -1,4 +1,4 @@
-"""An HTTP transport for `dev.twilio_like`: POSTs to a running Tipline, as Twilio would."""
+"""An HTTP transport for `dev.twilio.calls`: POSTs to a running Tipline, as Twilio would."""
 
 from __future__ import annotations
 
