@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from dev.twilio_like import TwilioLike
+from dev.processes import run_worker_burst
+from dev.twilio.calls import TwilioLike
 from ivr import keys
 from ivr.coarse_time import current_hour
 from ivr.console.catalogue import load_console_catalogue
@@ -24,7 +25,6 @@ from ivr.references import new_reference
 from ivr.status_migration import migrate_statuses
 from ivr.tips import TipStore
 from tests.console_people import ConsoleClient, a_texted_tip, enrolled
-from tests.processes import run_worker_burst
 
 SAID = "The van behind the bakery on Station Road is loaded every Thursday night."
 KEPT_RECORDING = {"recording_sid": "RE" + "0" * 32}
