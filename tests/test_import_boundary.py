@@ -117,3 +117,13 @@ def test_jobs_are_named_queued_and_kept_in_the_jobs_module_only() -> None:
         if path.is_relative_to(PROJECT_ROOT / "ivr"):  # (a worker may name its own module: a logger)
             assert job_names(source) == set(), f"{path.name} names a job: queue it through ivr.jobs"
         assert job_policies(source) == [], f"{path.name} sets job policies: they live in ivr.jobs"
+
+
+@pytest.mark.parametrize("planted", [
+    "Queue('q', connection=c).enqueue_call('workers.x.y')\n",
+    "RETRY = Retry(max=3)\n",
+    "queue.enqueue_in(delay, f, failure_ttl=60)\n",
+    "q.enqueue_call(f, result_ttl=0)\n",
+])
+def test_the_checker_finds_a_planted_job_policy(planted: str) -> None:
+    assert job_policies(planted)
