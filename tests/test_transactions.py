@@ -8,6 +8,7 @@ there is nothing to write writes nothing, and endless contention ends in a clear
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -16,8 +17,10 @@ from redis.client import Pipeline
 from rq import Queue
 
 from ivr import jobs, keys
+from ivr.console.cases import Finished
 from ivr.jobs import FAILED_JOB_TTL, JobArguments, RecordingHandle
 from ivr.transactions import TransactionContended, atomically
+from tests.console_people import a_texted_tip
 
 COUNTER = "tipline:test:counter"
 
@@ -106,3 +109,34 @@ def test_every_job_is_queued_with_its_policy_and_one_failed_job_ttl(redis_client
     assert queued[jobs.TRANSCRIBE_RECORDING].retries_left == jobs.TRANSCRIBE_RETRY.max
     assert queued[jobs.DELETE_MESSAGES].origin == keys.QUEUE_MESSAGES
     assert "RE" + "b" * 32 not in str(queued[jobs.DELETE_CALL].args)  # sealed, not readable in Redis
+
+
+def test_eight_closes_at_once_leave_one_outcome_and_one_hotspot_count(app, twilio,  # type: ignore[no-untyped-def]
+                                                                      redis_client: redis.Redis) -> None:
+    """Given a tip a handler has summarised, when eight requests close it together (tabs,
+    double clicks), then one closes it, the others are told it is finished, and it is
+    counted once."""
+    casework = app.extensions["console"].casework
+    reference = a_texted_tip(twilio, "+447700900463", ("Two men sell cocaine from a grey Golf outside the chip shop on Mare Street, "
+                                                      "most evenings, and they keep it in the boot."))
+    assert casework.claim_next("sam") == reference
+    casework.save_summary(reference, "sam", "Two men sell drugs from a car.", "hackney", "drugs")
+    barrier = threading.Barrier(8)
+    outcomes: list[str] = []
+
+    def close() -> None:
+        barrier.wait()
+        try:
+            casework.close(reference, "sam", "duplicate")
+            outcomes.append("closed")
+        except Finished:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=close) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(outcomes) == ["closed"] + ["refused"] * 7
+    counts = [int(n) for key in redis_client.keys(keys.console_hotspots("*")) for n in redis_client.hvals(key)]
+    assert counts == [1]
