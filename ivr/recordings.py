@@ -8,49 +8,30 @@ does nothing: RQ itself would happily queue a second job with the same id.
 The part also keeps the sealed handle (`TipStore.await_transcript`) until it is finished,
 so the clock can queue its job again if the job is ever lost (`workers/stuck.py`).
 
-The job carries a sealed handle (`RecordingHandle`), never raw provider sids: RQ stores
-job arguments in Redis and keeps failed jobs, and the sids must not be readable there.
+The job carries a sealed handle (`ivr.jobs.RecordingHandle`), never raw provider sids: RQ
+stores job arguments in Redis and keeps failed jobs, and the sids must not be readable there.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass
 
 import redis
-from rq import Queue, Retry
 
 from ivr import keys
 from ivr.call_state import CallState
+from ivr.jobs import JobArguments, RecordingHandle, enqueue_transcription
 from ivr.prompts import Menus
 from ivr.references import new_reference
 from ivr.tips import PIN_HASHER, NewPart, TipStore
-from ivr.vault import KeyedDigest, Sealer
+from ivr.transactions import atomically
+from ivr.vault import KeyedDigest
 
-TRANSCRIBE_JOB = "workers.recordings.transcribe_recording"
 # The longest recording a call can make: <Record maxLength> (ivr.voice.script.RECORD_MAX_SECONDS,
 # 600) plus a minute's margin. A duration beyond it is not believed (the edge drops it).
 MAX_RECORDING_SECONDS = 660
 # Whatever a callback says or the audio holds, no transcription runs longer than this.
 MAX_TRANSCRIPTION_SECONDS = 120 + 2 * MAX_RECORDING_SECONDS
-# Failed jobs are kept for a month: they hold the only handle on audio that needs a person.
-FAILED_JOB_TTL = 30 * 24 * 3600
-# Unreadable audio or a provider hiccup: try again after 10 s, 1 min, 5 min.
-TRANSCRIBE_RETRY = Retry(max=3, interval=[10, 60, 300])
-
-
-@dataclass(frozen=True)
-class RecordingHandle:
-    """What the worker needs to fetch, transcribe, store and clean up one recording."""
-
-    recording_sid: str
-    call_sid: str | None
-    reference: str
-    part: int
-    language: str | None
-    category: str | None
-    duration_seconds: int
 
 
 class RecordingIntake:
@@ -60,14 +41,8 @@ class RecordingIntake:
         self._redis = connection
         self._menus = menus
         self._tips = tips
-        self._sealer = Sealer(secret_key, "recording-handle")
+        self._arguments = JobArguments(secret_key)
         self.recording_key = KeyedDigest(secret_key, "recording")
-
-    def seal(self, handle: RecordingHandle) -> str:
-        return self._sealer.seal(json.dumps(asdict(handle)).encode()).hex()
-
-    def open(self, sealed: str) -> RecordingHandle:
-        return RecordingHandle(**json.loads(self._sealer.open(bytes.fromhex(sealed))))
 
     def is_known(self, recording_sid: str) -> bool:
         """Has this recording reached us before (callback or sweep)?"""
@@ -93,37 +68,32 @@ class RecordingIntake:
         urgent = bool(category and category.urgent)
         reference = state.reference or new_reference()  # a swept recording gets a reference of its own
         pin_hash = PIN_HASHER.hash(state.pin) if state.pin else None
-        with self._redis.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(seen, keys.tip(reference))
-                    if pipe.exists(seen):
-                        return False
-                    existing_parts = self._tips.part_count(pipe, reference)
-                    pipe.multi()
-                    pipe.set(seen, 1, ex=keys.RECORDING_SEEN_SECONDS)
-                    part = self._tips.add_part(pipe, NewPart(
-                        reference=reference, pin_hash=pin_hash, channel="voice", language=state.language,
-                        category=state.category, urgent=urgent, seconds=duration_seconds or 0), existing_parts)
-                    pipe.set(keys.recording_part(recording_key), f"{reference}:{part}")
-                    handle = RecordingHandle(recording_sid=recording_sid, call_sid=call_sid, reference=reference,
-                                             part=part, language=state.language, category=state.category,
-                                             duration_seconds=duration_seconds or 0)
-                    sealed = self.seal(handle)
-                    self._tips.await_transcript(pipe, reference, part, sealed)
-                    self.queue_transcription(pipe, sealed, recording_key, duration_seconds, urgent)
-                    pipe.execute()
-                    return True
-                except redis.WatchError:
-                    continue
+
+        def store(pipe: redis.client.Pipeline) -> bool:
+            if pipe.exists(seen):
+                return False
+            existing_parts = self._tips.part_count(pipe, reference)
+            pipe.multi()
+            pipe.set(seen, 1, ex=keys.RECORDING_SEEN_SECONDS)
+            part = self._tips.add_part(pipe, NewPart(
+                reference=reference, pin_hash=pin_hash, channel="voice", language=state.language,
+                category=state.category, urgent=urgent, seconds=duration_seconds or 0), existing_parts)
+            pipe.set(keys.recording_part(recording_key), f"{reference}:{part}")
+            handle = RecordingHandle(recording_sid=recording_sid, call_sid=call_sid, reference=reference,
+                                     part=part, language=state.language, category=state.category,
+                                     duration_seconds=duration_seconds or 0)
+            sealed = self._arguments.seal_handle(handle)
+            self._tips.await_transcript(pipe, reference, part, sealed)
+            self.queue_transcription(pipe, sealed, recording_key, duration_seconds, urgent)
+            return True
+
+        return atomically(self._redis, [seen, keys.tip(reference)], store)
 
     def queue_transcription(self, pipe: redis.client.Pipeline, sealed_handle: str, recording_key: str,
                             duration_seconds: float | None, urgent: bool) -> None:
         """Queue (inside the caller's MULTI) the one transcription job of a recording."""
-        Queue(keys.QUEUE_URGENT_RECORDINGS if urgent else keys.QUEUE_RECORDINGS, connection=self._redis).enqueue_call(
-            TRANSCRIBE_JOB, args=(sealed_handle,), job_id=keys.recording_job_id(recording_key),
-            description="transcribe a recording", result_ttl=0, failure_ttl=FAILED_JOB_TTL,
-            timeout=transcription_timeout(duration_seconds), retry=TRANSCRIBE_RETRY, pipeline=pipe)
+        enqueue_transcription(self._redis, sealed_handle, keys.recording_job_id(recording_key),
+                              transcription_timeout(duration_seconds), urgent, pipeline=pipe)
 
     def is_urgent(self, handle: RecordingHandle) -> bool:
         category = self._menus.category(handle.category)

@@ -23,6 +23,7 @@ from ivr import keys
 from ivr.coarse_time import current_hour, hour_milliseconds
 from ivr.handler_queue import HandlerQueue
 from ivr.statuses import Arrival, PartStatus, Triage
+from ivr.transactions import atomically
 from ivr.vault import TipVault
 
 # The pipeline's own short names for the codes it stores (`ivr.statuses` says what each means).
@@ -183,32 +184,28 @@ class TipStore:
                     kept_audio: dict | None = None) -> None:
         """Record a part's outcome (and its ciphertext) and the tip's overall status, atomically."""
         key = keys.tip(reference)
-        with self._redis.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    fields = {k.decode(): v for k, v in pipe.hgetall(key).items()}
-                    if not fields:
-                        raise LookupError("the tip this part belongs to no longer exists (shredded?)")
-                    wrapped = fields["wrapped_key"].decode()
-                    update: dict[str, str | bytes] = {f"part:{index}:status": status}
-                    if transcript is not None:
-                        update[f"part:{index}:transcript"] = self._vault.seal(
-                            wrapped, reference, f"part:{index}:transcript", transcript)
-                    if kept_audio is not None:
-                        update[f"part:{index}:audio"] = self._vault.seal(
-                            wrapped, reference, f"part:{index}:audio", json.dumps(kept_audio))
-                    statuses = [update[f"part:{i}:status"] if i == index else fields[f"part:{i}:status"].decode()
-                                for i in range(1, int(fields["parts"]) + 1)]
-                    update["status"] = next(s for s in _STATUS_PRECEDENCE if s in statuses)
-                    pipe.multi()
-                    pipe.hset(key, mapping=update)
-                    pipe.hdel(key, f"part:{index}:job")
-                    pipe.zrem(keys.RECORDINGS_AWAITING, f"{reference}:{index}")
-                    pipe.execute()
-                    return
-                except redis.WatchError:
-                    continue
+
+        def record(pipe: redis.client.Pipeline) -> None:
+            fields = {k.decode(): v for k, v in pipe.hgetall(key).items()}
+            if not fields:
+                raise LookupError("the tip this part belongs to no longer exists (shredded?)")
+            wrapped = fields["wrapped_key"].decode()
+            update: dict[str, str | bytes] = {f"part:{index}:status": status}
+            if transcript is not None:
+                update[f"part:{index}:transcript"] = self._vault.seal(
+                    wrapped, reference, f"part:{index}:transcript", transcript)
+            if kept_audio is not None:
+                update[f"part:{index}:audio"] = self._vault.seal(
+                    wrapped, reference, f"part:{index}:audio", json.dumps(kept_audio))
+            statuses = [update[f"part:{i}:status"] if i == index else fields[f"part:{i}:status"].decode()
+                        for i in range(1, int(fields["parts"]) + 1)]
+            update["status"] = next(s for s in _STATUS_PRECEDENCE if s in statuses)
+            pipe.multi()
+            pipe.hset(key, mapping=update)
+            pipe.hdel(key, f"part:{index}:job")
+            pipe.zrem(keys.RECORDINGS_AWAITING, f"{reference}:{index}")
+
+        atomically(self._redis, [key], record)
 
     # -- reading, shredding, rotating -------------------------------------------------------
 
@@ -242,8 +239,9 @@ class TipStore:
         """The recording is gone at the provider: forget its handle."""
         self._redis.hdel(keys.tip(reference), f"part:{index}:audio")
 
-    def has_kept_audio(self, reference: str) -> bool:
-        return any(field.endswith(b":audio") for field in self._redis.hkeys(keys.tip(reference)))
+    def has_kept_audio(self, reference: str, pipe: redis.client.Pipeline | None = None) -> bool:
+        """Does any part keep audio for a person? (With `pipe`: read inside its WATCH.)"""
+        return any(field.endswith(b":audio") for field in (pipe or self._redis).hkeys(keys.tip(reference)))
 
     def seal_for(self, reference: str, field: str, text: str) -> bytes:
         """Seal text that belongs to a tip (a summary, a note) under the tip's own key."""

@@ -52,6 +52,18 @@ def job_names(source: str) -> set[str]:
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and JOB_NAME.fullmatch(node.value)}
 
 
+def job_policies(source: str) -> list[str]:
+    """Where `source` queues an RQ job or sets a retry or TTL policy, as 'line N: what'."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call):
+            called = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+            if called in ("enqueue_call", "enqueue_at", "enqueue_in", "Retry"):
+                found.append(f"line {node.lineno}: {called}(...)")
+            found += [f"line {node.lineno}: {k.arg}=" for k in node.keywords if k.arg in ("failure_ttl", "result_ttl")]
+    return found
+
+
 def ivr_modules() -> list[Path]:
     return sorted((PROJECT_ROOT / "ivr").rglob("*.py"))
 
@@ -92,3 +104,26 @@ def test_every_job_ivr_enqueues_by_name_exists_in_the_workers() -> None:
     for name in sorted(names):
         module, _, function = name.rpartition(".")
         assert callable(getattr(importlib.import_module(module), function, None)), f"{name} is not a worker function"
+
+
+def test_jobs_are_named_queued_and_kept_in_the_jobs_module_only() -> None:
+    """One place for job names, retry policies and TTLs (`ivr/jobs.py`): a second place
+    would let the policies drift apart again (they once kept failed jobs 7 and 30 days)."""
+    jobs_module = PROJECT_ROOT / "ivr" / "jobs.py"
+    elsewhere = [p for p in [*ivr_modules(), *sorted((PROJECT_ROOT / "workers").rglob("*.py"))] if p != jobs_module]
+    assert job_names(jobs_module.read_text())
+    for path in elsewhere:
+        source = path.read_text()
+        if path.is_relative_to(PROJECT_ROOT / "ivr"):  # (a worker may name its own module: a logger)
+            assert job_names(source) == set(), f"{path.name} names a job: queue it through ivr.jobs"
+        assert job_policies(source) == [], f"{path.name} sets job policies: they live in ivr.jobs"
+
+
+@pytest.mark.parametrize("planted", [
+    "Queue('q', connection=c).enqueue_call('workers.x.y')\n",
+    "RETRY = Retry(max=3)\n",
+    "queue.enqueue_in(delay, f, failure_ttl=60)\n",
+    "q.enqueue_call(f, result_ttl=0)\n",
+])
+def test_the_checker_finds_a_planted_job_policy(planted: str) -> None:
+    assert job_policies(planted)

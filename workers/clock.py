@@ -25,7 +25,7 @@ import redis
 
 from config.settings import Settings
 from ivr.durability import NotDurable, check_durability_at_start
-from ivr.keys import QUEUE_MESSAGES, RECORDING_QUEUES
+from ivr.jobs import WORKER_QUEUES
 from ivr.provider import ProviderError
 from ivr.redaction import configure_logging
 from workers.call_sweep import sweep_calls
@@ -66,10 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     log.info("clock running: a tick every %d s, the provider sweeps every %d s", TICK_SECONDS, SWEEP_EVERY_SECONDS)
     next_sweep = 0.0
     stuck_after = timedelta(seconds=args.requeue_after_seconds)
-    job_queues = (*RECORDING_QUEUES, QUEUE_MESSAGES)
     while not stopping:
-        _run_guarded("recovery", lambda: requeue_abandoned(context.services.redis, job_queues))
-        _run_guarded("unclaimed jobs", lambda: requeue_unclaimed(context.services.redis, job_queues))
+        _run_guarded("recovery", lambda: requeue_abandoned(context.services.redis, WORKER_QUEUES))
+        _run_guarded("unclaimed jobs", lambda: requeue_unclaimed(context.services.redis, WORKER_QUEUES))
         _run_guarded("stuck parts", lambda: requeue_stuck(context, stuck_after=stuck_after))
         _run_guarded("idle conversations", lambda: context.services.sms.sessions.close_idle(time.time()))
         if time.monotonic() >= next_sweep:

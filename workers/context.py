@@ -10,6 +10,7 @@ import functools
 from dataclasses import dataclass
 
 from config.settings import Settings
+from ivr.jobs import JobArguments
 from ivr.provider import Provider
 from ivr.services import Services, build_services
 from workers.speech import Recogniser, load_recogniser
@@ -19,6 +20,11 @@ from workers.speech import Recogniser, load_recogniser
 class WorkerContext:
     services: Services
     provider: Provider
+
+    @functools.cached_property
+    def arguments(self) -> JobArguments:
+        """Opens the sealed arguments jobs carry."""
+        return JobArguments(self.services.settings.secret_key)
 
     @functools.cached_property
     def recogniser(self) -> Recogniser:

@@ -19,13 +19,14 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-import redis
+from redis.client import Pipeline
 
 from ivr import keys
 from ivr.provider import InboundText, StillInProgress
 from ivr.references import new_reference
 from ivr.sms import words
 from ivr.tips import LINE_DOWN, NewPart
+from ivr.transactions import atomically
 from workers.context import WorkerContext
 
 log = logging.getLogger(__name__)
@@ -74,20 +75,16 @@ def _take_in(context: WorkerContext, text: InboundText) -> bool | None:
     body = words.clean(text.body)
     worth_a_tip = bool(body) and words.keyword(body) is None
     reference = new_reference()
-    with context.services.redis.pipeline() as pipe:
-        while True:
-            try:
-                pipe.watch(marker, keys.tip(reference))
-                if pipe.exists(marker):
-                    pipe.unwatch()
-                    return None
-                if worth_a_tip:
-                    tips.add_text_part(pipe, NewPart(reference=reference, pin_hash=None, channel="sms", language=None,
-                                                     category=None, urgent=False, seconds=0, arrival=LINE_DOWN), body)
-                else:
-                    pipe.multi()
-                cleanup.enqueue([text.sid], pipe=pipe)
-                pipe.execute()
-                return worth_a_tip
-            except redis.WatchError:
-                continue
+
+    def store(pipe: Pipeline) -> bool | None:
+        if pipe.exists(marker):
+            return None
+        if worth_a_tip:
+            tips.add_text_part(pipe, NewPart(reference=reference, pin_hash=None, channel="sms", language=None,
+                                             category=None, urgent=False, seconds=0, arrival=LINE_DOWN), body)
+        else:
+            pipe.multi()
+        cleanup.enqueue([text.sid], pipe=pipe)
+        return worth_a_tip
+
+    return atomically(context.services.redis, [marker, keys.tip(reference)], store)

@@ -2,7 +2,7 @@
 
 Every sid is tried; deleting what is already gone is a success. A message still being
 delivered (error 20009) makes the job raise StillInProgress after trying the rest, and
-RQ runs it again later (`ivr.sms.cleanup.DELETE_MESSAGES_RETRY`): running it twice is the
+RQ runs it again later (`ivr.jobs.DELETE_MESSAGES_RETRY`): running it twice is the
 same as once. A sid of the wrong shape (the webhook's MessageSid is the provider's word,
 checked only here) is logged without itself and dropped: one bad sid must not keep the
 rest of a conversation, each holding the tipster's number, at the provider. Once a
@@ -29,7 +29,7 @@ def delete_messages(sealed_sids: str) -> None:
 def delete_message_records(provider: Provider, cleanup: MessageCleanup, sealed_sids: str) -> None:
     """Delete each message at the provider; StillInProgress (after the others) if any is not final."""
     waiting = malformed = 0
-    for message_sid in cleanup.open(sealed_sids):
+    for message_sid in cleanup.arguments.open_message_sids(sealed_sids):
         try:
             provider.delete_message(message_sid)
         except StillInProgress:

@@ -18,27 +18,24 @@ import signal
 import threading
 import time
 
-from rq import Queue, Retry, get_current_job
+from rq import get_current_job
 
-from ivr import keys
 from ivr.audio import AudioError
 from ivr.audio.wav import wav_duration_seconds
 from ivr.provider import ProviderError, RecordingNotFound, RecordingTooLarge, StillInProgress
-from ivr.recordings import FAILED_JOB_TTL, RecordingHandle, transcription_timeout
+from ivr.jobs import RecordingHandle, enqueue_call_deletion
+from ivr.recordings import transcription_timeout
 from ivr.tips import AWAITING_LANGUAGE, FINAL_PART_STATUSES, NO_SPEECH, READY, TRANSCRIPTION_FAILED
 from workers.context import WorkerContext, worker_context
 
 log = logging.getLogger(__name__)
 
-DELETE_CALL_JOB = "workers.recordings.delete_call"
-# A call cannot be deleted while the caller is still on the line (error 20009).
-DELETE_CALL_RETRY = Retry(max=8, interval=[30, 60, 120, 300, 600, 1200, 1800, 3600])
 KEEP_RECORDING = (AWAITING_LANGUAGE, TRANSCRIPTION_FAILED)
 
 
 def transcribe_recording(sealed_handle: str) -> None:
     context = worker_context()
-    handle = context.services.recordings.open(sealed_handle)
+    handle = context.arguments.open_handle(sealed_handle)
     status = context.services.tips.part_status(handle.reference, handle.part)
     if status is None:
         log.warning("a recording's tip no longer exists; deleting the provider's copies")
@@ -122,20 +119,14 @@ def _delete_provider_copies(context: WorkerContext, handle: RecordingHandle, kee
     try:
         context.provider.delete_call(handle.call_sid)
     except StillInProgress:
-        _queue_call_deletion(context, sealed_handle)
-
-
-def _queue_call_deletion(context: WorkerContext, sealed_handle: str) -> None:
-    Queue(keys.QUEUE_RECORDINGS, connection=context.services.redis).enqueue_call(
-        DELETE_CALL_JOB, args=(sealed_handle,), description="delete a call log", result_ttl=0,
-        failure_ttl=FAILED_JOB_TTL, retry=DELETE_CALL_RETRY)
-    log.info("the call is still in progress at the provider; its deletion is queued")
+        enqueue_call_deletion(context.services.redis, sealed_handle)
+        log.info("the call is still in progress at the provider; its deletion is queued")
 
 
 def delete_call(sealed_handle: str) -> None:
     """Delete a call log at the provider; StillInProgress makes RQ try again later."""
     context = worker_context()
-    handle = context.services.recordings.open(sealed_handle)
+    handle = context.arguments.open_handle(sealed_handle)
     if handle.call_sid:
         context.provider.delete_call(handle.call_sid)
 

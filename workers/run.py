@@ -23,7 +23,7 @@ from rq import SimpleWorker
 
 from config.settings import Settings
 from ivr.durability import NotDurable, check_durability_at_start
-from ivr.keys import QUEUE_MESSAGES, RECORDING_QUEUES
+from ivr.jobs import WORKER_QUEUES
 from ivr.redaction import configure_logging
 from ivr.status_migration import migrate_statuses
 from workers.claiming import ClaimingQueue
@@ -32,9 +32,6 @@ from workers.recovery import requeue_abandoned, requeue_unclaimed
 
 log = logging.getLogger("workers.run")
 REDIS_WAIT_SECONDS = 1.0
-# Urgent recordings first, then the other recordings, then message clean-up (a flood of
-# refused texts never delays a transcription).
-WORKER_QUEUES = (*RECORDING_QUEUES, QUEUE_MESSAGES)
 
 
 class TiplineWorker(SimpleWorker):

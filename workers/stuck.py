@@ -19,10 +19,13 @@ import time
 from datetime import timedelta
 
 import redis
+from redis.client import Pipeline
 from rq.registry import FailedJobRegistry
 
 from ivr import keys
+from ivr.jobs import RecordingHandle
 from ivr.tips import FINAL_PART_STATUSES, TRANSCRIPTION_FAILED
+from ivr.transactions import atomically
 from workers.context import WorkerContext
 
 log = logging.getLogger(__name__)
@@ -57,7 +60,7 @@ def requeue_stuck(context: WorkerContext, stuck_after: timedelta = STUCK_AFTER, 
         if sealed is None:
             log.error("a part awaits its transcript but keeps no job handle; it needs an operator")
             continue
-        handle = intake.open(sealed)
+        handle = context.arguments.open_handle(sealed)
         recording_key = intake.recording_key(handle.recording_sid)
         job_id = keys.recording_job_id(recording_key)
         if job_is_pending(connection, job_id):
@@ -70,13 +73,22 @@ def requeue_stuck(context: WorkerContext, stuck_after: timedelta = STUCK_AFTER, 
             tips.finish_part(reference, index, TRANSCRIPTION_FAILED, kept_audio={"recording_sid": handle.recording_sid})
             log.error("a recording's job was lost %d times; kept at the provider for a person", MAX_ROUNDS)
             continue
-        with connection.pipeline() as pipe:
-            pipe.multi()
-            for name in keys.RECORDING_QUEUES:
-                FailedJobRegistry(name, connection=connection).remove(job_id, pipeline=pipe)
-            intake.queue_transcription(pipe, sealed, recording_key, handle.duration_seconds, intake.is_urgent(handle))
-            pipe.execute()
+        _requeue(context, sealed, handle, recording_key)
         requeued += 1
     if requeued:
         log.warning("queued again %d transcription job(s) that were lost", requeued)
     return requeued
+
+
+def _requeue(context: WorkerContext, sealed: str, handle: RecordingHandle, recording_key: str) -> None:
+    """Out of the failed registries and into its queue, in one transaction."""
+    connection, intake = context.services.redis, context.services.recordings
+    job_id = keys.recording_job_id(recording_key)
+
+    def requeue(pipe: Pipeline) -> None:
+        pipe.multi()
+        for name in keys.RECORDING_QUEUES:
+            FailedJobRegistry(name, connection=connection).remove(job_id, pipeline=pipe)
+        intake.queue_transcription(pipe, sealed, recording_key, handle.duration_seconds, intake.is_urgent(handle))
+
+    atomically(connection, [], requeue)

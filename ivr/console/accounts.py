@@ -29,6 +29,7 @@ from ivr import keys
 from ivr.console.one_time_codes import StepClaims, matching_step
 from ivr.console.sign_in_limits import ADDRESS_FAILURES_ALLOWED, WINDOW_SECONDS, Attempt, SignInLimits
 from ivr.console.sign_ins import SignIns
+from ivr.transactions import atomically
 from ivr.vault import CannotOpen, Sealer
 
 ROLES = ("handler", "supervisor", "admin")  # each can do all that the ones before it can
@@ -119,14 +120,15 @@ class AccountStore:
         if role not in ROLES:
             raise AccountError(f"The role must be one of {', '.join(ROLES)}, not {role!r}.")
         nonce = secrets.token_urlsafe(16)
-        with self._redis.pipeline() as pipe:
-            pipe.watch(keys.console_account(name))
+
+        def create(pipe: redis.client.Pipeline) -> None:
             if pipe.exists(keys.console_account(name)):
                 raise NameTaken(f"There is already an account named {name!r}.")
             pipe.multi()
             pipe.hset(keys.console_account(name), mapping={"role": role, "status": PENDING, "enrol_nonce": nonce})
             pipe.sadd(keys.CONSOLE_ACCOUNTS, name)
-            pipe.execute()
+
+        atomically(self._redis, [keys.console_account(name)], create)
         return self._links.dumps({"name": name, "nonce": nonce})
 
     def new_enrolment_link(self, name: str) -> str:
@@ -198,8 +200,7 @@ class AccountStore:
         if step is None:
             raise AccountError("That code is not right. Check the time on your phone, then enter the current code.")
         key = keys.console_account(enrolment.name)
-        with self._redis.pipeline() as pipe:
-            pipe.watch(key)
+        def enrol(pipe: redis.client.Pipeline) -> None:
             if pipe.hget(key, "enrol_nonce") != self._nonce_in_link(token).encode():
                 raise EnrolmentInvalid("This enrolment link has been used or replaced. Ask an admin for a new one.")
             pipe.multi()
@@ -207,7 +208,8 @@ class AccountStore:
                                     "totp": self._totp.seal(enrolment.totp_secret.encode()),
                                     "last_totp_step": step, "status": ACTIVE})
             pipe.hdel(key, "enrol_nonce", "pending_totp")
-            pipe.execute()
+
+        atomically(self._redis, [key], enrol)
         return self.get(enrolment.name)  # type: ignore[return-value]
 
     def _name_in_link(self, token: str) -> str:

@@ -38,6 +38,7 @@ import redis
 from ivr import keys
 from ivr.coarse_time import current_hour
 from ivr.console.audit_chain import GENESIS, AuditEntry, AuditReport, check_chain, head_record, read_head
+from ivr.transactions import atomically
 from ivr.vault import ChainMac
 
 __all__ = ["ACTIONS", "AuditEntry", "AuditLog", "AuditReport", "AuditTrailBroken"]
@@ -94,21 +95,18 @@ class AuditLog:
         detail = clean_text(detail, "detail", DETAIL_MAX, required=False)
         if tip is not None and not (isinstance(tip, str) and TIP_PATTERN.fullmatch(tip)):
             raise ValueError(f"tip must be a tip's reference (letters, digits, - or _, at most 40), not {tip!r}")
-        with self._redis.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(keys.AUDIT_HEAD)
-                    last_seq, last_mac = self._head(*self._snapshot())
-                    unsigned = AuditEntry(seq=last_seq + 1, hour=current_hour(), who=who, action=action, tip=tip,
-                                          detail=detail, mac="")
-                    entry = replace(unsigned, mac=self._chain.mac(last_mac, unsigned.signed_bytes()))
-                    pipe.multi()
-                    pipe.rpush(keys.AUDIT_TRAIL, entry.to_json())
-                    pipe.set(keys.AUDIT_HEAD, head_record(self._chain, entry.seq, entry.mac))
-                    pipe.execute()
-                    return entry
-                except redis.WatchError:
-                    continue
+
+        def append(pipe: redis.client.Pipeline) -> AuditEntry:
+            last_seq, last_mac = self._head(*self._snapshot())
+            unsigned = AuditEntry(seq=last_seq + 1, hour=current_hour(), who=who, action=action, tip=tip,
+                                  detail=detail, mac="")
+            entry = replace(unsigned, mac=self._chain.mac(last_mac, unsigned.signed_bytes()))
+            pipe.multi()
+            pipe.rpush(keys.AUDIT_TRAIL, entry.to_json())
+            pipe.set(keys.AUDIT_HEAD, head_record(self._chain, entry.seq, entry.mac))
+            return entry
+
+        return atomically(self._redis, [keys.AUDIT_HEAD], append)
 
     def reseal(self, operator: str) -> int:
         """After a failed check: set the damaged trail aside, untouched, and start a new one.

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 
 import redis
-from rq import Queue, Retry
 
 from ivr import keys
 from ivr.coarse_time import current_hour
@@ -28,14 +27,14 @@ from ivr.console.cases import (CLOSED, HANDLER_TRIAGE, IN_REVIEW, NEW, PASSED_ON
 from ivr.console.flags import find_flags
 from ivr.console.hotspots import HotspotCounts, iso_week
 from ivr.handler_queue import Claim, HandlerQueue, NotHeld
+from ivr.jobs import enqueue_reviewed_recordings_deletion
 from ivr.references import is_valid_reference
 from ivr.statuses import Triage
 from ivr.tips import Tip, TipStore
+from ivr.transactions import atomically
 
 MAX_SUMMARY_CHARACTERS = 4000
 MAX_NOTE_CHARACTERS = 2000
-DELETE_REVIEWED_JOB = "workers.recordings.delete_reviewed_recordings"
-DELETE_REVIEWED_RETRY = Retry(max=8, interval=[30, 60, 120, 300, 600, 1800, 3600, 3600])
 
 
 class Casework:
@@ -187,19 +186,15 @@ class Casework:
         if not text:
             raise CaseworkError("The note is empty.")
         key = keys.case(reference)
-        with self._redis.pipeline() as pipe:
-            while True:  # the count and the note together: no gap if we stop in between
-                try:
-                    pipe.watch(key)
-                    index = int(pipe.hget(key, "notes") or 0) + 1
-                    note = json.dumps({"author": handler, "hour": current_hour(), "text": text})
-                    pipe.multi()
-                    pipe.hset(key, mapping={"notes": index,
-                                            f"note:{index}": self.tips.seal_for(reference, f"case:note:{index}", note)})
-                    pipe.execute()
-                    return
-                except redis.WatchError:
-                    continue
+
+        def append(pipe: redis.client.Pipeline) -> None:  # the count and the note together: no gap
+            index = int(pipe.hget(key, "notes") or 0) + 1
+            note = json.dumps({"author": handler, "hour": current_hour(), "text": text})
+            pipe.multi()
+            pipe.hset(key, mapping={"notes": index,
+                                    f"note:{index}": self.tips.seal_for(reference, f"case:note:{index}", note)})
+
+        atomically(self._redis, [key], append)
 
     def link_duplicate(self, reference: str, handler: str, original: str) -> None:
         """Mark this tip as describing the same thing as `original` (an appeal brings many)."""
@@ -229,32 +224,37 @@ class Casework:
         unresolved = [flag for flag in find_flags(case.summary) if flag.fingerprint not in confirmed]
         if unresolved:
             raise FlagsUnresolved(unresolved)
-        self._finish(reference, PASSED_ON, {"partner": partner, "passed_hour": current_hour()}, case)
+        self._finish(reference, PASSED_ON, {"partner": partner, "passed_hour": current_hour()})
         return self.package(reference)
 
     def close(self, reference: str, handler: str, reason: str) -> None:
         self.renew(reference, handler)
         if reason not in self._catalogue.close_reasons:
             raise CaseworkError("Choose a reason for closing it.")
-        self._finish(reference, CLOSED, {"close_reason": reason}, self.case(reference))
+        self._finish(reference, CLOSED, {"close_reason": reason})
 
-    def _finish(self, reference: str, outcome: str, fields: dict[str, str], case: Case) -> None:
-        tip = self.tip(reference)
+    def _finish(self, reference: str, outcome: str, fields: dict[str, str]) -> None:
+        """Mark the case finished, count it in the hotspots, and queue the deletion of any
+        recording kept for review, at most once: two handlers (or two tabs) finishing at once
+        leave one outcome, and a part given kept audio meanwhile is not missed."""
+        received = received_day(self.tip(reference))
         entry = self._entry(reference)
-        with self._redis.pipeline() as pipe:
-            pipe.watch(keys.case(reference))
-            if pipe.hget(keys.case(reference), "finished") is not None:
+        case_key = keys.case(reference)
+
+        def finish(pipe: redis.client.Pipeline) -> None:
+            finished, area, category = pipe.hmget(case_key, "finished", "area", "category")
+            if finished is not None:
                 raise Finished("This tip has already been passed on or closed.")
+            kept_audio = self.tips.has_kept_audio(reference, pipe=pipe)
             pipe.multi()
-            pipe.hset(keys.case(reference), mapping={**fields, "finished": outcome})
+            pipe.hset(case_key, mapping={**fields, "finished": outcome})
             self.tips.set_triage(reference, outcome, pipe=pipe)
-            if case.area and case.category:
-                self._hotspots.record(pipe, iso_week(received_day(tip)), case.area, case.category)
-            if self.tips.has_kept_audio(reference):  # reviewed: the provider's copy can go now
-                Queue(keys.QUEUE_RECORDINGS, connection=self._redis).enqueue_call(
-                    DELETE_REVIEWED_JOB, args=(reference,), description="delete reviewed recordings", result_ttl=0,
-                    failure_ttl=30 * 24 * 3600, retry=DELETE_REVIEWED_RETRY, pipeline=pipe)
-            pipe.execute()
+            if area and category:
+                self._hotspots.record(pipe, iso_week(received), area.decode(), category.decode())
+            if kept_audio:  # reviewed: the provider's copy can go now
+                enqueue_reviewed_recordings_deletion(self._redis, reference, pipeline=pipe)
+
+        atomically(self._redis, [case_key, keys.tip(reference)], finish)
         if entry:
             self._queue.finish(*entry)
 

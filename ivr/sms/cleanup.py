@@ -14,35 +14,23 @@ a marker: a text that arrived while Redis was down and was never stored anywhere
 
 from __future__ import annotations
 
-import json
-
 import redis
-from rq import Queue, Retry
 
 from ivr import keys
-from ivr.vault import KeyedDigest, Sealer
+from ivr.jobs import FAILED_JOB_TTL, JobArguments, enqueue_message_deletion
+from ivr.vault import KeyedDigest
 
-DELETE_MESSAGES_JOB = "workers.messages.delete_messages"
-DELETE_MESSAGES_RETRY = Retry(max=8, interval=[10, 30, 60, 120, 300, 600, 1800, 3600])
-FAILED_JOB_TTL = 7 * 24 * 3600
 # A marker outlives the session (1 h), every retry of its job (~2 h) and a failed job's
-# week in RQ; after that a message still at the provider is taken in by the sweep.
+# time in RQ (`ivr.jobs.FAILED_JOB_TTL`); after that a message still at the provider is
+# taken in by the sweep.
 INBOUND_MARKER_SECONDS = FAILED_JOB_TTL + 24 * 3600
 
 
 class MessageCleanup:
     def __init__(self, secret_key: str, connection: redis.Redis) -> None:
-        self._sealer = Sealer(secret_key, "message-sids")
+        self.arguments = JobArguments(secret_key)
         self._redis = connection
         self._inbound_key = KeyedDigest(secret_key, "inbound-message")
-
-    def seal(self, message_sids: list[str]) -> str:
-        return self._sealer.seal(json.dumps(message_sids).encode()).hex()
-
-    def open(self, sealed: str | bytes | None) -> list[str]:
-        if not sealed:
-            return []
-        return json.loads(self._sealer.open(bytes.fromhex(sealed.decode() if isinstance(sealed, bytes) else sealed)))
 
     def mark(self, pipe: redis.client.Pipeline, message_sids: list[str]) -> None:
         """Queue the markers saying these inbound messages are accounted for (in the caller's MULTI)."""
@@ -71,6 +59,4 @@ class MessageCleanup:
                 own.execute()
             return
         self.mark(pipe, message_sids)
-        Queue(keys.QUEUE_MESSAGES, connection=self._redis).enqueue_call(
-            DELETE_MESSAGES_JOB, args=(self.seal(message_sids),), description="delete message logs", result_ttl=0,
-            failure_ttl=FAILED_JOB_TTL, retry=DELETE_MESSAGES_RETRY, pipeline=pipe)
+        enqueue_message_deletion(self._redis, self.arguments.seal_message_sids(message_sids), pipeline=pipe)

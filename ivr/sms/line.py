@@ -29,6 +29,7 @@ from ivr.sms import words
 from ivr.sms.cleanup import MessageCleanup
 from ivr.sms.sessions import (CATEGORY, FALLBACK_LANGUAGE, LANGUAGE, REPORT, Session, SessionStore)
 from ivr.tips import PIN_HASHER, NewPart, TipStore
+from ivr.transactions import atomically
 from ivr.vault import KeyedDigest, Sealer
 
 # A first text at least this long is taken as the report itself: one message is enough.
@@ -116,20 +117,17 @@ class SmsLine:
 
     def _converse(self, session_key: str, body: str, message_sid: str | None, now: float) -> str:
         key = keys.sms_session(session_key)
-        with self._redis.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    session = self.sessions.load(pipe, session_key)
-                    session, reply = self._step(session or Session(key=session_key, stage=""), body)
-                    if message_sid:
-                        session.message_sids.append(message_sid)
-                    pipe.multi()
-                    self.sessions.save(pipe, session, now)
-                    pipe.execute()
-                    return reply
-                except redis.WatchError:
-                    continue
+
+        def step(pipe: redis.client.Pipeline) -> str:
+            session = self.sessions.load(pipe, session_key)
+            session, reply = self._step(session or Session(key=session_key, stage=""), body)
+            if message_sid:
+                session.message_sids.append(message_sid)
+            pipe.multi()
+            self.sessions.save(pipe, session, now)
+            return reply
+
+        return atomically(self._redis, [key], step)
 
     def _step(self, session: Session, body: str) -> tuple[Session, str]:
         """The next state of the conversation and the reply, for one text."""
@@ -197,15 +195,7 @@ class SmsLine:
         return self._menus.sms_text(lang, "returning_added", reference=returning.reference)
 
     def _add_text(self, reference: str, text: str) -> None:
-        with self._redis.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(keys.tip(reference))
-                    self._tips.add_text_part(pipe, NewPart(reference=reference, pin_hash=None, channel="sms",
-                                                           language=None, category=None, urgent=False, seconds=0),
-                                             text)
-                    pipe.execute()
-                    return
-                except redis.WatchError:
-                    continue
+        atomically(self._redis, [keys.tip(reference)], lambda pipe: self._tips.add_text_part(
+            pipe, NewPart(reference=reference, pin_hash=None, channel="sms", language=None, category=None,
+                          urgent=False, seconds=0), text))
 

@@ -22,6 +22,7 @@ from ivr import keys
 from ivr.prompts import Menus
 from ivr.sms.cleanup import MessageCleanup
 from ivr.tips import NewPart, TipStore
+from ivr.transactions import atomically
 
 IDLE_SECONDS = 30 * 60
 RECORD_SECONDS = 2 * IDLE_SECONDS
@@ -67,7 +68,7 @@ class SessionStore:
                           category=text.get("category") or None, attempts=int(text.get("attempts", 0)),
                           reference=text.get("reference") or None, pin_hash=text.get("pin_hash") or None,
                           wrapped_key=text.get("wrapped_key") or None,
-                          message_sids=self._cleanup.open(raw.get("sids")))
+                          message_sids=self._cleanup.arguments.open_message_sids(raw.get("sids")))
         if session.reference and session.wrapped_key and raw.get("draft"):
             session.texts = json.loads(self._tips.vault.open(session.wrapped_key, session.reference, "sms-draft",
                                                              raw["draft"]))
@@ -80,7 +81,7 @@ class SessionStore:
             "stage": session.stage, "language": session.language or "", "category": session.category or "",
             "attempts": session.attempts, "reference": session.reference or "", "pin_hash": session.pin_hash or "",
             "wrapped_key": session.wrapped_key or "", "deadline": int(now + IDLE_SECONDS),
-            "sids": self._cleanup.seal(session.message_sids),
+            "sids": self._cleanup.arguments.seal_message_sids(session.message_sids),
         }
         if session.texts and session.reference and session.wrapped_key:
             record["draft"] = self._tips.vault.seal(session.wrapped_key, session.reference, "sms-draft",
@@ -98,32 +99,28 @@ class SessionStore:
         whose idle deadline has passed is closed (the clock), so a text arriving meanwhile wins.
         """
         key = keys.sms_session(session_key)
-        with self._redis.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    deadline = pipe.hget(key, "deadline")
-                    if idle_before is not None and deadline is not None and int(deadline) > idle_before:
-                        pipe.unwatch()
-                        return None
-                    session = self.load(pipe, session_key)
-                    reference = None
-                    if session and session.texts and session.reference:
-                        reference = session.reference
-                        pipe.watch(key, keys.tip(reference))
-                        self._tips.add_text_part(pipe, self._new_part(session), "\n".join(session.texts),
-                                                 new_wrapped_key=session.wrapped_key)
-                        pipe.set(keys.sms_closed(session_key), reference, ex=GRACE_SECONDS)
-                    else:
-                        pipe.multi()
-                    pipe.delete(key)
-                    pipe.zrem(keys.SMS_IDLE, session_key)
-                    sids = (session.message_sids if session else []) + ([extra_sid] if extra_sid else [])
-                    self._cleanup.enqueue(sids, pipe=pipe)
-                    pipe.execute()
-                    return reference
-                except redis.WatchError:
-                    continue
+
+        def store(pipe: redis.client.Pipeline) -> str | None:
+            deadline = pipe.hget(key, "deadline")
+            if idle_before is not None and deadline is not None and int(deadline) > idle_before:
+                return None
+            session = self.load(pipe, session_key)
+            reference = None
+            if session and session.texts and session.reference:
+                reference = session.reference
+                pipe.watch(key, keys.tip(reference))
+                self._tips.add_text_part(pipe, self._new_part(session), "\n".join(session.texts),
+                                         new_wrapped_key=session.wrapped_key)
+                pipe.set(keys.sms_closed(session_key), reference, ex=GRACE_SECONDS)
+            else:
+                pipe.multi()
+            pipe.delete(key)
+            pipe.zrem(keys.SMS_IDLE, session_key)
+            sids = (session.message_sids if session else []) + ([extra_sid] if extra_sid else [])
+            self._cleanup.enqueue(sids, pipe=pipe)
+            return reference
+
+        return atomically(self._redis, [key], store)
 
     def _new_part(self, session: Session) -> NewPart:
         category = self._menus.category(session.category or FALLBACK_CATEGORY)
