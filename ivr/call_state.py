@@ -13,11 +13,12 @@ token minted for one purpose does not open for another.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from itsdangerous import BadData, TimestampSigner, URLSafeTimedSerializer
 
+from ivr.choices import FACTS, Choices
 from ivr.vault import CannotOpen, Sealer
 
 # A whole call (menus, a ten-minute recording, the read-back) fits well inside an hour.
@@ -33,23 +34,42 @@ class BadCallState(Exception):
 
 @dataclass(frozen=True)
 class CallState:
-    """What the caller has chosen so far, and how often the current prompt was heard."""
+    """What the caller has chosen so far, their PIN once minted, and how often the current
+    prompt was heard."""
 
-    language: str | None = None
-    category: str | None = None
-    reference: str | None = None
+    choices: Choices = field(default_factory=Choices)
     pin: str | None = None
     attempt: int = 0
 
-    def advance(self, **changes: Any) -> "CallState":
-        """The state for the next prompt: the given choices, and the attempt counter reset."""
-        return replace(self, attempt=0, **changes)
+    def advance(self, pin: str | None = None, **chosen: str) -> "CallState":
+        """The state for the next prompt: the given choices (and PIN), the attempt counter reset."""
+        return CallState(choices=self.choices.but(**chosen), pin=pin or self.pin)
 
     def again(self) -> "CallState":
         return replace(self, attempt=self.attempt + 1)
 
+    def to_token_fields(self) -> dict[str, Any]:
+        """What the token carries: only what is set, so a first step's token stays short.
 
-STATE_FIELDS = fields(CallState)
+        The names are flat (`language`, not `choices.language`): tokens minted before
+        `Choices` existed look the same and still open.
+        """
+        state = {**self.choices.to_mapping(), "pin": self.pin, "attempt": self.attempt}
+        return {name: value for name, value in state.items() if value not in (None, 0)}
+
+    @classmethod
+    def from_token_fields(cls, token_fields: dict[str, Any]) -> "CallState":
+        """The state a token carried; a name no step ever wrote is refused (ValueError)."""
+        unknown = set(token_fields) - TOKEN_FIELDS
+        if unknown:
+            raise ValueError(f"unknown call-state fields: {sorted(unknown)}")
+        attempt = token_fields.get("attempt", 0)
+        if not isinstance(attempt, int):
+            raise ValueError("attempt must be a whole number")
+        return cls(choices=Choices.from_mapping(token_fields), pin=token_fields.get("pin"), attempt=attempt)
+
+
+TOKEN_FIELDS = frozenset({*FACTS, "pin", "attempt"})
 
 
 class _SealedJSON:
@@ -98,8 +118,7 @@ class CallStateCodec:
 
     def dump(self, state: CallState, purpose: str = "step", now: float | None = None) -> str:
         """The token for `state`, stamped with `now` (default: the current time)."""
-        fields = {f.name: getattr(state, f.name) for f in STATE_FIELDS if getattr(state, f.name) not in (None, 0)}
-        token = self._serializer(purpose, now).dumps(fields)
+        token = self._serializer(purpose, now).dumps(state.to_token_fields())
         return token.decode() if isinstance(token, bytes) else token  # bytes: the payload is binary
 
     def load(self, token: str | None, purpose: str = "step", now: float | None = None) -> CallState:
@@ -108,7 +127,7 @@ class CallStateCodec:
         if not token:
             raise BadCallState("no call-state token")
         try:
-            fields = self._serializer(purpose, now).loads(token, max_age=PURPOSE_MAX_AGE[purpose])
-            return CallState(**fields)
-        except (BadData, TypeError, ValueError) as error:
+            token_fields = self._serializer(purpose, now).loads(token, max_age=PURPOSE_MAX_AGE[purpose])
+            return CallState.from_token_fields(token_fields)
+        except (BadData, TypeError, ValueError, AttributeError) as error:
             raise BadCallState(type(error).__name__) from None

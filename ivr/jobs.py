@@ -18,13 +18,15 @@ Redis and keeps failed jobs, and a provider sid must not be readable there.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import Any
 
 import redis
 from redis.client import Pipeline
 from rq import Queue, Retry
 
 from ivr import keys
+from ivr.choices import Choices
 from ivr.vault import Sealer
 
 # -- what the workers run (module path and function, as RQ imports them) -----------------
@@ -70,15 +72,36 @@ RESULT_TTL = 0  # a finished job leaves nothing behind: its result is in the tip
 
 @dataclass(frozen=True)
 class RecordingHandle:
-    """What the worker needs to fetch, transcribe, store and clean up one recording."""
+    """What the worker needs to fetch, transcribe, store and clean up one recording.
+
+    Sealed as one flat JSON object (the choices' facts beside the sids), as it was before
+    `Choices`: jobs queued, or parts awaiting, across a deploy open either way.
+    """
 
     recording_sid: str
     call_sid: str | None
-    reference: str
+    choices: Choices
     part: int
-    language: str | None
-    category: str | None
     duration_seconds: int
+
+    def __post_init__(self) -> None:
+        if not self.choices.reference:
+            raise ValueError("a recording handle needs the reference of the tip it joins")
+
+    @property
+    def reference(self) -> str:
+        """The tip this recording is a part of (always set: checked when made)."""
+        return self.choices.reference or ""
+
+    def to_mapping(self) -> dict[str, Any]:
+        return {"recording_sid": self.recording_sid, "call_sid": self.call_sid, **self.choices.to_mapping(),
+                "part": self.part, "duration_seconds": self.duration_seconds}
+
+    @classmethod
+    def from_mapping(cls, mapping: dict[str, Any]) -> "RecordingHandle":
+        return cls(recording_sid=mapping["recording_sid"], call_sid=mapping["call_sid"],
+                   choices=Choices.from_mapping(mapping), part=int(mapping["part"]),
+                   duration_seconds=int(mapping["duration_seconds"]))
 
 
 class JobArguments:
@@ -93,10 +116,10 @@ class JobArguments:
         self._message_sids = Sealer(secret_key, "message-sids")
 
     def seal_handle(self, handle: RecordingHandle) -> str:
-        return self._handles.seal(json.dumps(asdict(handle)).encode()).hex()
+        return self._handles.seal(json.dumps(handle.to_mapping()).encode()).hex()
 
     def open_handle(self, sealed: str) -> RecordingHandle:
-        return RecordingHandle(**json.loads(self._handles.open(bytes.fromhex(sealed))))
+        return RecordingHandle.from_mapping(json.loads(self._handles.open(bytes.fromhex(sealed))))
 
     def seal_message_sids(self, message_sids: list[str]) -> str:
         return self._message_sids.seal(json.dumps(message_sids).encode()).hex()

@@ -1,7 +1,9 @@
 """Prompt catalogues and menus: data files under `config/`, validated when loaded.
 
 `config/menus.json` gives the shape every language shares (which languages, which
-categories, in menu order); `config/prompts/<language>.json` gives each language's words.
+categories, in menu order, and each menu step's plays and fallback: both channels read
+them here, so the voice line and the SMS line cannot drift apart);
+`config/prompts/<language>.json` gives each language's words.
 A catalogue that lacks a prompt, a category label, or a placeholder the English one uses
 is refused at start-up, not discovered by a caller at 3 a.m.
 """
@@ -16,6 +18,7 @@ from types import MappingProxyType
 from typing import Mapping
 
 from config.settings import PROJECT_ROOT
+from ivr.choices import Choices
 from ivr.references import PIN_DIGITS, REFERENCE_RANDOM_DIGITS
 from ivr.segments import MAX_SEGMENTS, is_gsm7, segment_count
 
@@ -31,6 +34,19 @@ class CatalogueError(ValueError):
 class Category:
     id: str
     urgent: bool
+
+
+@dataclass(frozen=True)
+class MenuStep:
+    """A menu's limits: offered `plays` times at most, then `fallback` is taken (None: none)."""
+
+    name: str
+    plays: int
+    fallback: str | None = None
+
+
+# The steps the code has a handler for; menus.json must give each its plays.
+STEPS = ("language", "category", "read_back")
 
 
 @dataclass(frozen=True)
@@ -58,6 +74,30 @@ class Menus:
     catalogues: Mapping[str, Catalogue]
     languages: tuple[str, ...]
     categories: tuple[Category, ...]
+    steps: Mapping[str, MenuStep]
+
+    def step(self, name: str) -> MenuStep:
+        return self.steps[name]
+
+    @property
+    def fallback_language(self) -> str:
+        return self.steps["language"].fallback or REFERENCE_LANGUAGE
+
+    @property
+    def fallback_category(self) -> str:
+        return self.steps["category"].fallback or self.categories[-1].id
+
+    def resolved(self, choices: Choices) -> Choices:
+        """`choices` with each fact the menus do not offer (or none was made) replaced by
+        its step's fallback: what a finished report is filed under."""
+        return choices.but(
+            language=choices.language if choices.language in self.languages else self.fallback_language,
+            category=choices.category if self.category(choices.category) else self.fallback_category)
+
+    def is_urgent(self, choices: Choices) -> bool:
+        """Does the chosen topic go first in the handlers' queue? (Unknown or none: no.)"""
+        category = self.category(choices.category)
+        return bool(category and category.urgent)
 
     def catalogue(self, language: str | None) -> Catalogue:
         return self.catalogues.get(language or REFERENCE_LANGUAGE, self.catalogues[REFERENCE_LANGUAGE])
@@ -93,14 +133,31 @@ def load_menus(config_dir: Path = CONFIG_DIR) -> Menus:
     categories = tuple(Category(id=c["id"], urgent=bool(c.get("urgent", False))) for c in menus.get("categories", ()))
     if REFERENCE_LANGUAGE not in languages or len(languages) > 9 or not 0 < len(categories) <= 9:
         raise CatalogueError("menus.json needs 'en' among at most 9 languages and 1 to 9 categories.")
+    steps = _load_steps(menus.get("steps", {}), languages, categories)
     catalogues = {lang: _load_catalogue(config_dir / "prompts" / f"{lang}.json", lang) for lang in languages}
     reference = catalogues[REFERENCE_LANGUAGE]
     for catalogue in catalogues.values():
         _check_against_reference(catalogue, reference, categories)
-    loaded = Menus(catalogues=MappingProxyType(catalogues), languages=languages, categories=categories)
+    loaded = Menus(catalogues=MappingProxyType(catalogues), languages=languages, categories=categories,
+                   steps=MappingProxyType(steps))
     for language in languages:
         _check_sms_lengths(loaded, language)
     return loaded
+
+
+def _load_steps(raw: dict, languages: tuple[str, ...], categories: tuple[Category, ...]) -> dict[str, MenuStep]:
+    """Each menu step's plays and fallback, checked against the languages and categories offered."""
+    options = {"language": set(languages), "category": {c.id for c in categories}}
+    steps = {}
+    for name in STEPS:
+        entry = raw.get(name)
+        if not isinstance(entry, dict) or not isinstance(entry.get("plays"), int) or entry["plays"] < 1:
+            raise CatalogueError(f"menus.json: steps.{name} needs \"plays\", a whole number of at least 1.")
+        fallback = entry.get("fallback")
+        if name in options and fallback not in options[name]:
+            raise CatalogueError(f"menus.json: steps.{name}.fallback must be one of {sorted(options[name])}.")
+        steps[name] = MenuStep(name=name, plays=entry["plays"], fallback=fallback)
+    return steps
 
 
 def _read_json(path: Path) -> dict:

@@ -64,9 +64,10 @@ class RecordingIntake:
             duration_seconds = None
         recording_key = self.recording_key(recording_sid)
         seen = keys.recording_seen(recording_key)
-        category = self._menus.category(state.category)
-        urgent = bool(category and category.urgent)
-        reference = state.reference or new_reference()  # a swept recording gets a reference of its own
+        urgent = self._menus.is_urgent(state.choices)
+        # A swept recording gets a reference of its own.
+        choices = state.choices if state.choices.reference else state.choices.but(reference=new_reference())
+        reference = choices.reference or ""
         pin_hash = PIN_HASHER.hash(state.pin) if state.pin else None
 
         def store(pipe: redis.client.Pipeline) -> bool:
@@ -76,11 +77,10 @@ class RecordingIntake:
             pipe.multi()
             pipe.set(seen, 1, ex=keys.RECORDING_SEEN_SECONDS)
             part = self._tips.add_part(pipe, NewPart(
-                reference=reference, pin_hash=pin_hash, channel="voice", language=state.language,
-                category=state.category, urgent=urgent, seconds=duration_seconds or 0), existing_parts)
+                choices=choices, pin_hash=pin_hash, channel="voice", urgent=urgent,
+                seconds=duration_seconds or 0), existing_parts)
             pipe.set(keys.recording_part(recording_key), f"{reference}:{part}")
-            handle = RecordingHandle(recording_sid=recording_sid, call_sid=call_sid, reference=reference,
-                                     part=part, language=state.language, category=state.category,
+            handle = RecordingHandle(recording_sid=recording_sid, call_sid=call_sid, choices=choices, part=part,
                                      duration_seconds=duration_seconds or 0)
             sealed = self._arguments.seal_handle(handle)
             self._tips.await_transcript(pipe, reference, part, sealed)
@@ -96,8 +96,7 @@ class RecordingIntake:
                               transcription_timeout(duration_seconds), urgent, pipeline=pipe)
 
     def is_urgent(self, handle: RecordingHandle) -> bool:
-        category = self._menus.category(handle.category)
-        return bool(category and category.urgent)
+        return self._menus.is_urgent(handle.choices)
 
 
 def transcription_timeout(duration_seconds: float | None) -> int:

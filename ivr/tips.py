@@ -20,6 +20,7 @@ import redis
 from argon2 import PasswordHasher
 
 from ivr import keys
+from ivr.choices import Choices
 from ivr.coarse_time import current_hour, hour_milliseconds
 from ivr.handler_queue import HandlerQueue
 from ivr.statuses import Arrival, PartStatus, Triage
@@ -51,14 +52,21 @@ class ShreddedTip(LookupError):
 class NewPart:
     """A recording (or message) joining a tip: the facts known when it arrives."""
 
-    reference: str
+    choices: Choices
     pin_hash: str | None
     channel: str
-    language: str | None
-    category: str | None
     urgent: bool
     seconds: int
     arrival: Arrival | None = None  # how it reached us when not the usual way
+
+    def __post_init__(self) -> None:
+        if not self.choices.reference:
+            raise ValueError("a new part needs the reference of the tip it joins")
+
+    @property
+    def reference(self) -> str:
+        """The tip this part joins (always set: checked when made)."""
+        return self.choices.reference or ""
 
 
 @dataclass(frozen=True)
@@ -114,8 +122,8 @@ class TipStore:
         index = existing_parts + 1
         if existing_parts == 0:
             pipe.hset(key, mapping={
-                "reference": part.reference, "pin_hash": part.pin_hash or "", "channel": part.channel,
-                "language": part.language or "", "category": part.category or "", "urgent": int(part.urgent),
+                **part.choices.to_record(), "pin_hash": part.pin_hash or "", "channel": part.channel,
+                "urgent": int(part.urgent),
                 "received_hour": current_hour(), "status": AWAITING_TRANSCRIPT, "triage": Triage.NEW,
                 "wrapped_key": wrapped_key or self._vault.new_tip_key(part.reference),
                 **({"arrival": part.arrival} if part.arrival else {}),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ivr.choices import Choices
 from ivr.prompts import CONFIG_DIR, CatalogueError, load_menus
 
 
@@ -51,6 +52,28 @@ def test_menu_digits_choose_only_what_is_offered() -> None:
 def test_a_broken_catalogue_is_refused_with_a_clear_message(tmp_path: Path, breakage, message: str) -> None:  # type: ignore[no-untyped-def]
     config = copy_config(tmp_path)
     edit(config / "prompts" / "pl.json", breakage)
+    with pytest.raises(CatalogueError, match=message):
+        load_menus(config)
+
+
+def test_both_channels_read_one_set_of_menu_limits_and_fallbacks() -> None:
+    menus = load_menus()
+    assert [(s.plays, s.fallback) for s in menus.steps.values()] == [(3, "en"), (3, "other"), (3, None)]
+    assert (menus.fallback_language, menus.fallback_category) == ("en", "other")
+    assert menus.resolved(Choices(language="xx", reference="12345678903")) == Choices("en", "other", "12345678903")
+    assert menus.resolved(Choices("cy", "weapons")) == Choices("cy", "weapons")
+    assert menus.is_urgent(Choices(category="weapons")) and not menus.is_urgent(Choices(category="nope"))
+
+
+@pytest.mark.parametrize("breakage, message", [
+    (lambda d: d["steps"].pop("read_back"), "steps.read_back needs"),
+    (lambda d: d["steps"]["language"].update(plays=0), "steps.language needs"),
+    (lambda d: d["steps"]["language"].update(fallback="de"), "steps.language.fallback must be one of"),
+    (lambda d: d["steps"]["category"].update(fallback="parking"), "steps.category.fallback must be one of"),
+])
+def test_broken_menu_steps_are_refused_with_a_clear_message(tmp_path: Path, breakage, message: str) -> None:  # type: ignore[no-untyped-def]
+    config = copy_config(tmp_path)
+    edit(config / "menus.json", breakage)
     with pytest.raises(CatalogueError, match=message):
         load_menus(config)
 

@@ -10,6 +10,8 @@ from rq import Queue
 
 from dev.twilio.calls import Call, TwilioLike
 from ivr import keys
+from ivr.choices import Choices
+from ivr.jobs import JobArguments, RecordingHandle
 
 
 def jobs_in(client: redis.Redis, queue_name: str) -> list[str]:
@@ -66,3 +68,28 @@ def test_a_callback_whose_token_is_unreadable_still_queues_the_recording(caller:
     url, form = caller.pending_callbacks[0]
     assert twilio.post(url.split("?")[0] + "?t=garbage", form).status == 204
     assert len(jobs_in(redis_client, keys.QUEUE_RECORDINGS)) == 1
+
+
+# A recording handle sealed by the code before `Choices` (flat JSON), with this secret: a
+# job queued, or a part awaiting its transcript, across a deploy holds one.
+HANDLE_SECRET = "tipline-before-choices"
+HANDLE_SEALED_BEFORE_CHOICES = (
+    "f6026a84a33cc9c153e96e0e975a7d2c1c49a2a9690d0eeeac1db1d5f87d21897445876c135a21ec19d3158981075901ff0f1e3cbf"
+    "df7b0022877e493b990124e9a1503197c3be0bb5753e3bb9ae378f6cb381263411ddf67cc69d79c2227c1e649ef905e7d54bcacff4e"
+    "82934904dc71d0b52b4d1497c3ef1610aeafc0871b5d690e7dfdd5c291b6b98fd6d44c8706d8dcb0d2109f9987e62b14fd1bebb7c792"
+    "fc0446bfc11b88d02cf0a6c3164ea493e89341d40688bc0566c19463ffc53f549d1880c9556c557")
+
+
+def test_a_job_handle_sealed_before_choices_were_one_object_still_opens() -> None:
+    handle = JobArguments(HANDLE_SECRET).open_handle(HANDLE_SEALED_BEFORE_CHOICES)
+    assert handle == RecordingHandle(recording_sid="RE" + "a" * 32, call_sid=None,
+                                     choices=Choices(language="cy", reference="12345678903"), part=2,
+                                     duration_seconds=42)
+
+
+def test_a_job_handle_is_sealed_as_the_same_flat_json_as_before() -> None:
+    """The old worker code built a handle with `RecordingHandle(**json)`: every name, flat."""
+    handle = RecordingHandle(recording_sid="RE" + "a" * 32, call_sid=None,
+                             choices=Choices(language="cy", reference="12345678903"), part=2, duration_seconds=42)
+    assert handle.to_mapping() == {"recording_sid": "RE" + "a" * 32, "call_sid": None, "reference": "12345678903",
+                                   "part": 2, "language": "cy", "category": None, "duration_seconds": 42}

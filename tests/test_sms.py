@@ -18,6 +18,7 @@ from rq import Queue
 from dev.twilio.calls import TwilioLike
 from dev.twilio.texts import Phone
 from ivr import keys
+from ivr.choices import Choices
 from ivr.edge import InboundMessage
 from ivr.provider import Provider
 from ivr.sms.sessions import GRACE_SECONDS, IDLE_SECONDS, RECORD_SECONDS
@@ -106,6 +107,21 @@ def test_a_whole_conversation_in_each_language_ends_in_a_queued_tip(phone: Phone
 
 def _key(app) -> str:  # type: ignore[no-untyped-def]
     return app.extensions["tipline"].session_keys.candidates(CALLER_NUMBER, time.time())[0]
+
+
+def test_a_session_stored_before_choices_were_one_object_carries_on(phone: Phone, app, redis_client) -> None:  # type: ignore[no-untyped-def]
+    """A conversation in Redis across a deploy: the hash as the old code wrote it, field by field."""
+    sms = app.extensions["tipline"].sms
+    redis_client.hset(keys.sms_session(_key(app)), mapping={
+        "stage": "category", "language": "pl", "category": "", "attempts": 1, "reference": "", "pin_hash": "",
+        "wrapped_key": "", "deadline": int(time.time()) + IDLE_SECONDS,
+        "sids": sms.cleanup.arguments.seal_message_sids([])})
+    session = sms.sessions.load(redis_client, _key(app))
+    assert (session.stage, session.choices, session.attempts) == ("category", Choices(language="pl"), 1)
+    assert phone.sends("2") == app.extensions["tipline"].menus.sms_text("pl", "report_prompt")
+    assert {k.decode(): v.decode() for k, v in redis_client.hgetall(keys.sms_session(_key(app))).items()
+            if k in (b"stage", b"language", b"category", b"reference", b"attempts")} == {
+        "stage": "report", "language": "pl", "category": "weapons", "reference": "", "attempts": "1"}
 
 
 def test_one_long_first_message_is_the_report_and_only_the_category_is_asked(phone: Phone, app, redis_client) -> None:  # type: ignore[no-untyped-def]

@@ -18,6 +18,7 @@ from rq import Queue
 
 from ivr import jobs, keys
 from ivr.console.cases import Finished, NotYours
+from ivr.choices import Choices
 from ivr.jobs import FAILED_JOB_TTL, JobArguments, RecordingHandle
 from ivr.transactions import TransactionContended, atomically
 from tests.console_people import a_texted_tip
@@ -88,8 +89,9 @@ def test_a_job_queued_inside_a_retried_transaction_is_queued_once(redis_client: 
 
 def test_every_job_is_queued_with_its_policy_and_one_failed_job_ttl(redis_client: redis.Redis) -> None:
     arguments = JobArguments("a test secret key that is long enough to be used")
-    handle = RecordingHandle(recording_sid="RE" + "b" * 32, call_sid="CA" + "c" * 32, reference="12345678",
-                             part=1, language="en", category="drugs", duration_seconds=30)
+    handle = RecordingHandle(recording_sid="RE" + "b" * 32, call_sid="CA" + "c" * 32,
+                             choices=Choices(language="en", category="drugs", reference="12345678"), part=1,
+                             duration_seconds=30)
     sealed = arguments.seal_handle(handle)
     assert arguments.open_handle(sealed) == handle
     assert arguments.open_message_sids(arguments.seal_message_sids(["SM1"]).encode()) == ["SM1"]

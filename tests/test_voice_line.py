@@ -9,6 +9,7 @@ import pytest
 
 from dev.twilio.calls import Call, TwilioLike
 from ivr.call_state import BadCallState, CallState, CallStateCodec
+from ivr.choices import Choices
 from ivr.references import is_valid_reference
 from tests.calls import codes_heard
 
@@ -160,20 +161,50 @@ def test_a_tampered_token_starts_the_call_over(caller: Call, twilio: TwilioLike)
 @pytest.mark.parametrize("purpose, max_age", [("step", 3600), ("recording", 7 * 24 * 3600)])
 def test_a_token_opens_to_the_last_second_of_its_lifetime_and_not_after(settings, purpose: str, max_age: int) -> None:
     codec, minted = CallStateCodec(settings.secret_key), time.time()
-    token = codec.dump(CallState(language="cy", reference="12345678903"), purpose, now=minted)
-    assert codec.load(token, purpose, now=minted + max_age - 1).language == "cy"  # just inside
-    assert codec.load(token, purpose, now=minted + max_age).reference == "12345678903"  # the edge itself
+    token = codec.dump(CallState(Choices(language="cy", reference="12345678903")), purpose, now=minted)
+    assert codec.load(token, purpose, now=minted + max_age - 1).choices.language == "cy"  # just inside
+    assert codec.load(token, purpose, now=minted + max_age).choices.reference == "12345678903"  # the edge itself
     with pytest.raises(BadCallState):
         codec.load(token, purpose, now=minted + max_age + 1)  # just past
     with pytest.raises(BadCallState):
         codec.load(token, purpose, now=minted - 60)  # stamped in the future: not ours
 
 
+# Tokens minted by the code before `Choices` (flat fields), with this secret, at this time.
+# A caller mid-call across a deploy (or a recording callback delivered late) holds one.
+TOKEN_SECRET, TOKEN_MINTED = "tipline-before-choices", 1_800_000_000
+STEP_TOKEN_BEFORE_CHOICES = (
+    "3koRxYjkWFl25NccYEssJjf79AbcsqLtqvXXTRYQ2hUfnUx1FKewlTWmjP74jhqeVbx7HkcFO3o0WEA8EwaXAea_tj_uYHDLLdQwEu11paHGPi"
+    "GHlLVCYPDjJksMd2jZSKlrvmK3cbkSNOlXQNgUDa3GtIfVcgc.a0nSAA.UL4QuL47-DYXu_fq4nPL8G_8Kj0")
+RECORDING_TOKEN_BEFORE_CHOICES = (
+    "6vNTGOHbvs26inul1MkxjXU42F0zKscX_Q4w4lnXwZd3lLNZAjGQPFjREQl1MuvLlkeMr4FWQ7U1g_c8N4-QrxV4fOFBTIaog6-FefZTwZo4JQgmlR8"
+    ".a0nSAA.NTArp94OglJzh-MxMlPittFw8jg")
+
+
+def test_a_token_minted_before_choices_were_one_object_still_opens() -> None:
+    codec = CallStateCodec(TOKEN_SECRET)
+    step = codec.load(STEP_TOKEN_BEFORE_CHOICES, now=TOKEN_MINTED + 60)
+    assert step == CallState(Choices(language="cy", category="weapons", reference="12345678903"), pin="123456",
+                             attempt=1)
+    recording = codec.load(RECORDING_TOKEN_BEFORE_CHOICES, purpose="recording", now=TOKEN_MINTED + 60)
+    assert recording == CallState(Choices(language="pl", reference="12345678903"), pin="654321")
+
+
+def test_a_token_carries_the_same_flat_fields_as_before() -> None:
+    """New tokens keep the old shape, so a token minted now opens in code of either age."""
+    state = CallState(Choices(language="cy", category="weapons", reference="12345678903"), pin="123456", attempt=1)
+    assert state.to_token_fields() == {"language": "cy", "category": "weapons", "reference": "12345678903",
+                                       "pin": "123456", "attempt": 1}
+    assert CallState().to_token_fields() == {}
+    with pytest.raises(ValueError):
+        CallState.from_token_fields({"language": "cy", "postcode": "SW1A"})
+
+
 def test_a_menu_step_an_hour_and_a_second_old_starts_the_call_over(twilio: TwilioLike, settings) -> None:
-    token = CallStateCodec(settings.secret_key).dump(CallState(language="en"), now=time.time() - 3601)
+    token = CallStateCodec(settings.secret_key).dump(CallState(Choices(language="en")), now=time.time() - 3601)
     answer = twilio.post(f"/voice/category?t={token}", {"Digits": "1"})
     assert answer.status == 200 and "Let's start again" in answer.body
-    fresh = CallStateCodec(settings.secret_key).dump(CallState(language="en"), now=time.time() - 3590)
+    fresh = CallStateCodec(settings.secret_key).dump(CallState(Choices(language="en")), now=time.time() - 3590)
     answer = twilio.post(f"/voice/category?t={fresh}", {"Digits": "1"})
     assert answer.status == 200 and "Let's start again" not in answer.body
 

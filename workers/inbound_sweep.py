@@ -22,6 +22,7 @@ from datetime import datetime, timedelta, timezone
 from redis.client import Pipeline
 
 from ivr import keys
+from ivr.choices import Choices
 from ivr.provider import InboundText, StillInProgress
 from ivr.references import new_reference
 from ivr.sms import words
@@ -80,8 +81,8 @@ def _take_in(context: WorkerContext, text: InboundText) -> bool | None:
         if pipe.exists(marker):
             return None
         if worth_a_tip:
-            tips.add_text_part(pipe, NewPart(reference=reference, pin_hash=None, channel="sms", language=None,
-                                             category=None, urgent=False, seconds=0, arrival=LINE_DOWN), body)
+            tips.add_text_part(pipe, NewPart(choices=Choices(reference=reference), pin_hash=None, channel="sms",
+                                             urgent=False, seconds=0, arrival=LINE_DOWN), body)
         else:
             pipe.multi()
         cleanup.enqueue([text.sid], pipe=pipe)

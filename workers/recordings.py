@@ -45,7 +45,7 @@ def transcribe_recording(sealed_handle: str) -> None:
 
 
 def _transcribe_into_tip(context: WorkerContext, handle: RecordingHandle) -> str:
-    tips, language = context.services.tips, handle.language or "en"
+    tips, language = context.services.tips, handle.choices.language or context.services.menus.fallback_language
     kept_audio = {"recording_sid": handle.recording_sid}
     if language not in context.recogniser.languages:
         tips.finish_part(handle.reference, handle.part, AWAITING_LANGUAGE, kept_audio=kept_audio)

@@ -27,14 +27,14 @@ from ivr.pin_guard import PinGuard
 from ivr.references import new_pin, new_reference
 from ivr.sms import words
 from ivr.sms.cleanup import MessageCleanup
-from ivr.sms.sessions import (CATEGORY, FALLBACK_LANGUAGE, LANGUAGE, REPORT, Session, SessionStore)
+from ivr.choices import Choices
+from ivr.sms.sessions import CATEGORY, LANGUAGE, REPORT, Session, SessionStore
 from ivr.tips import PIN_HASHER, NewPart, TipStore
 from ivr.transactions import atomically
 from ivr.vault import KeyedDigest, Sealer
 
 # A first text at least this long is taken as the report itself: one message is enough.
 LONG_REPORT_CHARACTERS = 60
-MENU_PLAYS = 3
 RATE_LIMIT_TEXTS = 20
 RATE_WINDOW_SECONDS = 600
 SEEN_SECONDS = 15 * 60
@@ -131,30 +131,32 @@ class SmsLine:
 
     def _step(self, session: Session, body: str) -> tuple[Session, str]:
         """The next state of the conversation and the reply, for one text."""
-        menus, lang = self._menus, session.language
+        menus, lang = self._menus, session.choices.language
         if not session.stage:  # the first text
             if len(body) >= LONG_REPORT_CHARACTERS:
-                session.stage, session.language = CATEGORY, FALLBACK_LANGUAGE
+                session.stage, session.choices = CATEGORY, session.choices.but(language=menus.fallback_language)
                 return session, self._take_text(session, body, with_category=True)
             session.stage = LANGUAGE
             return session, menus.sms_text(None, "welcome")
         if session.stage == LANGUAGE:
             chosen = menus.language_for_digit(body)
-            if chosen or session.attempts + 1 >= MENU_PLAYS or len(body) >= LONG_REPORT_CHARACTERS:
-                session.stage, session.language, session.attempts = CATEGORY, chosen or FALLBACK_LANGUAGE, 0
+            if chosen or session.attempts + 1 >= menus.step("language").plays or len(body) >= LONG_REPORT_CHARACTERS:
+                session.stage, session.attempts = CATEGORY, 0
+                session.choices = session.choices.but(language=chosen or menus.fallback_language)
                 if not chosen and len(body) >= LONG_REPORT_CHARACTERS:
                     return session, self._take_text(session, body, with_category=True)
-                return session, menus.sms_text(session.language, "category_menu")
+                return session, menus.sms_text(session.choices.language, "category_menu")
             session.attempts += 1
             return session, menus.sms_text(None, "welcome")
         if session.stage == CATEGORY:
             category = menus.category_for_digit(body)
             if category:
-                session.stage, session.category = REPORT, category.id
+                session.stage, session.choices = REPORT, session.choices.but(category=category.id)
                 return session, menus.sms_text(lang, "category_noted" if session.texts else "report_prompt")
             if not body:
                 return session, menus.sms_text(lang, "empty")
-            if not session.texts and len(body) < LONG_REPORT_CHARACTERS and session.attempts + 1 < MENU_PLAYS:
+            if (not session.texts and len(body) < LONG_REPORT_CHARACTERS
+                    and session.attempts + 1 < menus.step("category").plays):
                 session.attempts += 1
                 return session, menus.sms_text(lang, "not_understood")
             # Out of order, or a report without a topic: keep every word, ask the topic again.
@@ -167,15 +169,15 @@ class SmsLine:
 
     def _take_text(self, session: Session, body: str, with_category: bool) -> str:
         """Add report text; the first text mints the reference and PIN, given in this reply."""
-        lang = session.language
+        lang = session.choices.language
         session.texts.append(body)
-        if session.reference:
+        if session.choices.reference:
             return self._menus.sms_text(lang, "added")
-        pin = new_pin()
-        session.reference, session.pin_hash = new_reference(), PIN_HASHER.hash(pin)
-        session.wrapped_key = self._tips.vault.new_tip_key(session.reference)
+        pin, reference = new_pin(), new_reference()
+        session.choices, session.pin_hash = session.choices.but(reference=reference), PIN_HASHER.hash(pin)
+        session.wrapped_key = self._tips.vault.new_tip_key(reference)
         key = "reference_and_category" if with_category else "reference"
-        return self._menus.sms_text(lang, key, reference=session.reference, pin=pin)
+        return self._menus.sms_text(lang, key, reference=reference, pin=pin)
 
     def _done(self, session_key: str, message_sid: str | None) -> str:
         lang = self._language_of(session_key)
@@ -196,6 +198,6 @@ class SmsLine:
 
     def _add_text(self, reference: str, text: str) -> None:
         atomically(self._redis, [keys.tip(reference)], lambda pipe: self._tips.add_text_part(
-            pipe, NewPart(reference=reference, pin_hash=None, channel="sms", language=None, category=None,
-                          urgent=False, seconds=0), text))
+            pipe, NewPart(choices=Choices(reference=reference), pin_hash=None, channel="sms", urgent=False,
+                          seconds=0), text))
 

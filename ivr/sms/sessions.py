@@ -1,6 +1,7 @@
 """A conversation in progress, in Redis: `tipline:sms:session:<session key>`.
 
-The record holds the stage, language, category, reference, the PIN's argon2 hash, the
+The record holds the stage, the tipster's choices (`ivr.choices`, one hash field each:
+language, category, reference), the PIN's argon2 hash, the
 data key the tip will have (wrapped), the report text sealed under that key, and the
 inbound MessageSids sealed for the clean-up job: nothing in it is readable in Redis. Each
 save also marks those messages accounted for (`MessageCleanup.mark`), so the provider
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 import redis
 
 from ivr import keys
+from ivr.choices import Choices
 from ivr.prompts import Menus
 from ivr.sms.cleanup import MessageCleanup
 from ivr.tips import NewPart, TipStore
@@ -28,20 +30,18 @@ IDLE_SECONDS = 30 * 60
 RECORD_SECONDS = 2 * IDLE_SECONDS
 # A text arriving this soon after DONE joins the same tip.
 GRACE_SECONDS = 120
-FALLBACK_LANGUAGE = "en"
-FALLBACK_CATEGORY = "other"
 
 LANGUAGE, CATEGORY, REPORT = "language", "category", "report"
 
 
 @dataclass
 class Session:
+    """One conversation: where it is, what the tipster chose, and the report so far."""
+
     key: str
     stage: str = LANGUAGE
-    language: str | None = None
-    category: str | None = None
+    choices: Choices = field(default_factory=Choices)
     attempts: int = 0
-    reference: str | None = None
     pin_hash: str | None = None
     wrapped_key: str | None = None
     texts: list[str] = field(default_factory=list)
@@ -64,13 +64,13 @@ class SessionStore:
         if not raw:
             return None
         text = {k: v.decode() for k, v in raw.items() if k not in ("draft", "sids")}
-        session = Session(key=session_key, stage=text["stage"], language=text.get("language") or None,
-                          category=text.get("category") or None, attempts=int(text.get("attempts", 0)),
-                          reference=text.get("reference") or None, pin_hash=text.get("pin_hash") or None,
+        session = Session(key=session_key, stage=text["stage"], choices=Choices.from_mapping(text),
+                          attempts=int(text.get("attempts", 0)), pin_hash=text.get("pin_hash") or None,
                           wrapped_key=text.get("wrapped_key") or None,
                           message_sids=self._cleanup.arguments.open_message_sids(raw.get("sids")))
-        if session.reference and session.wrapped_key and raw.get("draft"):
-            session.texts = json.loads(self._tips.vault.open(session.wrapped_key, session.reference, "sms-draft",
+        reference = session.choices.reference
+        if reference and session.wrapped_key and raw.get("draft"):
+            session.texts = json.loads(self._tips.vault.open(session.wrapped_key, reference, "sms-draft",
                                                              raw["draft"]))
         return session
 
@@ -78,13 +78,13 @@ class SessionStore:
         """Queue the writes of `session` (inside the caller's MULTI) and push its idle deadline."""
         key = keys.sms_session(session.key)
         record: dict[str, str | int | bytes] = {
-            "stage": session.stage, "language": session.language or "", "category": session.category or "",
-            "attempts": session.attempts, "reference": session.reference or "", "pin_hash": session.pin_hash or "",
+            "stage": session.stage, **session.choices.to_record(),
+            "attempts": session.attempts, "pin_hash": session.pin_hash or "",
             "wrapped_key": session.wrapped_key or "", "deadline": int(now + IDLE_SECONDS),
             "sids": self._cleanup.arguments.seal_message_sids(session.message_sids),
         }
-        if session.texts and session.reference and session.wrapped_key:
-            record["draft"] = self._tips.vault.seal(session.wrapped_key, session.reference, "sms-draft",
+        if session.texts and session.choices.reference and session.wrapped_key:
+            record["draft"] = self._tips.vault.seal(session.wrapped_key, session.choices.reference, "sms-draft",
                                                     json.dumps(session.texts))
         pipe.delete(key)
         pipe.hset(key, mapping=record)
@@ -106,8 +106,8 @@ class SessionStore:
                 return None
             session = self.load(pipe, session_key)
             reference = None
-            if session and session.texts and session.reference:
-                reference = session.reference
+            if session and session.texts and session.choices.reference:
+                reference = session.choices.reference
                 pipe.watch(key, keys.tip(reference))
                 self._tips.add_text_part(pipe, self._new_part(session), "\n".join(session.texts),
                                          new_wrapped_key=session.wrapped_key)
@@ -123,11 +123,10 @@ class SessionStore:
         return atomically(self._redis, [key], store)
 
     def _new_part(self, session: Session) -> NewPart:
-        category = self._menus.category(session.category or FALLBACK_CATEGORY)
-        return NewPart(reference=session.reference or "", pin_hash=session.pin_hash, channel="sms",
-                       language=session.language or FALLBACK_LANGUAGE,
-                       category=category.id if category else FALLBACK_CATEGORY,
-                       urgent=bool(category and category.urgent), seconds=0)
+        """The finished report's part: a topic never chosen takes the menus' fallback."""
+        choices = self._menus.resolved(session.choices)
+        return NewPart(choices=choices, pin_hash=session.pin_hash, channel="sms",
+                       urgent=self._menus.is_urgent(choices), seconds=0)
 
     def close_idle(self, now: float) -> int:
         """Close every session idle past its deadline (the clock calls this). Returns how many."""

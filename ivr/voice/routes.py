@@ -2,9 +2,9 @@
 
 No step keeps state on the server: what the caller chose rides in the sealed token of
 the URL Twilio requests next. A keypress that chooses nothing (no input, 0, *, letters)
-plays the menu again, at most MENU_PLAYS times; after that the caller is never turned
-away: the language falls back to English and the topic to "something else", so their
-information is still taken. A missing, tampered or expired token starts the call over.
+plays the menu again, up to the step's plays in config/menus.json; after that the caller
+is never turned away: the language and the topic take the step's fallback (English,
+"something else"), so their information is still taken. A missing, tampered or expired token starts the call over.
 """
 
 from __future__ import annotations
@@ -26,12 +26,8 @@ from ivr.voice.script import Script
 bp = Blueprint("voice", __name__, url_prefix="/voice")
 log = logging.getLogger(__name__)
 
-MENU_PLAYS = 3
-READ_BACK_PLAYS = 3
 # A recording shorter than this is treated as nothing said (once): the caller tries again.
 MIN_RECORDING_SECONDS = 2
-FALLBACK_LANGUAGE = "en"
-FALLBACK_CATEGORY = "other"
 
 
 def _script() -> Script:
@@ -81,21 +77,23 @@ def incoming(step: CallStep) -> Response:
 @bp.post("/language")
 @call_step()
 def language(step: CallStep, state: CallState) -> str:
-    chosen = services().menus.language_for_digit(step.digits)
+    menus = services().menus
+    chosen = menus.language_for_digit(step.digits)
     if chosen:
         return _script().category_menu(state.advance(language=chosen))
-    if state.attempt + 1 >= MENU_PLAYS:
-        return _script().category_menu(state.advance(language=FALLBACK_LANGUAGE), preface="language_fallback")
+    if state.attempt + 1 >= menus.step("language").plays:
+        return _script().category_menu(state.advance(language=menus.fallback_language), preface="language_fallback")
     return _script().language_menu(state.again(), preface="not_understood")
 
 
 @bp.post("/category")
 @call_step()
 def category(step: CallStep, state: CallState) -> str:
-    chosen = services().menus.category_for_digit(step.digits)
-    if chosen is None and state.attempt + 1 < MENU_PLAYS:
+    menus = services().menus
+    chosen = menus.category_for_digit(step.digits)
+    if chosen is None and state.attempt + 1 < menus.step("category").plays:
         return _script().category_menu(state.again(), preface="not_understood")
-    minted = state.advance(category=chosen.id if chosen else FALLBACK_CATEGORY,
+    minted = state.advance(category=chosen.id if chosen else menus.fallback_category,
                            reference=new_reference(), pin=new_pin())
     return _script().record(minted, preface=None if chosen else "category_fallback")
 
@@ -115,7 +113,7 @@ def recorded(step: CallStep, state: CallState) -> str:
 @bp.post("/read-back")
 @call_step(on_bad_state=lambda: _script().goodbye(CallState()))
 def read_back(step: CallStep, state: CallState) -> str:
-    if step.digits == "1" and state.attempt + 1 < READ_BACK_PLAYS:
+    if step.digits == "1" and state.attempt + 1 < services().menus.step("read_back").plays:
         return _script().received(state.again(), first_time=False)
     return _script().goodbye(state)
 

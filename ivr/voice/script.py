@@ -83,7 +83,7 @@ class Script:
         return self._filled(("language", welcome, preface), render, "voice.language", state)
 
     def category_menu(self, state: CallState, preface: str | None = None) -> str:
-        catalogue = self._menus.catalogue(state.language)
+        catalogue = self._menus.catalogue(state.choices.language)
 
         def render() -> VoiceResponse:
             response = VoiceResponse()
@@ -104,7 +104,7 @@ class Script:
         A `retry` (nothing was heard the first time) says only `nothing_heard` before the tone.
         """
         response = VoiceResponse()
-        catalogue = self._menus.catalogue(state.language)
+        catalogue = self._menus.catalogue(state.choices.language)
         if preface:
             self._say(response, catalogue, preface)
         if retry:
@@ -130,7 +130,7 @@ class Script:
     def received(self, state: CallState, first_time: bool = True) -> str:
         """Thanks, the reference and PIN again, and an offer to hear them once more."""
         response = VoiceResponse()
-        catalogue = self._menus.catalogue(state.language)
+        catalogue = self._menus.catalogue(state.choices.language)
         if first_time:
             self._say(response, catalogue, "received")
         self._say(response, catalogue, "reference_again", **self._codes(state))
@@ -140,7 +140,7 @@ class Script:
 
     def goodbye(self, state: CallState, key: str = "goodbye") -> str:
         response = VoiceResponse()
-        self._say(response, self._menus.catalogue(state.language), key)
+        self._say(response, self._menus.catalogue(state.choices.language), key)
         response.hangup()
         return str(response)
 
@@ -155,4 +155,4 @@ class Script:
 
     @staticmethod
     def _codes(state: CallState) -> dict[str, str]:
-        return {"reference": spoken_digits(state.reference or ""), "pin": spoken_digits(state.pin or "")}
+        return {"reference": spoken_digits(state.choices.reference or ""), "pin": spoken_digits(state.pin or "")}
