@@ -31,6 +31,7 @@ from werkzeug.test import TestResponse
 from config.settings import Settings
 from ivr import MAX_WEBHOOK_BYTES
 from ivr.call_state import CallState, CallStateCodec
+from ivr.choices import Choices
 from ivr.prompts import Menus
 from tests.conftest import PUBLIC_BASE_URL, LogLines
 from tests.fuzzing import (SMS_VERBS, VOICE_VERBS, FuzzTally, SignedWebhooks, assert_answered_without_failing,
@@ -104,9 +105,9 @@ def call_states(menus: Menus) -> st.SearchStrategy[CallState]:
     pins = digit_strings(4, 6)
     return st.one_of(
         st.builds(CallState, attempt=attempts),
-        st.builds(CallState, language=languages, attempt=attempts),
-        st.builds(CallState, language=languages, category=categories, reference=valid_references(), pin=pins,
-                  attempt=attempts),
+        st.builds(CallState, choices=st.builds(Choices, language=languages), attempt=attempts),
+        st.builds(CallState, choices=st.builds(Choices, language=languages, category=categories,
+                                               reference=valid_references()), pin=pins, attempt=attempts),
     )
 
 
