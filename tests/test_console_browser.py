@@ -22,7 +22,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from config.settings import PROJECT_ROOT
-from ivr import keys
+from ivr.core import keys
 from ivr.console.hotspots import iso_week
 from tests.console_people import a_texted_tip, enrolled
 

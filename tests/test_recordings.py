@@ -9,7 +9,7 @@ import redis
 from rq import Queue
 
 from dev.twilio.calls import Call, TwilioLike
-from ivr import keys
+from ivr.core import keys
 
 
 def jobs_in(client: redis.Redis, queue_name: str) -> list[str]:

@@ -7,7 +7,7 @@ from typing import Callable
 from flask import Response, flash, redirect, render_template, url_for
 from flask_login import current_user
 
-from ivr.console.accounts import AccountError
+from ivr.core.accounts import AccountError
 from ivr.console.forms import ActionForm, NewAccountForm, RoleForm
 from ivr.console.roles import requires
 from ivr.console.web import bp, console

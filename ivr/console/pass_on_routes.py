@@ -13,8 +13,8 @@ from ivr.console.listening import NothingToHear, disguised_recording
 from ivr.console.roles import requires
 from ivr.console.web import bp, console
 from ivr.console.work_routes import refused
-from ivr.provider import Provider
-from ivr.provider_errors import ProviderError
+from ivr.core.provider import Provider
+from ivr.core.provider_errors import ProviderError
 
 
 # -- passing on ----------------------------------------------------------------------------------

@@ -21,13 +21,13 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from config.settings import Settings
 from ivr.console import client_address
-from ivr.console.accounts import Account, AccountStore
-from ivr.console.audit import AuditLog, AuditTrailBroken
+from ivr.core.accounts import Account, AccountStore
+from ivr.core.audit import AuditLog, AuditTrailBroken
 from ivr.console.casework import Casework
 from ivr.console.hotspots import HotspotCounts
 from ivr.console.catalogue import ConsoleCatalogue, load_console_catalogue
-from ivr.pin_guard import PinGuard
-from ivr.services import Services
+from ivr.core import Core
+from ivr.core.pin_guard import PinGuard
 
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
                static_folder="static", static_url_path="/static")
@@ -115,17 +115,18 @@ def console() -> Console:
     return current_app.extensions["console"]
 
 
-def install(app: Flask, services: Services) -> None:
-    settings = services.settings
-    catalogue = load_console_catalogue(services.menus)
+def install(app: Flask, core: Core) -> None:
+    """Build the console's objects from the core and register its blueprint and hooks."""
+    settings = core.settings
+    catalogue = load_console_catalogue(core.menus)
     app.extensions["console"] = Console(
-        accounts=AccountStore(services.redis, settings.secret_key, settings.console_idle_seconds),
-        casework=Casework(services.redis, services.tips, catalogue, settings.console_lease_seconds),
-        audit=AuditLog(services.redis, settings.audit_key),
-        hotspots=HotspotCounts(services.redis),
+        accounts=core.accounts,
+        casework=Casework(core.redis, core.tips, catalogue, settings.console_lease_seconds),
+        audit=core.audit,
+        hotspots=HotspotCounts(core.redis),
         catalogue=catalogue,
         settings=settings,
-        pin_guard=PinGuard(settings.secret_key, services.redis, services.tips),
+        pin_guard=core.pin_guard,
     )
     app.config.update(
         SESSION_COOKIE_NAME="tipline_console",

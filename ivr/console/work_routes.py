@@ -19,9 +19,9 @@ from ivr.console.forms import (ActionForm, CloseForm, DuplicateForm, NoteForm, R
 from ivr.console.listening import AUDIO_KEPT_STATUSES
 from ivr.console.roles import requires
 from ivr.console.web import bp, console
-from ivr.pin_guard import LOCK_MEMORY_SECONDS
-from ivr.references import is_valid_reference
-from ivr.tips import ShreddedTip
+from ivr.core.pin_guard import LOCK_MEMORY_SECONDS
+from ivr.core.references import is_valid_reference
+from ivr.core.tips import ShreddedTip
 
 
 @bp.before_request

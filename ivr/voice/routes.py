@@ -17,10 +17,10 @@ import redis
 from flask import Blueprint, Response
 from werkzeug.exceptions import HTTPException
 
-from ivr.call_state import BadCallState, CallState
+from ivr.core.call_state import BadCallState, CallState
 from ivr.edge import CallStep, RecordingStatus, twilio_webhook
-from ivr.references import new_pin, new_reference
-from ivr.services import services
+from ivr.core.references import new_pin, new_reference
+from ivr.voice.wiring import voice_line as services  # the body reads services().script etc.
 from ivr.voice.script import Script
 
 bp = Blueprint("voice", __name__, url_prefix="/voice")

@@ -6,8 +6,8 @@ The worker calls `load_recogniser(settings)` once per process, before it takes j
 new file and one line in `load_recogniser`.
 
 Audio never touches the disk here: recordings arrive as bytes and are decoded in memory.
-Reading a WAV, and its failure `ivr.audio.AudioError`, are shared with the console's
-disguised copy, so they live in `ivr/audio/`; this package holds speech recognition only.
+Reading a WAV, and its failure `ivr.core.audio.AudioError`, are shared with the console's
+disguised copy, so they live in `ivr/core/audio/`; this package holds speech recognition only.
 """
 
 from __future__ import annotations
@@ -43,14 +43,14 @@ class Recogniser(Protocol):
     def transcribe(self, wav: bytes, language: str) -> Transcript:
         """Transcribe one WAV recording spoken in `language` (an ISO 639-1 code).
 
-        Raises UnsupportedLanguage, or ivr.audio.AudioError when the bytes are not a
+        Raises UnsupportedLanguage, or ivr.core.audio.AudioError when the bytes are not a
         readable recording (retry, then keep the recording for a person).
         """
         ...
 
 
 class SpeechError(Exception):
-    """Base class of the recogniser's own failures (unreadable audio is ivr.audio.AudioError)."""
+    """Base class of the recogniser's own failures (unreadable audio is ivr.core.audio.AudioError)."""
 
 
 class UnsupportedLanguage(SpeechError):
