@@ -15,8 +15,6 @@ if TYPE_CHECKING:
 
 # Twilio's webhook bodies are a few kilobytes; an SMS is at most 1,600 characters.
 MAX_WEBHOOK_BYTES = 64 * 1024
-# Where the app keeps its Core (`app.extensions[CORE_EXTENSION]`).
-CORE_EXTENSION = "tipline"
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -24,9 +22,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     from flask import Flask
 
     from config.settings import Settings
-    from ivr import edge, health, sms, voice
-    from ivr.console import web as console
+    from ivr import console, edge, health, sms, voice
     from ivr.core import build_core
+    from ivr.current import CORE_EXTENSION
 
     core = build_core(settings or Settings.from_env())
     app = Flask(__name__)

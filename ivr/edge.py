@@ -25,9 +25,9 @@ from urllib.parse import quote, urlsplit
 from flask import Flask, Response, current_app, request
 from twilio.request_validator import RequestValidator
 
-from ivr import CORE_EXTENSION
 from ivr.core import Core
 from ivr.core.recordings import MAX_RECORDING_SECONDS
+from ivr.current import CORE_EXTENSION
 
 log = logging.getLogger(__name__)
 

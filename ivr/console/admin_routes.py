@@ -10,7 +10,7 @@ from flask_login import current_user
 from ivr.core.accounts import AccountError
 from ivr.console.forms import ActionForm, NewAccountForm, RoleForm
 from ivr.console.roles import requires
-from ivr.console.web import bp, console
+from ivr.console.blueprint import bp, console
 
 
 def enrolment_url(token: str) -> str:

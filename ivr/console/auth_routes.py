@@ -10,7 +10,7 @@ from markupsafe import Markup
 from ivr.core.accounts import NAME_SHAPE, AccountError, SignInRefused, refusal
 from ivr.console.forms import ActionForm, EnrolForm, SignInForm
 from ivr.core.sign_in_limits import WINDOW_SECONDS, SignInLocked
-from ivr.console.web import ConsoleUser, bp, console
+from ivr.console.blueprint import ConsoleUser, bp, console
 
 
 @bp.route("/login", methods=["GET", "POST"])

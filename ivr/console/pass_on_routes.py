@@ -11,7 +11,7 @@ from ivr.console.flags import Flag, find_flags
 from ivr.console.forms import PassOnForm, choices
 from ivr.console.listening import NothingToHear, disguised_recording
 from ivr.console.roles import requires
-from ivr.console.web import bp, console
+from ivr.console.blueprint import bp, console
 from ivr.console.work_routes import refused
 from ivr.core.provider import Provider
 from ivr.core.provider_errors import ProviderError

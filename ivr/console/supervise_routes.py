@@ -10,7 +10,7 @@ from markupsafe import Markup
 
 from ivr.console.hotspots import build_table, iso_week, render_svg, weeks_between
 from ivr.console.roles import requires
-from ivr.console.web import bp, console
+from ivr.console.blueprint import bp, console
 
 AUDIT_PAGE_SIZE = 100
 DEFAULT_WEEKS = 8

@@ -18,23 +18,10 @@ from ivr.console.forms import (ActionForm, CloseForm, DuplicateForm, NoteForm, R
                                SummaryForm, TriageForm, choices)
 from ivr.console.listening import AUDIO_KEPT_STATUSES
 from ivr.console.roles import requires
-from ivr.console.web import bp, console
+from ivr.console.blueprint import bp, console
 from ivr.core.pin_guard import LOCK_MEMORY_SECONDS
 from ivr.core.references import is_valid_reference
 from ivr.core.tips import ShreddedTip
-
-
-@bp.before_request
-def audit_trail_intact() -> None:
-    """Fail closed: with a damaged audit trail nothing is shown or done (AuditTrailBroken → 503)."""
-    if request.endpoint != "console.static":
-        console().audit.head()
-
-
-@bp.after_request
-def never_cache(response: Response) -> Response:
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 @bp.errorhandler(UnknownTip)

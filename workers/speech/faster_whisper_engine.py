@@ -54,7 +54,7 @@ from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
 
 from ivr.core.audio import AudioError  # noqa: E402
 from ivr.core.audio.wav import read_wav_format  # noqa: E402
-from workers.speech import ModelError, Transcript, UnsupportedLanguage  # noqa: E402
+from workers.speech.recogniser import ModelError, Transcript, UnsupportedLanguage  # noqa: E402
 
 log = logging.getLogger(__name__)
 
