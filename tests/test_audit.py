@@ -14,10 +14,10 @@ import pytest
 import redis
 
 from config.settings import Settings
+from ivr.audit_cli import verify_command
 from ivr.core import keys
 from ivr.core.audit import ACTIONS, AuditLog, AuditTrailBroken
 from ivr.core.audit_chain import GENESIS, head_record
-from ivr.audit_cli import verify_command
 from ivr.core.vault import ChainMac
 
 TIP = "4821730956"

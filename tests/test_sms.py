@@ -18,10 +18,10 @@ from rq import Queue
 from dev.twilio.calls import TwilioLike
 from dev.twilio.texts import Phone
 from ivr.core import keys
-from ivr.edge import InboundMessage
 from ivr.core.provider import Provider
 from ivr.core.sms_sessions import GRACE_SECONDS, IDLE_SECONDS, RECORD_SECONDS
 from ivr.core.tips import READY, Tip
+from ivr.edge import InboundMessage
 from tests.calls import leave_a_message
 from tests.conftest import CALLER_NUMBER
 from tests.privacy import needles_for_number, scan_files, scan_lines, scan_redis

@@ -17,9 +17,9 @@ import redis
 
 from dev.processes import run_worker_burst
 from dev.twilio.calls import TwilioLike
+from ivr.console.catalogue import load_console_catalogue
 from ivr.core import keys
 from ivr.core.coarse_time import current_hour
-from ivr.console.catalogue import load_console_catalogue
 from ivr.core.prompts import CONFIG_DIR, CatalogueError
 from ivr.core.references import new_reference
 from ivr.core.status_migration import migrate_statuses

@@ -16,9 +16,9 @@ import redis
 from redis.client import Pipeline
 from rq import Queue
 
+from ivr.console.cases import Finished, NotYours
 from ivr.core import jobs
 from ivr.core import keys
-from ivr.console.cases import Finished, NotYours
 from ivr.core.jobs import FAILED_JOB_TTL, JobArguments, RecordingHandle
 from ivr.core.transactions import TransactionContended, atomically
 from tests.console_people import a_texted_tip

@@ -22,9 +22,9 @@ from datetime import datetime, timedelta, timezone
 from redis.client import Pipeline
 
 from ivr.core import keys
+from ivr.core import sms_words as words
 from ivr.core.provider import InboundText, StillInProgress
 from ivr.core.references import new_reference
-from ivr.core import sms_words as words
 from ivr.core.tips import LINE_DOWN, NewPart
 from ivr.core.transactions import atomically
 from workers.context import WorkerContext

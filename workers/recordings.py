@@ -22,8 +22,8 @@ from rq import get_current_job
 
 from ivr.core.audio import AudioError
 from ivr.core.audio.wav import wav_duration_seconds
-from ivr.core.provider import ProviderError, RecordingNotFound, RecordingTooLarge, StillInProgress
 from ivr.core.jobs import RecordingHandle, enqueue_call_deletion
+from ivr.core.provider import ProviderError, RecordingNotFound, RecordingTooLarge, StillInProgress
 from ivr.core.recordings import transcription_timeout
 from ivr.core.tips import AWAITING_LANGUAGE, FINAL_PART_STATUSES, NO_SPEECH, READY, TRANSCRIPTION_FAILED
 from workers.context import WorkerContext, worker_context

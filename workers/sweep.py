@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from ivr.core import keys
-from ivr.core.provider import StillInProgress
 from ivr.core.call_state import CallState
+from ivr.core.provider import StillInProgress
 from ivr.core.tips import FINAL_PART_STATUSES
 from workers.context import WorkerContext
 from workers.recordings import KEEP_RECORDING

@@ -19,9 +19,9 @@ import json
 
 import redis
 
+from ivr.console.catalogue import ConsoleCatalogue
 from ivr.core import keys
 from ivr.core.coarse_time import current_hour
-from ivr.console.catalogue import ConsoleCatalogue
 from ivr.console.cases import (CLOSED, HANDLER_TRIAGE, IN_REVIEW, NEW, PASSED_ON, Case, CaseworkError, Finished,
                                FlagsUnresolved, Note, NotReady, NotYours, Package, UnknownTip, received_day)
 from ivr.console.flags import find_flags

@@ -6,12 +6,12 @@ from __future__ import annotations
 from flask import Response, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from ivr.console.blueprint import bp, console
 from ivr.console.cases import FINISHED, CaseworkError, FlagsUnresolved
 from ivr.console.flags import Flag, find_flags
 from ivr.console.forms import PassOnForm, choices
 from ivr.console.listening import NothingToHear, disguised_recording
 from ivr.console.roles import requires
-from ivr.console.blueprint import bp, console
 from ivr.console.work_routes import refused
 from ivr.core.provider import Provider
 from ivr.core.provider_errors import ProviderError

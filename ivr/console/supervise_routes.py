@@ -8,9 +8,9 @@ from flask import Response, render_template, request
 from flask_login import current_user
 from markupsafe import Markup
 
+from ivr.console.blueprint import bp, console
 from ivr.console.hotspots import build_table, iso_week, render_svg, weeks_between
 from ivr.console.roles import requires
-from ivr.console.blueprint import bp, console
 
 AUDIT_PAGE_SIZE = 100
 DEFAULT_WEEKS = 8

@@ -16,9 +16,9 @@ from flask_wtf import FlaskForm
 from ivr.console.cases import HANDLER_TRIAGE, Case, CaseworkError, NotYours, UnknownTip, received_day
 from ivr.console.forms import (ActionForm, CloseForm, DuplicateForm, NoteForm, ReassignForm,
                                SummaryForm, TriageForm, choices)
+from ivr.console.blueprint import bp, console
 from ivr.console.listening import AUDIO_KEPT_STATUSES
 from ivr.console.roles import requires
-from ivr.console.blueprint import bp, console
 from ivr.core.pin_guard import LOCK_MEMORY_SECONDS
 from ivr.core.references import is_valid_reference
 from ivr.core.tips import ShreddedTip

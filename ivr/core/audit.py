@@ -36,8 +36,8 @@ from typing import Iterator
 import redis
 
 from ivr.core import keys
-from ivr.core.coarse_time import current_hour
 from ivr.core.audit_chain import GENESIS, AuditEntry, AuditReport, check_chain, head_record, read_head
+from ivr.core.coarse_time import current_hour
 from ivr.core.transactions import atomically
 from ivr.core.vault import ChainMac
 

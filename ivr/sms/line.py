@@ -21,12 +21,12 @@ import secrets
 import redis
 
 from ivr.core import keys
-from ivr.edge import InboundMessage
-from ivr.core.prompts import Menus
-from ivr.core.pin_guard import PinGuard
-from ivr.core.references import new_pin, new_reference
 from ivr.core import sms_words as words
+from ivr.core.pin_guard import PinGuard
+from ivr.core.prompts import Menus
+from ivr.core.references import new_pin, new_reference
 from ivr.core.sms_cleanup import MessageCleanup
+from ivr.edge import InboundMessage
 from ivr.core.sms_sessions import (CATEGORY, FALLBACK_LANGUAGE, LANGUAGE, REPORT, Session, SessionStore)
 from ivr.core.tips import PIN_HASHER, NewPart, TipStore
 from ivr.core.transactions import atomically

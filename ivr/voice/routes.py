@@ -18,10 +18,10 @@ from flask import Blueprint, Response
 from werkzeug.exceptions import HTTPException
 
 from ivr.core.call_state import BadCallState, CallState
-from ivr.edge import CallStep, RecordingStatus, twilio_webhook
 from ivr.core.references import new_pin, new_reference
-from ivr.voice.wiring import voice_line as services  # the body reads services().script etc.
+from ivr.edge import CallStep, RecordingStatus, twilio_webhook
 from ivr.voice.script import Script
+from ivr.voice.wiring import voice_line as services  # the body reads services().script etc.
 
 bp = Blueprint("voice", __name__, url_prefix="/voice")
 log = logging.getLogger(__name__)
