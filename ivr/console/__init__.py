@@ -1,9 +1,12 @@
 """The handlers' console: the web pages call handlers, supervisors and admins use under /console/.
 
-`install(app, core)` builds the console's objects from the core and wires the blueprint
-(`blueprint.py`: the blueprint and its hooks) into the app: sign-in, CSRF, cookie, error
-pages. The routes are split by audience: `auth_routes` (everyone), `work_routes` and
-`pass_on_routes` (handlers), `supervise_routes` (supervisors), `admin_routes` (admins).
+Read top-down: `install(app, core)` here builds the console's objects from the core and
+wires the blueprint into the app (sign-in, CSRF, cookie, app-wide error pages);
+`blueprint.py` holds the blueprint, every hook on it and one handler per refusal type.
+The routes, by audience: `auth_routes` (everyone); `work_routes`, `pass_on_routes` and
+`listening_routes` (handlers); `supervise_routes` (supervisors: audit trail, hotspots,
+reassign); `admin_routes` (admins). What they work with: `casework.py`, `cases.py`,
+`flags.py`, `hotspots.py`, `listening.py`, `catalogue.py`, `forms.py`, `roles.py`.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from ivr.core.audit import AuditTrailBroken
 def install(app: Flask, core: Core) -> None:
     """Build the console's objects from the core and register its blueprint and hooks."""
     # Imported here, not above: importing a console module (flags, say) loads no routes.
-    from ivr.console import (admin_routes, auth_routes, client_address, pass_on_routes,  # noqa: F401 (routes)
-                             supervise_routes, work_routes)
+    from ivr.console import (admin_routes, auth_routes, client_address, listening_routes,  # noqa: F401 (routes)
+                             pass_on_routes, supervise_routes, work_routes)
     from ivr.console.blueprint import Console, ConsoleUser, bp, console, csrf
     from ivr.console.casework import Casework
     from ivr.console.catalogue import load_console_catalogue

@@ -14,17 +14,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 from flask_login import UserMixin
 from flask_wtf.csrf import CSRFProtect
 
 from config.settings import Settings
+from ivr.console.cases import CaseworkError, UnknownTip
 from ivr.console.casework import Casework
 from ivr.console.catalogue import ConsoleCatalogue
 from ivr.console.hotspots import HotspotCounts
 from ivr.core.accounts import Account, AccountStore
 from ivr.core.audit import AuditLog
 from ivr.core.pin_guard import PinGuard
+from ivr.core.tips import ShreddedTip
 
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
                static_folder="static", static_url_path="/static")
@@ -121,6 +123,27 @@ def audit_trail_intact() -> None:
 def never_cache(response: Response) -> Response:
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+# -- refusals: one handler per type, so a route just acts and lets a refusal rise --------------
+
+@bp.errorhandler(UnknownTip)
+def unknown_tip(error: UnknownTip):  # type: ignore[no-untyped-def]
+    return render_template("console/error.html", title="No such tip", message=str(error)), 404
+
+
+@bp.errorhandler(ShreddedTip)
+def shredded_tip(error: ShreddedTip):  # type: ignore[no-untyped-def]
+    return render_template("console/error.html", title="Tip deleted",
+                           message="This tip was deleted under the retention rules; nothing of it can be read."), 410
+
+
+@bp.errorhandler(CaseworkError)
+def casework_refused(error: CaseworkError) -> Response:
+    """Any other refusal of a handler's action (not yours, finished, not ready...): say why on the tip's page."""
+    flash(str(error), "error")
+    reference = (request.view_args or {}).get("reference")
+    return redirect(url_for("console.tip", reference=reference) if reference else url_for("console.dashboard"))
 
 
 def console() -> Console:
