@@ -38,7 +38,7 @@ from dev.standin.client import StandIn  # noqa: E402
 from dev.standin.server import StandInServer  # noqa: E402
 from dev.twilio.calls import TwilioLike  # noqa: E402
 from ivr import create_app  # noqa: E402
-from ivr.tips import FINAL_PART_STATUSES  # noqa: E402
+from ivr.core.tips import FINAL_PART_STATUSES  # noqa: E402
 
 TARGET_SECONDS = 10.0
 MESSAGE = ("There is a man selling drugs outside the school on Station Road every Friday night. "

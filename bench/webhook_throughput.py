@@ -61,7 +61,7 @@ from twilio.request_validator import RequestValidator  # noqa: E402
 from config.settings import Settings  # noqa: E402
 from dev.processes import free_port  # noqa: E402
 from dev.redis_server import NoRedisServer, RedisServer  # noqa: E402
-from ivr.call_state import CallState, CallStateCodec  # noqa: E402
+from ivr.core.call_state import CallState, CallStateCodec  # noqa: E402
 
 GUNICORN_CONFIG = "config/gunicorn.conf.py"
 APPS = {"bare": "bench.bare_app:app", "ours": "ivr.wsgi:app"}

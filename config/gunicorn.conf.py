@@ -11,7 +11,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from config.settings import Settings  # noqa: E402
-from ivr.redaction import logging_config  # noqa: E402
+from ivr.core.redaction import logging_config  # noqa: E402
 
 _settings = Settings.from_env()
 

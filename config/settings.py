@@ -169,7 +169,7 @@ def _new_dev_secrets() -> dict[str, str]:
         "TWILIO_AUTH_TOKEN": secrets.token_hex(16),
         # One master key, id "dev1": new tips are wrapped under the first key listed.
         "VAULT_KEYS": "dev1:" + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
-        # The key the console's audit trail is chained under (ivr/console/audit.py).
+        # The key the console's audit trail is chained under (ivr/core/audit.py).
         "AUDIT_KEY": secrets.token_urlsafe(48),
     }
 

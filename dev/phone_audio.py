@@ -5,7 +5,7 @@ holds: 8 kHz, the telephone band (300-3400 Hz), through the network's mu-law cod
 back to 16-bit PCM. Every step is a pipe; nothing is written to disk. sox runs repeatably
 (-R: fixed seeds for noise and dither), so the same script gives the same recording every
 time. Used by the simulator, the tests and bench/transcription.py; the WAV itself is
-written by `ivr.audio.wav.pcm16_mono_wav`.
+written by `ivr.core.audio.wav.pcm16_mono_wav`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ivr.audio.wav import pcm16_mono_wav
+from ivr.core.audio.wav import pcm16_mono_wav
 
 PHONE_SAMPLE_RATE = 8000
 RAW_PCM16 = ["-t", "raw", "-e", "signed-integer", "-b", "16", "-c", "1", "-r", str(PHONE_SAMPLE_RATE)]

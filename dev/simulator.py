@@ -28,7 +28,7 @@ from dev.phone_audio import VOICES, AudioConversionFailed, AudioToolMissing, fro
 from dev.standin.client import StandIn, StandInUnreachable
 from dev.twilio.calls import Call, TwilioLike, TwimlError, wav_seconds
 from dev.twilio.http_transport import http_post
-from ivr.prompts import load_menus
+from ivr.core.prompts import load_menus
 
 # What Twilio sends as From when the caller withholds their number: nothing identifying is typed.
 WITHHELD_NUMBER = "anonymous"

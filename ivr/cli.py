@@ -19,10 +19,9 @@ import sys
 import redis
 
 from config.settings import Settings, SettingsError
-from ivr.console.accounts import ROLES, AccountError, AccountStore
-from ivr.console.audit import AuditLog
-from ivr.console.audit_cli import reseal_command, verify_command
-from ivr.services import connect_redis
+from ivr.audit_cli import reseal_command, verify_command
+from ivr.core import Core, build_core
+from ivr.core.accounts import ROLES, AccountError
 
 OPERATOR = "operator"
 
@@ -50,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env()
         if args.topic == "audit":
             return verify_command(settings) if args.action == "verify" else reseal_command(settings, OPERATOR)
-        return _handler_command(settings, args)
+        return _handler_command(build_core(settings), args)
     except SettingsError as error:
         print(f"tipline: {error}", file=sys.stderr)
         return 2
@@ -63,10 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         return 3
 
 
-def _handler_command(settings: Settings, args: argparse.Namespace) -> int:
-    connection = connect_redis(settings)
-    accounts = AccountStore(connection, settings.secret_key, settings.console_idle_seconds)
-    audit = AuditLog(connection, settings.audit_key)
+def _handler_command(core: Core, args: argparse.Namespace) -> int:
+    accounts, audit = core.accounts, core.audit
     if args.action == "list":
         for account in accounts.all():
             print(f"{account.name:32} {account.role:10} {account.status}")
@@ -84,7 +81,7 @@ def _handler_command(settings: Settings, args: argparse.Namespace) -> int:
         audit.append(OPERATOR, "account_created", detail=f"name={args.name} new enrolment link")
     print(f"Account {args.name.strip().lower()} ({accounts.get(args.name.strip().lower()).role}) is waiting for enrolment.")  # type: ignore[union-attr]
     print("Give this one-time link to the person (it works once, for 72 hours):")
-    print(f"{settings.public_base_url}/console/enrol/{token}")
+    print(f"{core.settings.public_base_url}/console/enrol/{token}")
     return 0
 
 

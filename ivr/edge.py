@@ -25,7 +25,9 @@ from urllib.parse import quote, urlsplit
 from flask import Flask, Response, current_app, request
 from twilio.request_validator import RequestValidator
 
-from ivr.recordings import MAX_RECORDING_SECONDS
+from ivr.core import Core
+from ivr.core.recordings import MAX_RECORDING_SECONDS
+from ivr.current import CORE_EXTENSION
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +106,7 @@ class InboundMessage(WebhookView):
     """An incoming text. `From` is read here only to derive `session_keys` and goes no further.
 
     `session_keys` holds today's session key and, just after midnight, yesterday's
-    (`ivr.vault.SessionKeys`). The body is kept whole (up to 1,600 characters), not cut
+    (`ivr.core.vault.SessionKeys`). The body is kept whole (up to 1,600 characters), not cut
     like the short allow-listed tokens. MediaUrl* are dropped: media is never fetched.
     """
 
@@ -116,7 +118,7 @@ class InboundMessage(WebhookView):
     @classmethod
     def from_request_values(cls, form: Mapping[str, str], token: str | None) -> "InboundMessage":
         sender = (form.get("From") or "").strip()
-        session_keys = current_app.extensions["tipline"].session_keys.candidates(sender, time.time()) if sender else ()
+        session_keys = current_app.extensions[CORE_EXTENSION].session_keys.candidates(sender, time.time()) if sender else ()
         # Nonsense counts as one photo: such a text is refused and deleted, never stored.
         raw_media = form.get("NumMedia")
         num_media = bounded_int(raw_media, MAX_MEDIA)
@@ -154,9 +156,9 @@ def _clean(value: str | None) -> str | None:
 View = TypeVar("View", bound=WebhookView)
 
 
-def install(app: Flask) -> None:
+def install(app: Flask, core: Core) -> None:
     """Give the app the one RequestValidator every webhook uses."""
-    app.extensions["tipline.request_validator"] = RequestValidator(app.config["TIPLINE_SETTINGS"].twilio_auth_token)
+    app.extensions["tipline.request_validator"] = RequestValidator(core.settings.twilio_auth_token)
 
 
 def twilio_webhook(view_type: type[View]) -> Callable[[Callable[[View], Response | str]], Callable[[], Response | str]]:
@@ -178,7 +180,7 @@ def twilio_webhook(view_type: type[View]) -> Callable[[Callable[[View], Response
 
 def url_as_provider_saw_it() -> str:
     """PUBLIC_BASE_URL plus the path and query exactly as received."""
-    base = current_app.config["TIPLINE_SETTINGS"].public_base_url
+    base = current_app.extensions[CORE_EXTENSION].settings.public_base_url
     raw_uri = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
     if raw_uri:
         parts = urlsplit(raw_uri)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import redis
 from flask import Blueprint, jsonify
 
-from ivr.services import services
+from ivr.current import current_core
 
 bp = Blueprint("health", __name__)
 
@@ -13,7 +13,7 @@ bp = Blueprint("health", __name__)
 @bp.get("/healthz")
 def healthz():  # type: ignore[no-untyped-def]
     try:
-        redis_ok = bool(services().redis.ping())
+        redis_ok = bool(current_core().redis.ping())
     except redis.RedisError:
         redis_ok = False
     return jsonify(status="ok", redis=redis_ok)

@@ -2,7 +2,7 @@
 
 from config.settings import Settings
 from ivr import create_app
-from ivr.redaction import configure_logging
+from ivr.core.redaction import configure_logging
 
 settings = Settings.from_env()
 configure_logging(settings.log_level)

@@ -9,7 +9,7 @@ from dev.twilio.calls import Call
 SPOKEN_CODE = re.compile(r"\d(?:, \d)+")
 
 
-PIN_DIGITS = 6  # as minted since the PIN guard (ivr/pin_guard.py); not read from the code under test
+PIN_DIGITS = 6  # as minted since the PIN guard (ivr/core/pin_guard.py); not read from the code under test
 
 
 def codes_heard(text: str) -> tuple[str, str]:

@@ -24,7 +24,7 @@ from dev.standin.client import StandIn
 from dev.standin.server import StandInServer
 from dev.twilio.calls import Call, TwilioLike
 from ivr import create_app
-from ivr.redaction import RedactingFormatter
+from ivr.core.redaction import RedactingFormatter
 from tests.privacy import start_a_fresh_aof
 
 if TYPE_CHECKING:

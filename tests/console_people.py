@@ -17,7 +17,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from ivr.console.one_time_codes import TOTP_STEP_SECONDS
+from ivr.core.one_time_codes import TOTP_STEP_SECONDS
 
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 ENROL_PATH = re.compile(r"/console/enrol/[A-Za-z0-9_.\-]+")

@@ -24,7 +24,7 @@ from rq.registry import ScheduledJobRegistry
 
 from dev.processes import process_environment, start
 from dev.redis_server import RedisServer
-from ivr import keys
+from ivr.core import keys
 
 ALL_QUEUES = (*keys.RECORDING_QUEUES, keys.QUEUE_MESSAGES)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from hypothesis import strategies as st
 from werkzeug.datastructures import MultiDict
 
-from ivr.references import damm_check_digit
+from ivr.core.references import damm_check_digit
 
 # Characters a form value can carry that a person does not type: NUL and the other C0/C1
 # controls, bidi overrides, zero-width and byte-order marks, line and paragraph separators.

@@ -14,11 +14,11 @@ import pytest
 import redis
 
 from config.settings import Settings
-from ivr import keys
-from ivr.console.audit import ACTIONS, AuditLog, AuditTrailBroken
-from ivr.console.audit_chain import GENESIS, head_record
-from ivr.console.audit_cli import verify_command
-from ivr.vault import ChainMac
+from ivr.audit_cli import verify_command
+from ivr.core import keys
+from ivr.core.audit import ACTIONS, AuditLog, AuditTrailBroken
+from ivr.core.audit_chain import GENESIS, head_record
+from ivr.core.vault import ChainMac
 
 TIP = "4821730956"
 OTHER_TIP = "7310945828"

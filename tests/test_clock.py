@@ -20,8 +20,8 @@ from dev.processes import kill_worker_inside_provider_call, process_environment,
 from dev.standin.client import StandIn
 from dev.twilio.calls import TwilioLike
 from dev.twilio.texts import Phone
-from ivr import keys
-from ivr.statuses import PartStatus
+from ivr.core import keys
+from ivr.core.statuses import PartStatus
 from tests.calls import leave_a_message
 from tests.conftest import CALLER_NUMBER
 

@@ -14,8 +14,8 @@ import time
 import pytest
 import redis
 
-from ivr import keys
-from ivr.statuses import Triage
+from ivr.core import keys
+from ivr.core.statuses import Triage
 from tests.console_people import ConsoleClient, Person, a_texted_tip, enrolled
 from tests.privacy import scan_redis
 

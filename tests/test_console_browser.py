@@ -22,8 +22,8 @@ import pytest
 from werkzeug.serving import make_server
 
 from config.settings import PROJECT_ROOT
-from ivr import keys
 from ivr.console.hotspots import iso_week
+from ivr.core import keys
 from tests.console_people import a_texted_tip, enrolled
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="make test installs playwright")

@@ -27,7 +27,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
 
 from dev.processes import free_port, process_environment, start, wait_for_health
-from ivr.console.sign_in_limits import ADDRESS_FAILURES_ALLOWED
+from ivr.core.sign_in_limits import ADDRESS_FAILURES_ALLOWED
 from tests.conftest import environment_for
 from tests.console_people import CSRF_META, Person, enrolled
 

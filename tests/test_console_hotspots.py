@@ -10,7 +10,7 @@ from datetime import date
 import pytest
 import redis
 
-from ivr import keys
+from ivr.core import keys
 from ivr.console.hotspots import (
     HIDDEN_CELL, HIDDEN_TOTAL, Cell, HotspotCounts, HotspotTable, build_table, iso_week, render_svg,
     week_monday, weeks_between,

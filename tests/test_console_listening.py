@@ -25,12 +25,12 @@ from dev.phone_audio import samples, speak
 from dev.processes import run_worker_burst
 from dev.standin.client import StandIn
 from dev.twilio.calls import TwilioLike
-from ivr.audio import AudioError
-from ivr.audio.disguise import PITCH_SHIFT_CENTS
-from ivr.audio.wav import read_wav_format
 from ivr.console.listening import NothingToHear, disguised_recording
-from ivr.provider import Provider, ProviderUnavailable, RecordingNotFound
-from ivr.tips import AWAITING_LANGUAGE, NO_SPEECH, READY, TRANSCRIPTION_FAILED, TipStore
+from ivr.core.audio import AudioError
+from ivr.core.audio.disguise import PITCH_SHIFT_CENTS
+from ivr.core.audio.wav import read_wav_format
+from ivr.core.provider import Provider, ProviderUnavailable, RecordingNotFound
+from ivr.core.tips import AWAITING_LANGUAGE, NO_SPEECH, READY, TRANSCRIPTION_FAILED, TipStore
 from tests.calls import codes_heard, leave_a_message
 from tests.conftest import CALLER_NUMBER
 

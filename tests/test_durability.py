@@ -14,7 +14,7 @@ import pytest
 from config.settings import Settings
 from dev.processes import process_environment
 from dev.redis_server import RedisServer
-from ivr.durability import NotDurable, check_durability_at_start, redis_durability
+from ivr.core.durability import NotDurable, check_durability_at_start, redis_durability
 from tests.conftest import environment_for
 from tests.faults import production_redis
 

@@ -1,7 +1,7 @@
 """Promise 1, kept by a test: only the edge reads the raw request.
 
 The voice and SMS webhooks, the workers and the audio code they share with the console
-(ivr/audio) must not touch `flask.request` (its form, values, args, data, headers...).
+(ivr/core/audio) must not touch `flask.request` (its form, values, args, data, headers...).
 This test parses their source and fails on any import of `request` from flask, any
 `flask.request` attribute, or any use of werkzeug's request objects. The checker is
 shown to catch a planted violation first.
@@ -16,7 +16,7 @@ import pytest
 
 from config.settings import PROJECT_ROOT
 
-GUARDED = ["ivr/voice", "ivr/sms", "ivr/recordings.py", "ivr/call_state.py", "ivr/audio", "workers"]
+GUARDED = ["ivr/voice", "ivr/sms", "ivr/core/recordings.py", "ivr/core/call_state.py", "ivr/core/audio", "workers"]
 FORBIDDEN_NAMES = {"request", "_request_ctx_stack", "request_ctx"}
 
 
@@ -58,7 +58,7 @@ def test_the_checker_finds_a_planted_violation(planted: str) -> None:
 
 def test_the_guarded_modules_exist() -> None:
     names = {p.relative_to(PROJECT_ROOT).as_posix() for p in guarded_files()}
-    assert {"ivr/voice/routes.py", "ivr/audio/disguise.py", "workers/recordings.py"} <= names
+    assert {"ivr/voice/routes.py", "ivr/core/audio/disguise.py", "workers/recordings.py"} <= names
 
 
 @pytest.mark.parametrize("path", guarded_files(), ids=lambda p: p.relative_to(PROJECT_ROOT).as_posix())

@@ -29,8 +29,9 @@ from dev.processes import process_environment, start, wait_until
 from dev.standin.client import StandIn
 from dev.twilio.calls import TwilioLike
 from dev.twilio.texts import Phone
-from ivr import create_app, keys
-from ivr.tips import FINAL_PART_STATUSES, LINE_DOWN, READY
+from ivr import create_app
+from ivr.core import keys
+from ivr.core.tips import FINAL_PART_STATUSES, LINE_DOWN, READY
 from tests.conftest import PUBLIC_BASE_URL, environment_for
 from tests.faults import KilledWorkers, drain, production_redis as make_production_redis
 from tests.hostile import record_fault

@@ -30,9 +30,9 @@ from werkzeug.test import TestResponse
 
 from config.settings import Settings
 from ivr import MAX_WEBHOOK_BYTES
-from ivr.call_state import CallState, CallStateCodec
-from ivr.choices import Choices
-from ivr.prompts import Menus
+from ivr.core.call_state import CallState, CallStateCodec
+from ivr.core.choices import Choices
+from ivr.core.prompts import Menus
 from tests.conftest import PUBLIC_BASE_URL, LogLines
 from tests.fuzzing import (SMS_VERBS, VOICE_VERBS, FuzzTally, SignedWebhooks, assert_answered_without_failing,
                            assert_valid_twiml, encoded_form, fuzz_settings,
@@ -64,7 +64,7 @@ def provider(app: Flask, settings: Settings) -> SignedWebhooks:
 
 @pytest.fixture
 def codec(app: Flask) -> CallStateCodec:
-    return app.extensions["tipline"].call_states
+    return app.extensions["tipline.voice"].call_states
 
 
 @pytest.fixture

@@ -90,7 +90,7 @@ def test_a_job_named_by_a_string_is_not_an_import() -> None:
 
 def test_the_web_app_modules_are_found() -> None:
     names = {p.relative_to(PROJECT_ROOT).as_posix() for p in ivr_modules()}
-    assert {"ivr/recordings.py", "ivr/console/listening.py", "ivr/audio/disguise.py"} <= names
+    assert {"ivr/core/recordings.py", "ivr/console/listening.py", "ivr/core/audio/disguise.py"} <= names
 
 
 @pytest.mark.parametrize("path", ivr_modules(), ids=lambda p: p.relative_to(PROJECT_ROOT).as_posix())
@@ -107,16 +107,16 @@ def test_every_job_ivr_enqueues_by_name_exists_in_the_workers() -> None:
 
 
 def test_jobs_are_named_queued_and_kept_in_the_jobs_module_only() -> None:
-    """One place for job names, retry policies and TTLs (`ivr/jobs.py`): a second place
+    """One place for job names, retry policies and TTLs (`ivr/core/jobs.py`): a second place
     would let the policies drift apart again (they once kept failed jobs 7 and 30 days)."""
-    jobs_module = PROJECT_ROOT / "ivr" / "jobs.py"
+    jobs_module = PROJECT_ROOT / "ivr" / "core" / "jobs.py"
     elsewhere = [p for p in [*ivr_modules(), *sorted((PROJECT_ROOT / "workers").rglob("*.py"))] if p != jobs_module]
     assert job_names(jobs_module.read_text())
     for path in elsewhere:
         source = path.read_text()
         if path.is_relative_to(PROJECT_ROOT / "ivr"):  # (a worker may name its own module: a logger)
-            assert job_names(source) == set(), f"{path.name} names a job: queue it through ivr.jobs"
-        assert job_policies(source) == [], f"{path.name} sets job policies: they live in ivr.jobs"
+            assert job_names(source) == set(), f"{path.name} names a job: queue it through ivr.core.jobs"
+        assert job_policies(source) == [], f"{path.name} sets job policies: they live in ivr.core.jobs"
 
 
 @pytest.mark.parametrize("planted", [

@@ -11,7 +11,7 @@ import pytest
 from dev.processes import free_port, process_environment, start, wait_for_health
 from dev.twilio.calls import TwilioLike
 from dev.twilio.http_transport import http_post
-from ivr.redaction import RedactingFormatter, redact
+from ivr.core.redaction import RedactingFormatter, redact
 from tests.conftest import CALLER_NUMBER, environment_for
 from tests.privacy import needles_for_number, scan_lines
 

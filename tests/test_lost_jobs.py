@@ -21,8 +21,8 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry
 
 from dev.processes import process_environment, run_worker_burst, start, wait_until
-from ivr import keys
-from ivr.tips import NO_SPEECH
+from ivr.core import keys
+from ivr.core.tips import NO_SPEECH
 from tests.calls import leave_a_message
 from tests.conftest import CALLER_NUMBER
 

@@ -11,10 +11,10 @@ from rq import Queue
 from dev.processes import run_worker_burst
 from dev.standin.client import StandIn
 from dev.twilio.calls import Call, TwilioLike, silence
-from ivr import keys
+from ivr.core import keys
+from ivr.core.recordings import MAX_RECORDING_SECONDS, MAX_TRANSCRIPTION_SECONDS, transcription_timeout
+from ivr.core.tips import NO_SPEECH
 from ivr.edge import CallStep, InboundMessage, RecordingStatus, bounded_int
-from ivr.recordings import MAX_RECORDING_SECONDS, MAX_TRANSCRIPTION_SECONDS, transcription_timeout
-from ivr.tips import NO_SPEECH
 from ivr.voice.script import RECORD_MAX_SECONDS
 from tests.conftest import PUBLIC_BASE_URL
 from workers.recordings import limit_time_to_audio

@@ -23,8 +23,8 @@ from dev.phone_audio import speak
 from dev.processes import kill_worker_inside_provider_call, process_environment, run_worker_burst, start
 from dev.standin.client import StandIn
 from dev.twilio.calls import Call, TwilioLike
-from ivr import keys
-from ivr.tips import AWAITING_LANGUAGE, AWAITING_TRANSCRIPT, NO_SPEECH, READY, TRANSCRIPTION_FAILED, Tip, TipStore
+from ivr.core import keys
+from ivr.core.tips import AWAITING_LANGUAGE, AWAITING_TRANSCRIPT, NO_SPEECH, READY, TRANSCRIPTION_FAILED, Tip, TipStore
 from tests.calls import codes_heard
 from tests.conftest import CALLER_NUMBER
 from tests.privacy import needles_for_number, needles_for_text, scan_files, scan_lines, scan_redis

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ivr.choices import Choices
-from ivr.prompts import CONFIG_DIR, CatalogueError, load_menus
+from ivr.core.choices import Choices
+from ivr.core.prompts import CONFIG_DIR, CatalogueError, load_menus
 
 
 def copy_config(tmp_path: Path) -> Path:
@@ -89,8 +89,8 @@ def test_a_missing_catalogue_or_bad_json_is_refused(tmp_path: Path) -> None:
 
 
 def test_every_sms_reply_fits_two_segments_at_its_longest() -> None:
-    from ivr.prompts import WORST_CASE_FIELDS
-    from ivr.segments import segment_count
+    from ivr.core.prompts import WORST_CASE_FIELDS
+    from ivr.core.segments import segment_count
     menus = load_menus()
     for language in menus.languages:
         for key in menus.catalogue(language).sms:
@@ -114,5 +114,5 @@ def test_a_broken_sms_catalogue_is_refused(tmp_path: Path, breakage, message: st
                                             ("€" * 80, 1), ("€" * 81, 2), ("ł" * 70, 1), ("ł" * 71, 2),
                                             ("ł" * 134, 2), ("ł" * 135, 3), ("😀" * 35, 1)])
 def test_segments_are_counted_as_phones_send_them(text: str, segments: int) -> None:
-    from ivr.segments import segment_count
+    from ivr.core.segments import segment_count
     assert segment_count(text) == segments

@@ -15,7 +15,7 @@ from dev.phone_audio import silence
 from dev.standin.client import StandIn
 from dev.standin.server import StandInServer
 from dev.twilio.calls import new_sid
-from ivr.provider import (MAX_RECORDING_BYTES, BadIdentifier, CredentialsRefused, NotAudio, Provider, ProviderError,
+from ivr.core.provider import (MAX_RECORDING_BYTES, BadIdentifier, CredentialsRefused, NotAudio, Provider, ProviderError,
                           ProviderUnavailable, RecordingNotFound, RecordingTooLarge, RedirectRefused,
                           StillInProgress, redirect_hop)
 

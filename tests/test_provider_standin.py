@@ -21,7 +21,7 @@ from dev.processes import free_port, process_environment, start, wait_until
 from dev.standin.client import StandIn
 from dev.standin.server import StandInServer, create_standin_app
 from dev.twilio.calls import new_sid
-from ivr.provider import Provider, ProviderError, ProviderUnavailable, RecordingNotFound
+from ivr.core.provider import Provider, ProviderError, ProviderUnavailable, RecordingNotFound
 
 
 def get(url: str, credentials: tuple[str, str] | None = None) -> tuple[int, dict, dict]:

@@ -15,9 +15,9 @@ from dev.processes import process_environment, run_worker_burst, start, wait_unt
 from dev.standin.client import StandIn
 from dev.twilio.calls import TwilioLike, new_sid
 from dev.twilio.texts import Phone
-from ivr import keys
-from ivr.provider import Provider
-from ivr.tips import AWAITING_LANGUAGE, LINE_DOWN, NO_SPEECH, TipStore
+from ivr.core import keys
+from ivr.core.provider import Provider
+from ivr.core.tips import AWAITING_LANGUAGE, LINE_DOWN, NO_SPEECH, TipStore
 from tests.console_people import ConsoleClient, enrolled
 from tests.privacy import needles_for_number, scan_files, scan_lines, scan_redis
 from workers.call_sweep import sweep_calls
@@ -120,7 +120,7 @@ def test_finished_calls_no_job_handles_are_deleted_and_calls_in_hand_are_left(  
     assert set(standin.calls()) == {hung_up.sid, unanswered, recorded.sid, on_the_line.sid}
 
     with Provider(settings) as provider:  # within the grace nothing goes: the call only just ended
-        assert sweep_calls(WorkerContext(services=app.extensions["tipline"], provider=provider)).deleted == 0
+        assert sweep_calls(WorkerContext(core=app.extensions["tipline"], provider=provider)).deleted == 0
     sweep = clock_once(environment)
     assert sweep.returncode == 0, sweep.stderr[-3000:]
     # The recorded call's job (queued, not yet run) deletes it after the commit; the live call is live.
@@ -141,7 +141,7 @@ def test_a_call_the_provider_still_calls_in_progress_is_left_for_the_next_sweep(
     standin.fail_next("DELETE", r"/Calls/CA[0-9a-f]{32}\.json$", status=409, code=20009)
     later = datetime.now(timezone.utc) + timedelta(minutes=5)
     with Provider(settings) as provider:
-        context = WorkerContext(services=app.extensions["tipline"], provider=provider)
+        context = WorkerContext(core=app.extensions["tipline"], provider=provider)
         report = sweep_calls(context, now=later)
         assert (report.deleted, report.in_hand, report.seen) == (0, 1, 1) and call.sid in standin.calls()
         assert sweep_calls(context, now=later).deleted == 1

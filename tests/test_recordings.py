@@ -9,9 +9,9 @@ import redis
 from rq import Queue
 
 from dev.twilio.calls import Call, TwilioLike
-from ivr import keys
-from ivr.choices import Choices
-from ivr.jobs import JobArguments, RecordingHandle
+from ivr.core import keys
+from ivr.core.choices import Choices
+from ivr.core.jobs import JobArguments, RecordingHandle
 
 
 def jobs_in(client: redis.Redis, queue_name: str) -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ivr.references import PIN_DIGITS, damm_check_digit, is_valid_reference, new_pin, new_reference
+from ivr.core.references import PIN_DIGITS, damm_check_digit, is_valid_reference, new_pin, new_reference
 
 
 def test_known_damm_check_digit() -> None:

@@ -17,11 +17,11 @@ from config.settings import Settings
 from dev import run, simulator
 from dev.processes import free_port, process_environment, run_worker_burst, start, wait_for_health
 from dev.standin.client import StandIn
-from ivr import keys
-from ivr.handler_queue import HandlerQueue
-from ivr.references import is_valid_reference
-from ivr.tips import READY, TipStore
-from ivr.vault import KeyRing, TipVault
+from ivr.core import keys
+from ivr.core.handler_queue import HandlerQueue
+from ivr.core.references import is_valid_reference
+from ivr.core.tips import READY, TipStore
+from ivr.core.vault import KeyRing, TipVault
 from tests.conftest import environment_for
 from workers.speech import Recogniser
 

@@ -17,12 +17,12 @@ from rq import Queue
 
 from dev.twilio.calls import TwilioLike
 from dev.twilio.texts import Phone
-from ivr import keys
-from ivr.choices import Choices
+from ivr.core import keys
+from ivr.core.choices import Choices
+from ivr.core.provider import Provider
+from ivr.core.sms_sessions import GRACE_SECONDS, IDLE_SECONDS, RECORD_SECONDS
+from ivr.core.tips import READY, Tip
 from ivr.edge import InboundMessage
-from ivr.provider import Provider
-from ivr.sms.sessions import GRACE_SECONDS, IDLE_SECONDS, RECORD_SECONDS
-from ivr.tips import READY, Tip
 from tests.calls import leave_a_message
 from tests.conftest import CALLER_NUMBER
 from tests.privacy import needles_for_number, scan_files, scan_lines, scan_redis
@@ -274,7 +274,7 @@ def test_a_conversation_spanning_midnight_is_not_cut_in_two(app, redis_client) -
     def text(body: str, sid: str, at: float) -> str:
         view = InboundMessage(session_keys=services.session_keys.candidates(CALLER_NUMBER, at), body=body,
                               message_sid=sid, num_media=0)
-        return services.sms.receive(view, at)
+        return app.extensions["tipline.sms"].sms.receive(view, at)
 
     reference, _ = codes_in(text(REPORT, "SM" + "1" * 32, midnight - 60))
     assert text("1", "SM" + "2" * 32, midnight + 30).startswith("Thank you")

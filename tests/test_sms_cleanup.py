@@ -16,9 +16,9 @@ from dev.processes import run_worker_burst
 from dev.standin.client import StandIn
 from dev.twilio.calls import TwilioLike
 from dev.twilio.texts import Phone
-from ivr import keys
-from ivr.provider import Provider, StillInProgress
-from ivr.sms.sessions import IDLE_SECONDS
+from ivr.core import keys
+from ivr.core.provider import Provider, StillInProgress
+from ivr.core.sms_sessions import IDLE_SECONDS
 from tests.conftest import CALLER_NUMBER
 from tests.privacy import needles_for_number, scan_files, scan_lines, scan_redis
 from tests.test_sms import codes_in
@@ -76,7 +76,7 @@ def replies(standin: StandIn) -> dict[str, dict[str, str]]:
 
 
 def context_for(app, provider: Provider) -> WorkerContext:  # type: ignore[no-untyped-def]
-    return WorkerContext(services=app.extensions["tipline"], provider=provider)
+    return WorkerContext(core=app.extensions["tipline"], provider=provider)
 
 
 def later() -> datetime:

@@ -30,10 +30,10 @@ from dev.twilio.calls import TwilioLike
 from dev.twilio.http_transport import http_post
 from dev.twilio.texts import Phone
 from ivr import create_app
-from ivr.pin_guard import LOCK_MEMORY_SECONDS, LOCK_SECONDS, PIN_CHECKS_PER_WINDOW
-from ivr.prompts import load_menus
-from ivr.references import is_valid_reference, new_reference
-from ivr.tips import PIN_HASHER
+from ivr.core.pin_guard import LOCK_MEMORY_SECONDS, LOCK_SECONDS, PIN_CHECKS_PER_WINDOW
+from ivr.core.prompts import load_menus
+from ivr.core.references import is_valid_reference, new_reference
+from ivr.core.tips import PIN_HASHER
 from tests.conftest import PUBLIC_BASE_URL, environment_for
 from tests.console_people import ConsoleClient, enrolled
 from tests.privacy import needles_for_number, scan_files, scan_lines, scan_redis

@@ -28,9 +28,9 @@ from config.settings import PROJECT_ROOT, Settings
 from dev.phone_audio import (PHONE_SAMPLE_RATE, require_speech_tools, sample_rate, samples, silence, speak,
                                synthesise)
 from dev.word_errors import normalised_words, word_error_rate
-from ivr.audio import AudioError
-from ivr.audio.disguise import disguise
-from ivr.audio.wav import read_wav_format, wav_duration_seconds
+from ivr.core.audio import AudioError
+from ivr.core.audio.disguise import disguise
+from ivr.core.audio.wav import read_wav_format, wav_duration_seconds
 from workers.speech import ModelError, Recogniser, Transcript, UnsupportedLanguage, load_recogniser
 from workers.speech.faster_whisper_engine import (EMBEDDED_MODEL_SHA256, FasterWhisperRecogniser,
                                                   embedded_model_dir)
@@ -240,7 +240,7 @@ def test_a_forked_process_gets_an_error_instead_of_hanging(recogniser: Recognise
 
 def test_importing_the_interface_does_not_load_the_engine() -> None:
     """The web app may import the audio and the exceptions; only the worker should pay for CTranslate2."""
-    probe = ("import sys, workers.speech, ivr.audio.wav, ivr.audio.disguise, ivr.console.listening; "
+    probe = ("import sys, workers.speech, ivr.core.audio.wav, ivr.core.audio.disguise, ivr.console.listening; "
              "print('ctranslate2' in sys.modules)")
     finished = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True,
                               check=True, timeout=60)

@@ -1,7 +1,7 @@
 """Statuses at rest are codes; records written before codes are rewritten when a worker starts,
 and a handler reads the same words before and after.
 
-The old records are written field by field exactly as the code before `ivr.statuses`
+The old records are written field by field exactly as the code before `ivr.core.statuses`
 wrote them (`TipStore.add_part` / `finish_part`, `Casework._finish`), English words and
 all; then a real worker process starts (`python -m workers.run --burst`), as a deploy
 would start it.
@@ -17,13 +17,13 @@ import redis
 
 from dev.processes import run_worker_burst
 from dev.twilio.calls import TwilioLike
-from ivr import keys
-from ivr.coarse_time import current_hour
 from ivr.console.catalogue import load_console_catalogue
-from ivr.prompts import CONFIG_DIR, CatalogueError
-from ivr.references import new_reference
-from ivr.status_migration import migrate_statuses
-from ivr.tips import TipStore
+from ivr.core import keys
+from ivr.core.coarse_time import current_hour
+from ivr.core.prompts import CONFIG_DIR, CatalogueError
+from ivr.core.references import new_reference
+from ivr.core.status_migration import migrate_statuses
+from ivr.core.tips import TipStore
 from tests.console_people import ConsoleClient, a_texted_tip, enrolled
 
 SAID = "The van behind the bakery on Station Road is loaded every Thursday night."

@@ -21,9 +21,9 @@ from dev.processes import free_port, process_environment, start, wait_for_health
 from dev.standin.client import StandIn
 from dev.twilio.calls import TwilioLike
 from dev.twilio.http_transport import http_post
-from ivr.handler_queue import HandlerQueue
-from ivr.tips import AWAITING_LANGUAGE, FINAL_PART_STATUSES, NO_SPEECH, READY, TipStore
-from ivr.vault import KeyRing, TipVault
+from ivr.core.handler_queue import HandlerQueue
+from ivr.core.tips import AWAITING_LANGUAGE, FINAL_PART_STATUSES, NO_SPEECH, READY, TipStore
+from ivr.core.vault import KeyRing, TipVault
 from tests.calls import leave_a_message
 from tests.conftest import CALLER_NUMBER
 from tests.privacy import needles_for_number, needles_for_text, scan_files, scan_lines, scan_redis

@@ -9,10 +9,10 @@ import pytest
 from argon2 import PasswordHasher
 
 from dev.twilio.calls import TwilioLike
-from ivr import keys
-from ivr.handler_queue import HandlerQueue
-from ivr.tips import AWAITING_TRANSCRIPT, NO_SPEECH, READY, TRANSCRIPTION_FAILED, ShreddedTip, TipStore
-from ivr.vault import CannotOpen, KeyRing, TipVault, UnknownKey
+from ivr.core import keys
+from ivr.core.handler_queue import HandlerQueue
+from ivr.core.tips import AWAITING_TRANSCRIPT, NO_SPEECH, READY, TRANSCRIPTION_FAILED, ShreddedTip, TipStore
+from ivr.core.vault import CannotOpen, KeyRing, TipVault, UnknownKey
 from tests.calls import leave_a_message
 from tests.conftest import CALLER_NUMBER
 
@@ -140,7 +140,7 @@ def test_rotation_rewraps_data_keys_without_touching_the_data(twilio: TwilioLike
 
 
 def test_bad_vault_keys_are_refused_with_a_clear_message() -> None:
-    from ivr.vault import VaultError
+    from ivr.core.vault import VaultError
 
     for spec in ["", "nokey", "k1:short", f"{new_key('a')},{new_key('a')}"]:
         with pytest.raises(VaultError, match="VAULT_KEYS"):

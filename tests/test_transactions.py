@@ -1,4 +1,4 @@
-"""The one transaction shape (`ivr.transactions.atomically`) and the one jobs module (`ivr.jobs`).
+"""The one transaction shape (`ivr.core.transactions.atomically`) and the one jobs module (`ivr.core.jobs`).
 
 Every read-then-write on Redis goes through `atomically`, so these prove its contract on a
 real Redis: a watched key changed by someone else makes the body run again from fresh
@@ -16,11 +16,12 @@ import redis
 from redis.client import Pipeline
 from rq import Queue
 
-from ivr import jobs, keys
 from ivr.console.cases import Finished, NotYours
-from ivr.choices import Choices
-from ivr.jobs import FAILED_JOB_TTL, JobArguments, RecordingHandle
-from ivr.transactions import TransactionContended, atomically
+from ivr.core import jobs
+from ivr.core import keys
+from ivr.core.choices import Choices
+from ivr.core.jobs import FAILED_JOB_TTL, JobArguments, RecordingHandle
+from ivr.core.transactions import TransactionContended, atomically
 from tests.console_people import a_texted_tip
 
 COUNTER = "tipline:test:counter"

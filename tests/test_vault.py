@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from ivr.vault import CannotOpen, ChainMac, KeyedDigest, Sealer
+from ivr.core.vault import CannotOpen, ChainMac, KeyedDigest, Sealer
 
 SECRET = "s" * 48
 

@@ -8,9 +8,9 @@ import time
 import pytest
 
 from dev.twilio.calls import Call, TwilioLike
-from ivr.call_state import BadCallState, CallState, CallStateCodec
-from ivr.choices import Choices
-from ivr.references import is_valid_reference
+from ivr.core.call_state import BadCallState, CallState, CallStateCodec
+from ivr.core.choices import Choices
+from ivr.core.references import is_valid_reference
 from tests.calls import codes_heard
 
 def gather_action(call: Call) -> str:

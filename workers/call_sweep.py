@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from ivr.provider import StillInProgress
+from ivr.core.provider import StillInProgress
 from workers.context import WorkerContext
 
 log = logging.getLogger(__name__)

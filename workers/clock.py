@@ -24,10 +24,10 @@ from typing import Callable
 import redis
 
 from config.settings import Settings
-from ivr.durability import NotDurable, check_durability_at_start
-from ivr.jobs import WORKER_QUEUES
-from ivr.provider import ProviderError
-from ivr.redaction import configure_logging
+from ivr.core.durability import NotDurable, check_durability_at_start
+from ivr.core.jobs import WORKER_QUEUES
+from ivr.core.provider import ProviderError
+from ivr.core.redaction import configure_logging
 from workers.call_sweep import sweep_calls
 from workers.context import WorkerContext, worker_context
 from workers.inbound_sweep import sweep_inbound_messages
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(Settings.from_env().log_level)
     context = worker_context()
     try:
-        check_durability_at_start(context.services.redis, context.services.settings)
+        check_durability_at_start(context.core.redis, context.core.settings)
     except NotDurable as error:
         log.error("%s", error)
         return 2
@@ -67,10 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     next_sweep = 0.0
     stuck_after = timedelta(seconds=args.requeue_after_seconds)
     while not stopping:
-        _run_guarded("recovery", lambda: requeue_abandoned(context.services.redis, WORKER_QUEUES))
-        _run_guarded("unclaimed jobs", lambda: requeue_unclaimed(context.services.redis, WORKER_QUEUES))
+        _run_guarded("recovery", lambda: requeue_abandoned(context.core.redis, WORKER_QUEUES))
+        _run_guarded("unclaimed jobs", lambda: requeue_unclaimed(context.core.redis, WORKER_QUEUES))
         _run_guarded("stuck parts", lambda: requeue_stuck(context, stuck_after=stuck_after))
-        _run_guarded("idle conversations", lambda: context.services.sms.sessions.close_idle(time.time()))
+        _run_guarded("idle conversations", lambda: context.core.sms.sessions.close_idle(time.time()))
         if time.monotonic() >= next_sweep:
             for name, sweep in provider_sweeps(context, args.sweep_grace_seconds):
                 _run_guarded(name, sweep)

@@ -1,7 +1,9 @@
-"""The worker process's long-lived objects, built once from the environment.
+"""The worker process's long-lived objects: the core, a provider client, the recogniser.
 
-The recogniser's model is loaded once per process, before the first job (RQ's
-SimpleWorker runs jobs in this process, so every job reuses it).
+A worker builds only the core (`ivr.core.build_core`), never the web app: no Flask, no
+voice script, no SMS line (tests/test_layers.py). The recogniser's model is loaded once
+per process, before the first job (RQ's SimpleWorker runs jobs in this process, so every
+job reuses it).
 """
 
 from __future__ import annotations
@@ -10,28 +12,28 @@ import functools
 from dataclasses import dataclass
 
 from config.settings import Settings
-from ivr.jobs import JobArguments
-from ivr.provider import Provider
-from ivr.services import Services, build_services
+from ivr.core import Core, build_core
+from ivr.core.jobs import JobArguments
+from ivr.core.provider import Provider
 from workers.speech import Recogniser, load_recogniser
 
 
 @dataclass(frozen=True)
 class WorkerContext:
-    services: Services
+    core: Core
     provider: Provider
 
-    @functools.cached_property
+    @property
     def arguments(self) -> JobArguments:
         """Opens the sealed arguments jobs carry."""
-        return JobArguments(self.services.settings.secret_key)
+        return self.core.arguments
 
     @functools.cached_property
     def recogniser(self) -> Recogniser:
-        return load_recogniser(self.services.settings)
+        return load_recogniser(self.core.settings)
 
 
 @functools.cache
 def worker_context() -> WorkerContext:
-    settings = Settings.from_env()
-    return WorkerContext(services=build_services(settings), provider=Provider(settings))
+    core = build_core(Settings.from_env())
+    return WorkerContext(core=core, provider=core.provider())

@@ -21,13 +21,13 @@ from datetime import datetime, timedelta, timezone
 
 from redis.client import Pipeline
 
-from ivr import keys
-from ivr.choices import Choices
-from ivr.provider import InboundText, StillInProgress
-from ivr.references import new_reference
-from ivr.sms import words
-from ivr.tips import LINE_DOWN, NewPart
-from ivr.transactions import atomically
+from ivr.core import keys
+from ivr.core import sms_words as words
+from ivr.core.choices import Choices
+from ivr.core.provider import InboundText, StillInProgress
+from ivr.core.references import new_reference
+from ivr.core.tips import LINE_DOWN, NewPart
+from ivr.core.transactions import atomically
 from workers.context import WorkerContext
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def sweep_inbound_messages(context: WorkerContext, now: datetime | None = None,
                            grace: timedelta = INBOUND_GRACE) -> InboundSweepReport:
     """Take in, once, each inbound text no conversation accounts for; then delete it there."""
     cutoff = (now or datetime.now(timezone.utc)) - grace
-    cleanup = context.services.sms.cleanup
+    cleanup = context.core.sms.cleanup
     taken_in = dropped = seen = 0
     for text in context.provider.list_inbound_texts(created_before=cutoff):
         seen += 1
@@ -71,7 +71,7 @@ def sweep_inbound_messages(context: WorkerContext, now: datetime | None = None,
 def _take_in(context: WorkerContext, text: InboundText) -> bool | None:
     """Store the text as a tip (True), or nothing for a keyword or no words (False), with its
     marker and clean-up job, in one transaction; None when it was accounted for meanwhile."""
-    cleanup, tips = context.services.sms.cleanup, context.services.tips
+    cleanup, tips = context.core.sms.cleanup, context.core.tips
     marker = cleanup.marker(text.sid)
     body = words.clean(text.body)
     worth_a_tip = bool(body) and words.keyword(body) is None
@@ -88,4 +88,4 @@ def _take_in(context: WorkerContext, text: InboundText) -> bool | None:
         cleanup.enqueue([text.sid], pipe=pipe)
         return worth_a_tip
 
-    return atomically(context.services.redis, [marker, keys.tip(reference)], store)
+    return atomically(context.core.redis, [marker, keys.tip(reference)], store)

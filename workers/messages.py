@@ -2,7 +2,7 @@
 
 Every sid is tried; deleting what is already gone is a success. A message still being
 delivered (error 20009) makes the job raise StillInProgress after trying the rest, and
-RQ runs it again later (`ivr.jobs.DELETE_MESSAGES_RETRY`): running it twice is the
+RQ runs it again later (`ivr.core.jobs.DELETE_MESSAGES_RETRY`): running it twice is the
 same as once. A sid of the wrong shape (the webhook's MessageSid is the provider's word,
 checked only here) is logged without itself and dropped: one bad sid must not keep the
 rest of a conversation, each holding the tipster's number, at the provider. Once a
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import logging
 
-from ivr.provider import BadIdentifier, Provider, StillInProgress
-from ivr.sms.cleanup import MessageCleanup
+from ivr.core.provider import BadIdentifier, Provider, StillInProgress
+from ivr.core.sms_cleanup import MessageCleanup
 from workers.context import worker_context
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 def delete_messages(sealed_sids: str) -> None:
     context = worker_context()
-    delete_message_records(context.provider, context.services.sms.cleanup, sealed_sids)
+    delete_message_records(context.provider, context.core.sms.cleanup, sealed_sids)
 
 
 def delete_message_records(provider: Provider, cleanup: MessageCleanup, sealed_sids: str) -> None:

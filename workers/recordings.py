@@ -20,12 +20,12 @@ import time
 
 from rq import get_current_job
 
-from ivr.audio import AudioError
-from ivr.audio.wav import wav_duration_seconds
-from ivr.provider import ProviderError, RecordingNotFound, RecordingTooLarge, StillInProgress
-from ivr.jobs import RecordingHandle, enqueue_call_deletion
-from ivr.recordings import transcription_timeout
-from ivr.tips import AWAITING_LANGUAGE, FINAL_PART_STATUSES, NO_SPEECH, READY, TRANSCRIPTION_FAILED
+from ivr.core.audio import AudioError
+from ivr.core.audio.wav import wav_duration_seconds
+from ivr.core.jobs import RecordingHandle, enqueue_call_deletion
+from ivr.core.provider import ProviderError, RecordingNotFound, RecordingTooLarge, StillInProgress
+from ivr.core.recordings import transcription_timeout
+from ivr.core.tips import AWAITING_LANGUAGE, FINAL_PART_STATUSES, NO_SPEECH, READY, TRANSCRIPTION_FAILED
 from workers.context import WorkerContext, worker_context
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ KEEP_RECORDING = (AWAITING_LANGUAGE, TRANSCRIPTION_FAILED)
 def transcribe_recording(sealed_handle: str) -> None:
     context = worker_context()
     handle = context.arguments.open_handle(sealed_handle)
-    status = context.services.tips.part_status(handle.reference, handle.part)
+    status = context.core.tips.part_status(handle.reference, handle.part)
     if status is None:
         log.warning("a recording's tip no longer exists; deleting the provider's copies")
     elif status not in FINAL_PART_STATUSES:
@@ -45,7 +45,7 @@ def transcribe_recording(sealed_handle: str) -> None:
 
 
 def _transcribe_into_tip(context: WorkerContext, handle: RecordingHandle) -> str:
-    tips, language = context.services.tips, handle.choices.language or context.services.menus.fallback_language
+    tips, language = context.core.tips, handle.choices.language or context.core.menus.fallback_language
     kept_audio = {"recording_sid": handle.recording_sid}
     if language not in context.recogniser.languages:
         tips.finish_part(handle.reference, handle.part, AWAITING_LANGUAGE, kept_audio=kept_audio)
@@ -119,7 +119,7 @@ def _delete_provider_copies(context: WorkerContext, handle: RecordingHandle, kee
     try:
         context.provider.delete_call(handle.call_sid)
     except StillInProgress:
-        enqueue_call_deletion(context.services.redis, sealed_handle)
+        enqueue_call_deletion(context.core.redis, sealed_handle)
         log.info("the call is still in progress at the provider; its deletion is queued")
 
 
@@ -136,7 +136,7 @@ def delete_reviewed_recordings(reference: str) -> None:
     provider and then their handles here (promise 3). Gone already counts as done, so a
     retry after a crash is harmless."""
     context = worker_context()
-    tips = context.services.tips
+    tips = context.core.tips
     tip = tips.get(reference)
     for part in tip.parts if tip else ():
         kept = tips.kept_audio(reference, part.index)

@@ -6,9 +6,9 @@ starts again. It exits only when asked to stop (Ctrl-C, SIGTERM) or in --burst m
 
 It is RQ's SimpleWorker (no fork per job): the speech model is loaded once, before the
 first job, and every job reuses it. It refuses to start in production on a Redis that can
-lose an acknowledged commit (`ivr.durability`): it deletes at the provider after each
+lose an acknowledged commit (`ivr.core.durability`): it deletes at the provider after each
 commit. A job's time limit cannot interrupt inference, so
-each job's limit is bounded by its audio's length instead (`ivr.recordings`). On start it
+each job's limit is bounded by its audio's length instead (`ivr.core.recordings`). On start it
 hands back the jobs a dead worker on this host left behind (`workers.recovery`).
 """
 
@@ -22,10 +22,10 @@ import redis
 from rq import SimpleWorker
 
 from config.settings import Settings
-from ivr.durability import NotDurable, check_durability_at_start
-from ivr.jobs import WORKER_QUEUES
-from ivr.redaction import configure_logging
-from ivr.status_migration import migrate_statuses
+from ivr.core.durability import NotDurable, check_durability_at_start
+from ivr.core.jobs import WORKER_QUEUES
+from ivr.core.redaction import configure_logging
+from ivr.core.status_migration import migrate_statuses
 from workers.claiming import ClaimingQueue
 from workers.context import worker_context
 from workers.recovery import requeue_abandoned, requeue_unclaimed
@@ -70,10 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(Settings.from_env().log_level)
     context = worker_context()
     _ = context.recogniser  # load the model now: a broken model stops the worker at start, not mid-job
-    connection = context.services.redis
+    connection = context.core.redis
     wait_for_redis(connection)
     try:
-        check_durability_at_start(connection, context.services.settings)
+        check_durability_at_start(connection, context.core.settings)
     except NotDurable as error:
         log.error("%s", error)
         return 2
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             queues = [ClaimingQueue(name, connection=connection) for name in WORKER_QUEUES]
             # log_job_description=False: RQ would otherwise log each job's arguments.
             worker = lost = TiplineWorker(queues, connection=connection, log_job_description=False)
-            worker.work(burst=args.burst, logging_level=context.services.settings.log_level,
+            worker.work(burst=args.burst, logging_level=context.core.settings.log_level,
                         with_scheduler=not args.burst)
         except redis.RedisError as error:
             log.warning("lost Redis (%s); starting again when it is back", type(error).__name__)

@@ -22,10 +22,10 @@ import redis
 from redis.client import Pipeline
 from rq.registry import FailedJobRegistry
 
-from ivr import keys
-from ivr.jobs import RecordingHandle
-from ivr.tips import FINAL_PART_STATUSES, TRANSCRIPTION_FAILED
-from ivr.transactions import atomically
+from ivr.core import keys
+from ivr.core.jobs import RecordingHandle
+from ivr.core.tips import FINAL_PART_STATUSES, TRANSCRIPTION_FAILED
+from ivr.core.transactions import atomically
 from workers.context import WorkerContext
 
 log = logging.getLogger(__name__)
@@ -49,8 +49,8 @@ def job_is_pending(connection: redis.Redis, job_id: str) -> bool:
 
 def requeue_stuck(context: WorkerContext, stuck_after: timedelta = STUCK_AFTER, now: float | None = None) -> int:
     """Queue again the job of each part stuck awaiting its transcript. Returns how many."""
-    services = context.services
-    connection, tips, intake = services.redis, services.tips, services.recordings
+    core = context.core
+    connection, tips, intake = core.redis, core.tips, core.recordings
     requeued = 0
     for reference, index in tips.awaiting_since((now or time.time()) - stuck_after.total_seconds()):
         if tips.part_status(reference, index) in (*FINAL_PART_STATUSES, None):
@@ -82,7 +82,7 @@ def requeue_stuck(context: WorkerContext, stuck_after: timedelta = STUCK_AFTER, 
 
 def _requeue(context: WorkerContext, sealed: str, handle: RecordingHandle, recording_key: str) -> None:
     """Out of the failed registries and into its queue, in one transaction."""
-    connection, intake = context.services.redis, context.services.recordings
+    connection, intake = context.core.redis, context.core.recordings
     job_id = keys.recording_job_id(recording_key)
 
     def requeue(pipe: Pipeline) -> None:

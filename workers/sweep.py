@@ -21,10 +21,10 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from ivr import keys
-from ivr.provider import StillInProgress
-from ivr.call_state import CallState
-from ivr.tips import FINAL_PART_STATUSES
+from ivr.core import keys
+from ivr.core.call_state import CallState
+from ivr.core.provider import StillInProgress
+from ivr.core.tips import FINAL_PART_STATUSES
 from workers.context import WorkerContext
 from workers.recordings import KEEP_RECORDING
 
@@ -45,7 +45,7 @@ class SweepReport:
 
 
 def sweep_provider(context: WorkerContext, now: datetime | None = None, grace: timedelta = GRACE) -> SweepReport:
-    intake, tips, redis = context.services.recordings, context.services.tips, context.services.redis
+    intake, tips, redis = context.core.recordings, context.core.tips, context.core.redis
     cutoff = (now or datetime.now(timezone.utc)) - grace
     taken_in = deleted = seen = 0
     for recording in context.provider.list_recordings(created_before=cutoff):

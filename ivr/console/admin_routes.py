@@ -7,10 +7,10 @@ from typing import Callable
 from flask import Response, flash, redirect, render_template, url_for
 from flask_login import current_user
 
-from ivr.console.accounts import AccountError
+from ivr.console.blueprint import bp, console
 from ivr.console.forms import ActionForm, NewAccountForm, RoleForm
 from ivr.console.roles import requires
-from ivr.console.web import bp, console
+from ivr.core.accounts import AccountError
 
 
 def enrolment_url(token: str) -> str:

@@ -7,10 +7,10 @@ from flask import flash, make_response, redirect, render_template, request, sess
 from flask_login import current_user, login_required, login_user, logout_user
 from markupsafe import Markup
 
-from ivr.console.accounts import NAME_SHAPE, AccountError, SignInRefused, refusal
+from ivr.console.blueprint import ConsoleUser, bp, console
 from ivr.console.forms import ActionForm, EnrolForm, SignInForm
-from ivr.console.sign_in_limits import WINDOW_SECONDS, SignInLocked
-from ivr.console.web import ConsoleUser, bp, console
+from ivr.core.accounts import NAME_SHAPE, AccountError, SignInRefused, refusal
+from ivr.core.sign_in_limits import WINDOW_SECONDS, SignInLocked
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import date
 
 from ivr.console.flags import Flag
-from ivr.statuses import Triage
-from ivr.tips import Tip
+from ivr.core.statuses import Triage
+from ivr.core.tips import Tip
 
 # Codes, stored; the words a handler reads are the catalogue's (`ConsoleCatalogue.triage`).
 NEW, IN_REVIEW, FOLLOW_UP, MALICIOUS, PASSED_ON, CLOSED = Triage

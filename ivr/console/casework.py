@@ -1,10 +1,10 @@
 """A handler's work on a tip: claim, summarise, tag, triage, note, link, pass on, close.
 
-The tip record (`ivr.tips`) holds what came in; the case (`keys.case`) holds what the
+The tip record (`ivr.core.tips`) holds what came in; the case (`keys.case`) holds what the
 handlers made of it. Text a handler writes (summary, drafts, notes) is sealed under the
 tip's own data key, so shredding a tip shreds the work on it too.
 
-Claims are leases on the handlers' queue (`ivr.handler_queue`): only the holder may
+Claims are leases on the handlers' queue (`ivr.core.handler_queue`): only the holder may
 change a case, each change renews the lease, and a tip left alone past the lease goes to
 the next handler who claims. A draft is per handler and is saved even when the lease has
 gone to someone else, so a lapsed lease or a closed tab loses nothing.
@@ -19,19 +19,19 @@ import json
 
 import redis
 
-from ivr import keys
-from ivr.coarse_time import current_hour
 from ivr.console.catalogue import ConsoleCatalogue
+from ivr.core import keys
+from ivr.core.coarse_time import current_hour
 from ivr.console.cases import (CLOSED, HANDLER_TRIAGE, IN_REVIEW, NEW, PASSED_ON, Case, CaseworkError, Finished,
                                FlagsUnresolved, Note, NotReady, NotYours, Package, UnknownTip, received_day)
 from ivr.console.flags import find_flags
 from ivr.console.hotspots import HotspotCounts, iso_week
-from ivr.handler_queue import Claim, HandlerQueue, NotHeld
-from ivr.jobs import enqueue_reviewed_recordings_deletion
-from ivr.references import is_valid_reference
-from ivr.statuses import Triage
-from ivr.tips import Tip, TipStore
-from ivr.transactions import atomically
+from ivr.core.handler_queue import Claim, HandlerQueue, NotHeld
+from ivr.core.jobs import enqueue_reviewed_recordings_deletion
+from ivr.core.references import is_valid_reference
+from ivr.core.statuses import Triage
+from ivr.core.tips import Tip, TipStore
+from ivr.core.transactions import atomically
 
 MAX_SUMMARY_CHARACTERS = 4000
 MAX_NOTE_CHARACTERS = 2000

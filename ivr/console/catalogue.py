@@ -4,7 +4,7 @@ read from `config/console.json`.
 Handlers pick from these; the ids are what is stored and counted, the labels what is
 shown and printed. Read and checked once at start-up, so a typo fails `make run`, not a
 handler's pass-on at 3 a.m. The status lists must give words for exactly the codes in
-`ivr.statuses`: a code with no words would show a handler a bare code, and words for a
+`ivr.core.statuses`: a code with no words would show a handler a bare code, and words for a
 code that does not exist are a typo.
 """
 
@@ -17,8 +17,8 @@ from types import MappingProxyType
 from enum import StrEnum
 from typing import Mapping
 
-from ivr.prompts import CONFIG_DIR, CatalogueError, Menus
-from ivr.statuses import Arrival, PartStatus, Triage
+from ivr.core.prompts import CONFIG_DIR, CatalogueError, Menus
+from ivr.core.statuses import Arrival, PartStatus, Triage
 
 ID_CHARACTERS = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
 

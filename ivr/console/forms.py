@@ -8,8 +8,8 @@ from typing import Iterable
 from wtforms import HiddenField, PasswordField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
-from ivr.console.accounts import MAX_PASSWORD_CHARACTERS, ROLES
 from ivr.console.casework import MAX_NOTE_CHARACTERS, MAX_SUMMARY_CHARACTERS
+from ivr.core.accounts import MAX_PASSWORD_CHARACTERS, ROLES
 
 
 def choices(pairs: Iterable[tuple[str, str]]) -> list[SelectChoice]:

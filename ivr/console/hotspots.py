@@ -17,7 +17,7 @@ from xml.sax.saxutils import escape
 import redis
 from redis.client import Pipeline
 
-from ivr import keys
+from ivr.core import keys
 
 SMALLEST_SHOWN = 3
 HIDDEN_CELL = "<3"

@@ -3,7 +3,7 @@
 A part the worker could not transcribe (unreadable audio after the last retry, speech
 with no words made out, a language the model does not cover) keeps a sealed handle to
 its recording, and the recording stays at the provider until a handler has reviewed it.
-A voice identifies a person, so the handler hears only `ivr.audio.disguise`'s copy
+A voice identifies a person, so the handler hears only `ivr.core.audio.disguise`'s copy
 (promise 3): the recording is fetched from the provider's API host into memory, passed
 through sox on pipes, and the copy is returned for the route to stream. Nothing is
 written to disk and nothing is kept. Listening deletes nothing either: the recording is
@@ -13,9 +13,9 @@ decision, not this module's.
 
 from __future__ import annotations
 
-from ivr.audio.disguise import disguise
-from ivr.provider import Provider
-from ivr.tips import AWAITING_LANGUAGE, AWAITING_TRANSCRIPT, NO_SPEECH, READY, TRANSCRIPTION_FAILED, TipStore
+from ivr.core.audio.disguise import disguise
+from ivr.core.provider import Provider
+from ivr.core.tips import AWAITING_LANGUAGE, AWAITING_TRANSCRIPT, NO_SPEECH, READY, TRANSCRIPTION_FAILED, TipStore
 
 # The worker keeps a part's recording for a person only when it ends in one of these.
 AUDIO_KEPT_STATUSES = (TRANSCRIPTION_FAILED, AWAITING_LANGUAGE)
@@ -36,7 +36,7 @@ def disguised_recording(tips: TipStore, provider: Provider, reference: str, part
 
     Raises NothingToHear (its message says why) when the part offers no recording. The
     provider's errors pass through (`RecordingNotFound` when the recording is gone,
-    `ProviderUnavailable`, `RecordingTooLarge`, ...), and so do ivr.audio's: AudioError
+    `ProviderUnavailable`, `RecordingTooLarge`, ...), and so do ivr.core.audio's: AudioError
     when the recording is not readable audio (often why transcription failed),
     DisguiseError when sox is missing or fails. Each has its own class, so the route can
     tell the handler which it was.

@@ -1,20 +1,16 @@
-"""Passing a tip on (the summary, checked for what could identify the tipster), the
-package that leaves, and listening to a recording that could not be transcribed."""
+"""Passing a tip on (the summary, checked for what could identify the tipster), and the
+package that leaves."""
 
 from __future__ import annotations
 
-from flask import Response, flash, jsonify, redirect, render_template, request, url_for
+from flask import flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from ivr.console.cases import FINISHED, CaseworkError, FlagsUnresolved
+from ivr.console.blueprint import bp, console
+from ivr.console.cases import CaseworkError, FlagsUnresolved
 from ivr.console.flags import Flag, find_flags
 from ivr.console.forms import PassOnForm, choices
-from ivr.console.listening import NothingToHear, disguised_recording
 from ivr.console.roles import requires
-from ivr.console.web import bp, console
-from ivr.console.work_routes import refused
-from ivr.provider import Provider
-from ivr.provider_errors import ProviderError
 
 
 # -- passing on ----------------------------------------------------------------------------------
@@ -67,10 +63,7 @@ def _marked(summary: str, flags: list[Flag]) -> list[tuple[str, Flag | None]]:
 @bp.get("/tips/<reference>/package")
 @requires("handler")
 def package(reference: str):  # type: ignore[no-untyped-def]
-    try:
-        disseminated = console().casework.package(reference)
-    except CaseworkError as error:
-        return refused(reference, error)
+    disseminated = console().casework.package(reference)  # NotReady: the blueprint's handler says why
     console().audit.append(current_user.name, "export", tip=reference, detail="printable")
     return render_template("console/package.html", package=disseminated)
 
@@ -86,25 +79,3 @@ def package_json(reference: str):  # type: ignore[no-untyped-def]
     response = jsonify(disseminated.as_json())
     response.headers["Content-Disposition"] = f'attachment; filename="tip-{reference}.json"'
     return response
-
-
-# -- listening -------------------------------------------------------------------------------------
-
-@bp.get("/tips/<reference>/parts/<int:index>/audio")
-@requires("handler")
-def listen(reference: str, index: int):  # type: ignore[no-untyped-def]
-    """The disguised copy of a recording that could not be transcribed, made now, never stored."""
-    casework = console().casework
-    casework.tip(reference)
-    if casework.case(reference).finished in FINISHED:
-        return Response("This tip is finished; its audio is no longer offered.\n", 410, mimetype="text/plain")
-    try:
-        with Provider(console().settings) as provider:
-            audio = disguised_recording(casework.tips, provider, reference, index)
-    except NothingToHear as nothing:
-        return Response(f"{nothing}\n", 404, mimetype="text/plain")
-    except ProviderError as error:
-        return Response(f"The recording could not be fetched from the provider: {error}\n", 502,
-                        mimetype="text/plain")
-    console().audit.append(current_user.name, "listen", tip=reference, detail=f"part={index}")
-    return Response(audio, mimetype="audio/wav", headers={"Content-Disposition": "inline"})

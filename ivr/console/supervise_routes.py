@@ -1,16 +1,18 @@
-"""A supervisor's pages: the audit trail and the hotspots."""
+"""A supervisor's pages: the audit trail, the hotspots, and reassigning a tip."""
 
 from __future__ import annotations
 
 from datetime import date, timedelta
 
-from flask import Response, render_template, request
+from flask import Response, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from markupsafe import Markup
 
+from ivr.console.blueprint import bp, console
+from ivr.console.cases import CaseworkError
+from ivr.console.forms import ReassignForm
 from ivr.console.hotspots import build_table, iso_week, render_svg, weeks_between
 from ivr.console.roles import requires
-from ivr.console.web import bp, console
 
 AUDIT_PAGE_SIZE = 100
 DEFAULT_WEEKS = 8
@@ -86,3 +88,18 @@ def _int(raw: str | None, default: int) -> int:
         return int(raw) if raw is not None else default
     except ValueError:
         return default
+
+
+# -- a handler's tip, given to another handler ----------------------------------------------------
+
+@bp.post("/tips/<reference>/reassign")
+@requires("supervisor")
+def reassign(reference: str):  # type: ignore[no-untyped-def]
+    form = ReassignForm()
+    target = console().accounts.get((form.handler.data or "").strip().lower()) if form.validate_on_submit() else None
+    if target is None or not target.has_role("handler"):
+        raise CaseworkError("Give the name of an active handler account.")
+    console().casework.reassign(reference, target.name)
+    flash(f"Tip {reference} now belongs to {target.name}.", "info")
+    console().audit.append(current_user.name, "reassign", tip=reference, detail=f"to={target.name}")
+    return redirect(url_for("console.tip", reference=reference))

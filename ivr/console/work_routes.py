@@ -13,39 +13,14 @@ from flask import Response, flash, jsonify, redirect, render_template, request, 
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
-from ivr.console.cases import HANDLER_TRIAGE, Case, CaseworkError, NotYours, UnknownTip, received_day
+from ivr.console.blueprint import bp, console
+from ivr.console.cases import HANDLER_TRIAGE, Case, CaseworkError, NotYours, received_day
 from ivr.console.forms import (ActionForm, CloseForm, DuplicateForm, NoteForm, ReassignForm,
                                SummaryForm, TriageForm, choices)
 from ivr.console.listening import AUDIO_KEPT_STATUSES
 from ivr.console.roles import requires
-from ivr.console.web import bp, console
-from ivr.pin_guard import LOCK_MEMORY_SECONDS
-from ivr.references import is_valid_reference
-from ivr.tips import ShreddedTip
-
-
-@bp.before_request
-def audit_trail_intact() -> None:
-    """Fail closed: with a damaged audit trail nothing is shown or done (AuditTrailBroken → 503)."""
-    if request.endpoint != "console.static":
-        console().audit.head()
-
-
-@bp.after_request
-def never_cache(response: Response) -> Response:
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-@bp.errorhandler(UnknownTip)
-def unknown_tip(error: UnknownTip):  # type: ignore[no-untyped-def]
-    return render_template("console/error.html", title="No such tip", message=str(error)), 404
-
-
-@bp.errorhandler(ShreddedTip)
-def shredded_tip(error: ShreddedTip):  # type: ignore[no-untyped-def]
-    return render_template("console/error.html", title="Tip deleted",
-                           message="This tip was deleted under the retention rules; nothing of it can be read."), 410
+from ivr.core.pin_guard import LOCK_MEMORY_SECONDS
+from ivr.core.references import is_valid_reference
 
 
 # -- the queue ---------------------------------------------------------------------------------
@@ -131,11 +106,6 @@ def _changed(reference: str, action: str, detail: str = "") -> Response:
     return redirect(url_for("console.tip", reference=reference))
 
 
-def refused(reference: str, error: CaseworkError) -> Response:
-    flash(str(error), "error")
-    return redirect(url_for("console.tip", reference=reference))
-
-
 @bp.post("/tips/<reference>/draft")
 @requires("handler")
 def save_draft(reference: str):  # type: ignore[no-untyped-def]
@@ -163,22 +133,19 @@ def save_summary(reference: str):  # type: ignore[no-untyped-def]
     try:
         casework.save_summary(reference, current_user.name, form.summary.data or "", form.area.data or None,
                               form.category.data or None)
-    except CaseworkError as error:
+    except CaseworkError:
         casework.save_draft(reference, current_user.name, form.summary.data or "")  # nothing typed is lost
-        return refused(reference, error)
+        raise  # refused: the blueprint's handler says why
     flash("Summary saved.", "info")
     return _changed(reference, "edit_summary", detail=f"area={form.area.data or '-'} category={form.category.data or '-'}")
 
 
 def _act(reference: str, form: FlaskForm, invalid: str, change: Callable[[], None], action: str,
          detail: str = "") -> Response:
-    """A holder's change from a form: refused with the reason, or done and audited."""
+    """A holder's change from a form: done and audited, or refused (CaseworkError) with the reason."""
     if not form.validate_on_submit():
-        return refused(reference, CaseworkError(invalid))
-    try:
-        change()
-    except CaseworkError as error:
-        return refused(reference, error)
+        raise CaseworkError(invalid)
+    change()
     return _changed(reference, action, detail)
 
 
@@ -215,10 +182,7 @@ def link_duplicate(reference: str):  # type: ignore[no-untyped-def]
 def release(reference: str):  # type: ignore[no-untyped-def]
     if not ActionForm().validate_on_submit():
         return redirect(url_for("console.tip", reference=reference))
-    try:
-        console().casework.release(reference, current_user.name)
-    except CaseworkError as error:
-        return refused(reference, error)
+    console().casework.release(reference, current_user.name)
     console().audit.append(current_user.name, "release", tip=reference)
     flash(f"Tip {reference} is back in the queue.", "info")
     return redirect(url_for("console.dashboard"))
@@ -230,28 +194,8 @@ def close(reference: str):  # type: ignore[no-untyped-def]
     form = CloseForm()
     form.reason.choices = choices(console().catalogue.close_reasons.items())
     if not form.validate_on_submit():
-        return refused(reference, CaseworkError("Choose a reason for closing it."))
-    try:
-        console().casework.close(reference, current_user.name, form.reason.data)
-    except CaseworkError as error:
-        return refused(reference, error)
+        raise CaseworkError("Choose a reason for closing it.")
+    console().casework.close(reference, current_user.name, form.reason.data)
     flash(f"Tip {reference} is closed.", "info")
     console().audit.append(current_user.name, "close", tip=reference, detail=f"reason={form.reason.data}")
     return redirect(url_for("console.dashboard"))
-
-
-# -- supervisors: reassign ----------------------------------------------------------------------------
-
-@bp.post("/tips/<reference>/reassign")
-@requires("supervisor")
-def reassign(reference: str):  # type: ignore[no-untyped-def]
-    form = ReassignForm()
-    target = console().accounts.get((form.handler.data or "").strip().lower()) if form.validate_on_submit() else None
-    if target is None or not target.has_role("handler"):
-        return refused(reference, CaseworkError("Give the name of an active handler account."))
-    try:
-        console().casework.reassign(reference, target.name)
-    except CaseworkError as error:
-        return refused(reference, error)
-    flash(f"Tip {reference} now belongs to {target.name}.", "info")
-    return _changed(reference, "reassign", detail=f"to={target.name}")

@@ -9,7 +9,7 @@ Order of checks, and why:
    processed again.
 4. Photos are refused (they carry location); the message is deleted at the provider.
 5. `REF <reference> PIN <pin> text` adds to an existing tip, voice or SMS, once the PIN
-   guard (ivr/pin_guard.py) has checked the PIN.
+   guard (ivr/core/pin_guard.py) has checked the PIN.
 6. Just after DONE, a text joins the tip it closed.
 7. Otherwise the conversation: language, category, report, DONE.
 """
@@ -20,18 +20,18 @@ import secrets
 
 import redis
 
-from ivr import keys
+from ivr.core import keys
+from ivr.core import sms_words as words
+from ivr.core.choices import Choices
+from ivr.core.pin_guard import PinGuard
+from ivr.core.prompts import Menus
+from ivr.core.references import new_pin, new_reference
+from ivr.core.sms_cleanup import MessageCleanup
+from ivr.core.sms_sessions import CATEGORY, LANGUAGE, REPORT, Session, SessionStore
+from ivr.core.tips import PIN_HASHER, NewPart, TipStore
+from ivr.core.transactions import atomically
+from ivr.core.vault import KeyedDigest, Sealer
 from ivr.edge import InboundMessage
-from ivr.prompts import Menus
-from ivr.pin_guard import PinGuard
-from ivr.references import new_pin, new_reference
-from ivr.sms import words
-from ivr.sms.cleanup import MessageCleanup
-from ivr.choices import Choices
-from ivr.sms.sessions import CATEGORY, LANGUAGE, REPORT, Session, SessionStore
-from ivr.tips import PIN_HASHER, NewPart, TipStore
-from ivr.transactions import atomically
-from ivr.vault import KeyedDigest, Sealer
 
 # A first text at least this long is taken as the report itself: one message is enough.
 LONG_REPORT_CHARACTERS = 60

@@ -15,7 +15,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from werkzeug.exceptions import HTTPException
 
 from ivr.edge import InboundMessage, twilio_webhook
-from ivr.services import services
+from ivr.sms.wiring import sms_door as services  # the body reads services().sms etc.
 
 bp = Blueprint("sms", __name__, url_prefix="/sms")
 log = logging.getLogger(__name__)

@@ -17,11 +17,11 @@ import redis
 from flask import Blueprint, Response
 from werkzeug.exceptions import HTTPException
 
-from ivr.call_state import BadCallState, CallState
+from ivr.core.call_state import BadCallState, CallState
+from ivr.core.references import new_pin, new_reference
 from ivr.edge import CallStep, RecordingStatus, twilio_webhook
-from ivr.references import new_pin, new_reference
-from ivr.services import services
 from ivr.voice.script import Script
+from ivr.voice.wiring import voice_line as services  # the body reads services().script etc.
 
 bp = Blueprint("voice", __name__, url_prefix="/voice")
 log = logging.getLogger(__name__)

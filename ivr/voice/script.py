@@ -1,8 +1,8 @@
 """What the caller hears at each step, built as TwiML with twilio's VoiceResponse.
 
-The words come from the per-language catalogues (`ivr.prompts`); this module only puts
+The words come from the per-language catalogues (`ivr.core.prompts`); this module only puts
 them in order and says where each keypress goes next. Every URL Twilio will request next
-carries the call state as a sealed token (`ivr.call_state`).
+carries the call state as a sealed token (`ivr.core.call_state`).
 
 The two menus are the hot path of a busy line, and everything in them but the token is
 the same for every caller: each is rendered once (by twilio's VoiceResponse, with a slot
@@ -18,8 +18,8 @@ from xml.sax.saxutils import escape
 from flask import url_for
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
-from ivr.call_state import CallState, CallStateCodec
-from ivr.prompts import REFERENCE_LANGUAGE, Catalogue, Menus
+from ivr.core.call_state import CallState, CallStateCodec
+from ivr.core.prompts import REFERENCE_LANGUAGE, Catalogue, Menus
 
 # Seconds Twilio waits for a keypress before moving on to the <Redirect> after <Gather>.
 GATHER_TIMEOUT_SECONDS = 6

@@ -6,59 +6,19 @@ The worker calls `load_recogniser(settings)` once per process, before it takes j
 new file and one line in `load_recogniser`.
 
 Audio never touches the disk here: recordings arrive as bytes and are decoded in memory.
-Reading a WAV, and its failure `ivr.audio.AudioError`, are shared with the console's
-disguised copy, so they live in `ivr/audio/`; this package holds speech recognition only.
+Reading a WAV, and its failure `ivr.core.audio.AudioError`, are shared with the console's
+disguised copy, so they live in `ivr/core/audio/`; this package holds speech recognition only.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from config.settings import Settings
+from workers.speech.recogniser import ModelError, Recogniser, SpeechError, Transcript, UnsupportedLanguage
 
-
-@dataclass(frozen=True)
-class Transcript:
-    """What a recording said.
-
-    `speech_detected` is False when the recording holds no speech at all (silence, line
-    noise): `text` is then "". A recording with speech can still come back with empty
-    `text` when the model made out no words; a person should hear that one.
-    """
-
-    text: str
-    language: str
-    audio_seconds: float
-    speech_detected: bool
-
-
-class Recogniser(Protocol):
-    """An offline speech-to-text engine, loaded once and then used for many recordings."""
-
-    languages: frozenset[str]
-
-    def transcribe(self, wav: bytes, language: str) -> Transcript:
-        """Transcribe one WAV recording spoken in `language` (an ISO 639-1 code).
-
-        Raises UnsupportedLanguage, or ivr.audio.AudioError when the bytes are not a
-        readable recording (retry, then keep the recording for a person).
-        """
-        ...
-
-
-class SpeechError(Exception):
-    """Base class of the recogniser's own failures (unreadable audio is ivr.audio.AudioError)."""
-
-
-class UnsupportedLanguage(SpeechError):
-    """The configured model does not transcribe this language: produce no transcript."""
-
-
-class ModelError(SpeechError):
-    """The model is missing, incomplete or altered, or cannot be used in this process."""
+__all__ = ["ModelError", "Recogniser", "SpeechError", "Transcript", "UnsupportedLanguage", "load_recogniser"]
 
 
 def load_recogniser(settings: Settings) -> Recogniser:

@@ -8,7 +8,7 @@ Two kinds of model:
   hold model.bin, config.json and tokenizer.json, and cover the languages STT_LANGUAGES
   lists (an English-only ".en" model covers only "en").
 
-A recording is checked (`ivr.audio.wav.read_wav_format`), decoded from a BytesIO by PyAV and
+A recording is checked (`ivr.core.audio.wav.read_wav_format`), decoded from a BytesIO by PyAV and
 never written anywhere. Silero VAD (its ONNX file ships inside faster_whisper, nothing
 is downloaded) keeps only the stretches with speech; a recording without any is
 reported as `speech_detected=False` and the model is not run on it: Whisper is known to
@@ -52,9 +52,9 @@ from faster_whisper import WhisperModel, decode_audio  # noqa: E402
 from faster_whisper.utils import get_assets_path  # noqa: E402
 from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps, get_vad_model  # noqa: E402
 
-from ivr.audio import AudioError  # noqa: E402
-from ivr.audio.wav import read_wav_format  # noqa: E402
-from workers.speech import ModelError, Transcript, UnsupportedLanguage  # noqa: E402
+from ivr.core.audio import AudioError  # noqa: E402
+from ivr.core.audio.wav import read_wav_format  # noqa: E402
+from workers.speech.recogniser import ModelError, Transcript, UnsupportedLanguage  # noqa: E402
 
 log = logging.getLogger(__name__)
 

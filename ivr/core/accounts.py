@@ -25,12 +25,12 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from ivr import keys
-from ivr.console.one_time_codes import StepClaims, matching_step
-from ivr.console.sign_in_limits import ADDRESS_FAILURES_ALLOWED, WINDOW_SECONDS, Attempt, SignInLimits
-from ivr.console.sign_ins import SignIns
-from ivr.transactions import atomically
-from ivr.vault import CannotOpen, Sealer
+from ivr.core import keys
+from ivr.core.one_time_codes import StepClaims, matching_step
+from ivr.core.sign_in_limits import ADDRESS_FAILURES_ALLOWED, WINDOW_SECONDS, Attempt, SignInLimits
+from ivr.core.sign_ins import SignIns
+from ivr.core.transactions import atomically
+from ivr.core.vault import CannotOpen, Sealer
 
 ROLES = ("handler", "supervisor", "admin")  # each can do all that the ones before it can
 PENDING, ACTIVE, DISABLED = "pending", "active", "disabled"

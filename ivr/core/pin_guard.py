@@ -25,10 +25,10 @@ import secrets
 import redis
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from ivr import keys
-from ivr.references import is_valid_pin, is_valid_reference
-from ivr.tips import PIN_HASHER, TipStore
-from ivr.vault import KeyedDigest
+from ivr.core import keys
+from ivr.core.references import is_valid_pin, is_valid_reference
+from ivr.core.tips import PIN_HASHER, TipStore
+from ivr.core.vault import KeyedDigest
 
 log = logging.getLogger(__name__)
 

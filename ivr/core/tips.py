@@ -3,9 +3,9 @@
 A tip is a Redis hash `tipline:tip:<reference>` holding the reference, an argon2 hash of
 the PIN, channel, language, category, the coarse hour it arrived, and its parts (one per
 recording or message), each with a pipeline status and, once transcribed, its text as
-ciphertext under the tip's own data key (`ivr.vault.TipVault`). The pipeline status says
+ciphertext under the tip's own data key (`ivr.core.vault.TipVault`). The pipeline status says
 where the machine is; the triage status (`new` here) is the handlers'. Both are stored as
-codes (`ivr.statuses`), never as the words a handler reads. No CallSid,
+codes (`ivr.core.statuses`), never as the words a handler reads. No CallSid,
 RecordingSid or number is ever written here; a recording kept for a person to review is
 referred to only by a sealed handle.
 """
@@ -19,15 +19,15 @@ from dataclasses import dataclass
 import redis
 from argon2 import PasswordHasher
 
-from ivr import keys
-from ivr.choices import Choices
-from ivr.coarse_time import current_hour, hour_milliseconds
-from ivr.handler_queue import HandlerQueue
-from ivr.statuses import Arrival, PartStatus, Triage
-from ivr.transactions import atomically
-from ivr.vault import TipVault
+from ivr.core import keys
+from ivr.core.choices import Choices
+from ivr.core.coarse_time import current_hour, hour_milliseconds
+from ivr.core.handler_queue import HandlerQueue
+from ivr.core.statuses import Arrival, PartStatus, Triage
+from ivr.core.transactions import atomically
+from ivr.core.vault import TipVault
 
-# The pipeline's own short names for the codes it stores (`ivr.statuses` says what each means).
+# The pipeline's own short names for the codes it stores (`ivr.core.statuses` says what each means).
 AWAITING_TRANSCRIPT = PartStatus.AWAITING_TRANSCRIPT
 AWAITING_LANGUAGE = PartStatus.AWAITING_LANGUAGE
 NO_SPEECH = PartStatus.NO_SPEECH
@@ -40,7 +40,7 @@ _STATUS_PRECEDENCE = (TRANSCRIPTION_FAILED, AWAITING_LANGUAGE, AWAITING_TRANSCRI
 
 # A 6-digit PIN cannot resist an offline search whatever the hash; argon2 at OWASP's
 # minimum keeps the hash from being a shortcut, and per-reference lock-outs
-# (ivr/pin_guard.py) do the rest.
+# (ivr/core/pin_guard.py) do the rest.
 PIN_HASHER = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
 
 

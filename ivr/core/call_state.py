@@ -18,8 +18,8 @@ from typing import Any
 
 from itsdangerous import BadData, TimestampSigner, URLSafeTimedSerializer
 
-from ivr.choices import FACTS, Choices
-from ivr.vault import CannotOpen, Sealer
+from ivr.core.choices import FACTS, Choices
+from ivr.core.vault import CannotOpen, Sealer
 
 # A whole call (menus, a ten-minute recording, the read-back) fits well inside an hour.
 MENU_STEP_MAX_AGE = 3600

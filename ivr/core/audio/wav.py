@@ -14,7 +14,7 @@ import struct
 import wave
 from dataclasses import dataclass
 
-from ivr.audio import AudioError
+from ivr.core.audio import AudioError
 
 RIFF_HEADER_BYTES = 12
 CHUNK_HEADER_BYTES = 8

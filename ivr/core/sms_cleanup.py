@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import redis
 
-from ivr import keys
-from ivr.jobs import FAILED_JOB_TTL, JobArguments, enqueue_message_deletion
-from ivr.vault import KeyedDigest
+from ivr.core import keys
+from ivr.core.jobs import FAILED_JOB_TTL, JobArguments, enqueue_message_deletion
+from ivr.core.vault import KeyedDigest
 
 # A marker outlives the session (1 h), every retry of its job (~2 h) and a failed job's
-# time in RQ (`ivr.jobs.FAILED_JOB_TTL`); after that a message still at the provider is
+# time in RQ (`ivr.core.jobs.FAILED_JOB_TTL`); after that a message still at the provider is
 # taken in by the sweep.
 INBOUND_MARKER_SECONDS = FAILED_JOB_TTL + 24 * 3600
 

@@ -2,7 +2,7 @@
 
 Every name is namespaced `tipline:` and none is ever built from a phone number or a
 provider sid: where a provider id must name something, it goes through a keyed digest
-(`ivr.vault.KeyedDigest`) first.
+(`ivr.core.vault.KeyedDigest`) first.
 """
 
 PREFIX = "tipline"
@@ -42,7 +42,7 @@ def case(tip_id: str) -> str:
     return f"{PREFIX}:case:{tip_id}"
 
 
-# Set once every stored status is a code, not words (ivr/status_migration.py).
+# Set once every stored status is a code, not words (ivr/core/status_migration.py).
 STATUS_CODES_MIGRATED = f"{PREFIX}:migrated:status-codes"
 
 
@@ -93,7 +93,7 @@ def recording_part(recording_key: str) -> str:
 
 
 # The SMS line. Everything named by a session key (a daily-rotating HMAC of the sender's
-# number, `ivr.vault.SessionKeys`) expires well before that day's key stops being derived.
+# number, `ivr.core.vault.SessionKeys`) expires well before that day's key stops being derived.
 QUEUE_MESSAGES = "tipline-messages"
 SMS_IDLE = f"{PREFIX}:sms:idle"
 
@@ -124,7 +124,7 @@ def sms_inbound(message_key: str) -> str:
     return f"{PREFIX}:sms:inbound:{message_key}"
 
 
-# PIN checks on a quoted reference (ivr/pin_guard.py). The reference is unverified input
+# PIN checks on a quoted reference (ivr/core/pin_guard.py). The reference is unverified input
 # (a phone number typed in its place, say), so these are named by its keyed digest.
 def pin_attempts(reference_key: str) -> str:
     """PINs checked and failed for one reference in the current window or lock (a hash, expiring with it)."""
@@ -143,7 +143,7 @@ def console_hotspots(week: str) -> str:
     return f"{PREFIX}:console:hotspots:{week}"
 
 
-# The console's audit trail (ivr/console/audit.py): a list of MAC-chained JSON entries,
+# The console's audit trail (ivr/core/audit.py): a list of MAC-chained JSON entries,
 # oldest first, and the head record that vouches for the last one. Never trimmed.
 AUDIT_TRAIL = f"{PREFIX}:audit"
 AUDIT_HEAD = f"{PREFIX}:audit:head"

@@ -18,9 +18,9 @@ from types import MappingProxyType
 from typing import Mapping
 
 from config.settings import PROJECT_ROOT
-from ivr.choices import Choices
-from ivr.references import PIN_DIGITS, REFERENCE_RANDOM_DIGITS
-from ivr.segments import MAX_SEGMENTS, is_gsm7, segment_count
+from ivr.core.choices import Choices
+from ivr.core.references import PIN_DIGITS, REFERENCE_RANDOM_DIGITS
+from ivr.core.segments import MAX_SEGMENTS, is_gsm7, segment_count
 
 CONFIG_DIR = PROJECT_ROOT / "config"
 REFERENCE_LANGUAGE = "en"

@@ -1,4 +1,4 @@
-"""Rewrites statuses stored as English words (records from before `ivr.statuses`) as codes.
+"""Rewrites statuses stored as English words (records from before `ivr.core.statuses`) as codes.
 
 Run by every worker as it starts (`workers.run`), not by the web app and not by hand: the
 worker already waits for Redis (the web app must start and answer calls without it), and
@@ -17,8 +17,8 @@ from typing import Mapping
 
 import redis
 
-from ivr import keys
-from ivr.statuses import Arrival, PartStatus, Triage
+from ivr.core import keys
+from ivr.core.statuses import Arrival, PartStatus, Triage
 
 log = logging.getLogger(__name__)
 

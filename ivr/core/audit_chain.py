@@ -1,6 +1,6 @@
 """The audit trail's chain format, and the check that finds what was done to it.
 
-Pure functions over what Redis held (`ivr/console/audit.py` reads and writes it): entry
+Pure functions over what Redis held (`ivr/core/audit.py` reads and writes it): entry
 n's MAC is `ChainMac.mac(MAC of entry n-1, signed bytes of entry n)`, entry 1 chaining
 from `GENESIS`; the head record carries the last seq and MAC under a MAC of its own.
 
@@ -19,7 +19,7 @@ import json
 from bisect import bisect_left
 from dataclasses import dataclass
 
-from ivr.vault import ChainMac
+from ivr.core.vault import ChainMac
 
 # Entry 1's "previous MAC", and the label the head record's MAC is made under.
 GENESIS = "0" * 64

@@ -15,7 +15,7 @@ import time
 import pyotp
 import redis
 
-from ivr import keys
+from ivr.core import keys
 
 TOTP_STEP_SECONDS = 30
 

@@ -5,7 +5,7 @@ The web process, the clock and the workers queue jobs through the `enqueue_*` fu
 here and nowhere else; the workers open their arguments with `JobArguments`. Jobs are
 named by the string RQ resolves in the worker, so nothing under `ivr/` imports `workers/`
 (tests/test_import_boundary.py checks each name is a real worker function). Queue names
-themselves are Redis names and stay with the others in `ivr.keys`.
+themselves are Redis names and stay with the others in `ivr.core.keys`.
 
 Each `enqueue_*` takes an optional `pipeline`: given one, the job is queued inside the
 caller's MULTI and exists exactly when the rest of that transaction does (a tip and its
@@ -25,9 +25,9 @@ import redis
 from redis.client import Pipeline
 from rq import Queue, Retry
 
-from ivr import keys
-from ivr.choices import Choices
-from ivr.vault import Sealer
+from ivr.core import keys
+from ivr.core.choices import Choices
+from ivr.core.vault import Sealer
 
 # -- what the workers run (module path and function, as RQ imports them) -----------------
 
@@ -62,7 +62,7 @@ deleted only if someone requeues the job (`rq requeue`), and a month leaves time
 over a holiday. Keeping it costs nothing in secrecy (its argument is sealed, or a tip's
 reference). The recording jobs always kept failures 30 days; the message clean-up kept
 them 7, and now keeps them 30 like the rest: its "accounted for" markers
-(`ivr.sms.cleanup.INBOUND_MARKER_SECONDS`) outlive the failed job by a day, so the inbound
+(`ivr.core.sms_cleanup.INBOUND_MARKER_SECONDS`) outlive the failed job by a day, so the inbound
 sweep still never takes in a message whose failed job an operator could requeue.
 """
 RESULT_TTL = 0  # a finished job leaves nothing behind: its result is in the tip

@@ -1,6 +1,6 @@
 """Our REST client for the slice of Twilio we use: recordings, call logs, message logs.
 
-The lists read only what the sweeps need (`ivr/provider_records.py`): never a caller's or
+The lists read only what the sweeps need (`ivr/core/provider_records.py`): never a caller's or
 sender's number (`from`, `to`), which twilio-python parses but no record of ours holds.
 
 Every URL is built here, from TWILIO_API_BASE, the account sid and a sid checked against
@@ -31,10 +31,10 @@ from twilio.http.response import Response as TwilioResponse
 from twilio.rest import Client
 
 from config.settings import Settings
-from ivr.provider_errors import (BadIdentifier, CredentialsRefused, NotAudio, ProviderError, ProviderUnavailable,
+from ivr.core.provider_errors import (BadIdentifier, CredentialsRefused, NotAudio, ProviderError, ProviderUnavailable,
                                  RecordingNotFound, RecordingTooLarge, RedirectRefused, StillInProgress,
                                  error_for_status)
-from ivr.provider_records import (ACCOUNT_SID, ANY_SID, CALL_SID, FINAL_CALL_STATUSES, MEDIA_SID, MESSAGE_SID,
+from ivr.core.provider_records import (ACCOUNT_SID, ANY_SID, CALL_SID, FINAL_CALL_STATUSES, MEDIA_SID, MESSAGE_SID,
                                   RECORDING_PENDING_STATUSES, RECORDING_SID, InboundText, ProviderCall,
                                   ProviderMessage, ProviderRecording, call_from, has_shape, inbound_text_from,
                                   int_or_none, message_from, recording_from)
@@ -79,7 +79,7 @@ _install_log_filter()
 
 # twilio-python logs each request's URL at INFO: it gets a logger that is switched off,
 # outside logging's registry so that no logging configuration can switch it on again.
-_SILENT_LOG = logging.Logger("ivr.provider.twilio-http")
+_SILENT_LOG = logging.Logger("ivr.core.provider.twilio-http")
 _SILENT_LOG.disabled = True
 
 Result = TypeVar("Result")

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 
 import redis
 
-from ivr import keys
-from ivr.choices import Choices
-from ivr.prompts import Menus
-from ivr.sms.cleanup import MessageCleanup
-from ivr.tips import NewPart, TipStore
-from ivr.transactions import atomically
+from ivr.core import keys
+from ivr.core.choices import Choices
+from ivr.core.prompts import Menus
+from ivr.core.sms_cleanup import MessageCleanup
+from ivr.core.tips import NewPart, TipStore
+from ivr.core.transactions import atomically
 
 IDLE_SECONDS = 30 * 60
 RECORD_SECONDS = 2 * IDLE_SECONDS

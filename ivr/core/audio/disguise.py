@@ -15,8 +15,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-from ivr.audio import AudioError, DisguiseError
-from ivr.audio.wav import pcm16_mono_wav, read_wav_format
+from ivr.core.audio import AudioError, DisguiseError
+from ivr.core.audio.wav import pcm16_mono_wav, read_wav_format
 
 PITCH_SHIFT_CENTS = -400
 TELEPHONE_BAND_HZ = (300, 3400)

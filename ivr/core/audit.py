@@ -1,7 +1,7 @@
 """The console's audit trail: every view and decision, in a chain an insider cannot quietly edit.
 
 Each entry (seq, coarse hour, who, action, tip, detail) is MACed with HMAC-SHA256 over the
-previous entry's MAC and its own contents (`ivr/console/audit_chain.py`), under a key
+previous entry's MAC and its own contents (`ivr/core/audit_chain.py`), under a key
 derived from AUDIT_KEY. The key lives in the environment of the web app and the operator's
 CLI, never in Redis. The entries are a Redis list; a head record holds the last seq and
 MAC under a MAC of its own, so removing entries from the end shows too. `verify` walks the
@@ -35,11 +35,11 @@ from typing import Iterator
 
 import redis
 
-from ivr import keys
-from ivr.coarse_time import current_hour
-from ivr.console.audit_chain import GENESIS, AuditEntry, AuditReport, check_chain, head_record, read_head
-from ivr.transactions import atomically
-from ivr.vault import ChainMac
+from ivr.core import keys
+from ivr.core.audit_chain import GENESIS, AuditEntry, AuditReport, check_chain, head_record, read_head
+from ivr.core.coarse_time import current_hour
+from ivr.core.transactions import atomically
+from ivr.core.vault import ChainMac
 
 __all__ = ["ACTIONS", "AuditEntry", "AuditLog", "AuditReport", "AuditTrailBroken"]
 

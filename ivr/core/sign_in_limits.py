@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import redis
 
-from ivr import keys
-from ivr.vault import KeyedDigest
+from ivr.core import keys
+from ivr.core.vault import KeyedDigest
 
 ADDRESS_FAILURES_ALLOWED = 5
 ACCOUNT_FAILURES_ALLOWED = 20

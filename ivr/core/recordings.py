@@ -8,7 +8,7 @@ does nothing: RQ itself would happily queue a second job with the same id.
 The part also keeps the sealed handle (`TipStore.await_transcript`) until it is finished,
 so the clock can queue its job again if the job is ever lost (`workers/stuck.py`).
 
-The job carries a sealed handle (`ivr.jobs.RecordingHandle`), never raw provider sids: RQ
+The job carries a sealed handle (`ivr.core.jobs.RecordingHandle`), never raw provider sids: RQ
 stores job arguments in Redis and keeps failed jobs, and the sids must not be readable there.
 """
 
@@ -18,14 +18,14 @@ import math
 
 import redis
 
-from ivr import keys
-from ivr.call_state import CallState
-from ivr.jobs import JobArguments, RecordingHandle, enqueue_transcription
-from ivr.prompts import Menus
-from ivr.references import new_reference
-from ivr.tips import PIN_HASHER, NewPart, TipStore
-from ivr.transactions import atomically
-from ivr.vault import KeyedDigest
+from ivr.core import keys
+from ivr.core.call_state import CallState
+from ivr.core.jobs import JobArguments, RecordingHandle, enqueue_transcription
+from ivr.core.prompts import Menus
+from ivr.core.references import new_reference
+from ivr.core.tips import PIN_HASHER, NewPart, TipStore
+from ivr.core.transactions import atomically
+from ivr.core.vault import KeyedDigest
 
 # The longest recording a call can make: <Record maxLength> (ivr.voice.script.RECORD_MAX_SECONDS,
 # 600) plus a minute's margin. A duration beyond it is not believed (the edge drops it).

@@ -1,7 +1,7 @@
 """What can go wrong talking to the provider, one class per way, and which is which.
 
 Messages say what failed and what to do, never which sid it was: they reach logs and
-failed jobs. `ivr.provider` re-exports these; import them from there.
+failed jobs. `ivr.core.provider` re-exports these; import them from there.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class NotAudio(ProviderError):
 
 
 class RecordingTooLarge(ProviderError):
-    """The recording is larger than ivr.provider.MAX_RECORDING_BYTES."""
+    """The recording is larger than ivr.core.provider.MAX_RECORDING_BYTES."""
 
 
 class StillInProgress(ProviderError):

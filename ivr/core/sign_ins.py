@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Callable
 
 import redis
 
-from ivr import keys
+from ivr.core import keys
 
 if TYPE_CHECKING:
-    from ivr.console.accounts import Account
+    from ivr.core.accounts import Account
 
 LOGINS_OF_SECONDS = 24 * 3600  # the per-account set of login ids outlives any one of them
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from config.settings import Settings
-from ivr import keys
-from ivr.console.audit import AuditLog
-from ivr.services import connect_redis
+from ivr.core import connect_redis, keys
+from ivr.core.audit import AuditLog
 
 HEAD_DIGITS = 16  # enough of the head's MAC to recognise it again in the operator's log
 

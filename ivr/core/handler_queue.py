@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import redis
 
-from ivr import keys
+from ivr.core import keys
 
 GROUP = "handlers"
 

@@ -1,6 +1,6 @@
 """The statuses a tip carries at rest: short stable codes, never the words people read.
 
-A tip's record stores these codes (`ivr.tips`), the case its outcome (`ivr.console.casework`);
+A tip's record stores these codes (`ivr.core.tips`), the case its outcome (`ivr.console.casework`);
 the words a handler reads for each code live in `config/console.json`, checked at load
 (`ivr.console.catalogue`) to have words for every code here. So a word can change
 without touching a record, and a record written before that change still reads right.

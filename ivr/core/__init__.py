@@ -1,0 +1,92 @@
+"""The core: Tipline's domain, shared by the three doors (webhooks, console, CLI and workers).
+
+Nothing in `ivr/core/` imports Flask or a door (tests/test_layers.py). `build_core` is
+called once per process (the app factory, the worker and clock, the CLI), so every
+process agrees on keys and formats and reads the environment once: settings are reached
+through `Core.settings`. The doors build their own objects from it (the voice blueprint
+its Script and CallStateCodec, the SMS blueprint its SmsLine, the console its Casework).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from config.settings import Settings
+from ivr.core.accounts import AccountStore
+from ivr.core.audit import AuditLog
+from ivr.core.handler_queue import HandlerQueue
+from ivr.core.jobs import JobArguments
+from ivr.core.pin_guard import PinGuard
+from ivr.core.prompts import Menus, load_menus
+from ivr.core.provider import Provider
+from ivr.core.recordings import RecordingIntake
+from ivr.core.sms_cleanup import MessageCleanup
+from ivr.core.sms_sessions import IDLE_SECONDS, SessionStore
+from ivr.core.tips import TipStore
+from ivr.core.vault import KeyRing, SessionKeys, TipVault
+
+# Short timeouts: a webhook must answer within Twilio's 15 s even when Redis is away.
+REDIS_SOCKET_TIMEOUT = 2.0
+REDIS_CONNECT_TIMEOUT = 1.0
+
+
+@dataclass(frozen=True)
+class SmsRecords:
+    """The SMS line's state in Redis: the web line writes it, the worker and the clock end it."""
+
+    sessions: SessionStore
+    cleanup: MessageCleanup
+
+
+@dataclass(frozen=True)
+class Core:
+    """The long-lived domain objects one process shares, built once by `build_core`."""
+
+    settings: Settings
+    redis: redis.Redis
+    menus: Menus
+    tips: TipStore
+    recordings: RecordingIntake
+    session_keys: SessionKeys
+    sms: SmsRecords
+    pin_guard: PinGuard
+    accounts: AccountStore
+    audit: AuditLog
+    arguments: JobArguments  # opens what a job carries (sealed by `recordings` and `sms.cleanup`)
+
+    def provider(self) -> Provider:
+        """A client for the provider's REST API (close it, or use it as a context manager)."""
+        return Provider(self.settings)
+
+
+def connect_redis(settings: Settings) -> redis.Redis:
+    """A lazy client: nothing connects until the first command, so start-up never needs Redis."""
+    return redis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=REDIS_SOCKET_TIMEOUT,
+        socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
+        health_check_interval=30,
+    )
+
+
+def build_core(settings: Settings) -> Core:
+    """Build the core without connecting: a process starts while Redis is away."""
+    connection = connect_redis(settings)
+    menus = load_menus()
+    tips = TipStore(connection, TipVault(KeyRing(settings.vault_keys)), HandlerQueue(connection))
+    cleanup = MessageCleanup(settings.secret_key, connection)
+    return Core(
+        settings=settings,
+        redis=connection,
+        menus=menus,
+        tips=tips,
+        recordings=RecordingIntake(settings.secret_key, connection, menus, tips),
+        session_keys=SessionKeys(settings.secret_key, grace_seconds=IDLE_SECONDS),
+        sms=SmsRecords(sessions=SessionStore(connection, menus, tips, cleanup), cleanup=cleanup),
+        pin_guard=PinGuard(settings.secret_key, connection, tips),
+        accounts=AccountStore(connection, settings.secret_key, settings.console_idle_seconds),
+        audit=AuditLog(connection, settings.audit_key),
+        arguments=JobArguments(settings.secret_key),
+    )

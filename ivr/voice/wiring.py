@@ -1,0 +1,45 @@
+"""What the voice door builds from the core, and where its views find it.
+
+The Script renders every menu once at start-up; the CallStateCodec seals each step's
+choices into the next URL. Both are the voice line's own, so the core (and the worker)
+never build them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+
+from ivr.core import Core
+from ivr.core.call_state import CallStateCodec
+from ivr.core.prompts import Menus
+from ivr.core.recordings import RecordingIntake
+from ivr.voice.script import Script
+
+EXTENSION = "tipline.voice"
+
+
+@dataclass(frozen=True)
+class VoiceLine:
+    """The voice blueprint's long-lived objects, built once per app."""
+
+    script: Script
+    call_states: CallStateCodec
+    menus: Menus
+    recordings: RecordingIntake
+
+
+def build_voice_line(core: Core) -> VoiceLine:
+    call_states = CallStateCodec(core.settings.secret_key)
+    return VoiceLine(
+        script=Script(core.menus, call_states, core.settings.public_base_url),
+        call_states=call_states,
+        menus=core.menus,
+        recordings=core.recordings,
+    )
+
+
+def voice_line() -> VoiceLine:
+    """The current app's voice line (inside a request)."""
+    return current_app.extensions[EXTENSION]
