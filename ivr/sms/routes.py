@@ -15,7 +15,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from werkzeug.exceptions import HTTPException
 
 from ivr.edge import InboundMessage, twilio_webhook
-from ivr.sms.wiring import sms_door as services  # the body reads services().sms etc.
+from ivr.sms.wiring import sms_door
 
 bp = Blueprint("sms", __name__, url_prefix="/sms")
 log = logging.getLogger(__name__)
@@ -33,10 +33,10 @@ def _failure(error: Exception) -> Response:
     if isinstance(error, HTTPException) and error.code is not None and error.code < 500:
         return error  # type: ignore[return-value]
     log.exception("sms webhook failed")
-    return _twiml(services().menus.sms_text(None, "failure"))
+    return _twiml(sms_door().menus.sms_text(None, "failure"))
 
 
 @bp.post("/incoming")
 @twilio_webhook(InboundMessage)
 def incoming(message: InboundMessage) -> Response:
-    return _twiml(services().sms.receive(message, time.time()))
+    return _twiml(sms_door().sms.receive(message, time.time()))

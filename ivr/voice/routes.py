@@ -21,7 +21,7 @@ from ivr.core.call_state import BadCallState, CallState
 from ivr.core.references import new_pin, new_reference
 from ivr.edge import CallStep, RecordingStatus, twilio_webhook
 from ivr.voice.script import Script
-from ivr.voice.wiring import voice_line as services  # the body reads services().script etc.
+from ivr.voice.wiring import voice_line
 
 bp = Blueprint("voice", __name__, url_prefix="/voice")
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ MIN_RECORDING_SECONDS = 2
 
 
 def _script() -> Script:
-    return services().script
+    return voice_line().script
 
 
 def _twiml(twiml: str) -> Response:
@@ -58,7 +58,7 @@ def call_step(on_bad_state: Callable[[], str] = lambda: _script().language_menu(
         @functools.wraps(handle)
         def step_with_state(step: CallStep) -> Response:
             try:
-                state = services().call_states.load(step.token)
+                state = voice_line().call_states.load(step.token)
             except BadCallState:
                 return _twiml(on_bad_state())
             return _twiml(handle(step, state))
@@ -77,7 +77,7 @@ def incoming(step: CallStep) -> Response:
 @bp.post("/language")
 @call_step()
 def language(step: CallStep, state: CallState) -> str:
-    menus = services().menus
+    menus = voice_line().menus
     chosen = menus.language_for_digit(step.digits)
     if chosen:
         return _script().category_menu(state.advance(language=chosen))
@@ -89,7 +89,7 @@ def language(step: CallStep, state: CallState) -> str:
 @bp.post("/category")
 @call_step()
 def category(step: CallStep, state: CallState) -> str:
-    menus = services().menus
+    menus = voice_line().menus
     chosen = menus.category_for_digit(step.digits)
     if chosen is None and state.attempt + 1 < menus.step("category").plays:
         return _script().category_menu(state.again(), preface="not_understood")
@@ -113,7 +113,7 @@ def recorded(step: CallStep, state: CallState) -> str:
 @bp.post("/read-back")
 @call_step(on_bad_state=lambda: _script().goodbye(CallState()))
 def read_back(step: CallStep, state: CallState) -> str:
-    if step.digits == "1" and state.attempt + 1 < services().menus.step("read_back").plays:
+    if step.digits == "1" and state.attempt + 1 < voice_line().menus.step("read_back").plays:
         return _script().received(state.again(), first_time=False)
     return _script().goodbye(state)
 
@@ -127,13 +127,13 @@ def recording_status(status: RecordingStatus) -> Response:
     if not status.recording_sid:
         return Response("Bad request: RecordingSid is missing.\n", status=400, mimetype="text/plain")
     try:
-        state = services().call_states.load(status.token, purpose="recording")
+        state = voice_line().call_states.load(status.token, purpose="recording")
     except BadCallState:
         # Never drop a recording: queue it without the caller's choices.
         log.warning("recording callback had an unreadable call state; queued without a reference")
         state = CallState()
     try:
-        services().recordings.accept(status.recording_sid, status.call_sid, status.duration, state)
+        voice_line().recordings.accept(status.recording_sid, status.call_sid, status.duration, state)
     except redis.RedisError:
         log.warning("could not queue a recording: Redis is unavailable; the provider sweep will find it")
         return Response("Service unavailable: try again later.\n", status=503, mimetype="text/plain")
