@@ -6,15 +6,21 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test bench system-packages-run system-packages-test clean
+.PHONY: run check test bench system-packages-run system-packages-test clean
 
 run: $(VENV)/.runtime system-packages-run
 	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m dev.run
 
-# bandit first (settings and reasons in pyproject.toml): any finding stops the run here.
-test: $(VENV)/.test system-packages-test
+# Static checks (configuration and reasons in pyproject.toml): ruff's lint, mypy strict on the
+# application, bandit. Any finding stops the run here.
+check: $(VENV)/.test
+	@$(BIN)/ruff check --quiet ivr workers config dev tests bench && echo "ruff: no findings"
+	@$(BIN)/mypy --no-error-summary && echo "mypy: no issues (strict) in ivr/ workers/"
 	@$(BIN)/bandit --quiet --configfile pyproject.toml --recursive ivr workers config dev \
 		&& echo "bandit: no findings in ivr/ workers/ config/ dev/"
+
+# `make check` first; pytest's summary is the last line.
+test: check system-packages-test
 	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
 
 bench: $(VENV)/.test system-packages-test

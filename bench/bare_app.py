@@ -8,7 +8,7 @@ app itself; `bench/webhook_throughput.py` serves it with `bench.bare_app:app`.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 BODY = b'<?xml version="1.0" encoding="UTF-8"?><Response />'
 HEADERS = [("Content-Type", "text/xml; charset=utf-8"), ("Content-Length", str(len(BODY)))]

@@ -50,7 +50,7 @@ MESSAGE = ("There is a man selling drugs outside the school on Station Road ever
            "Please do something before one of the children gets hurt.")
 
 
-def wait_for(predicate, timeout: float, what: str) -> float:  # type: ignore[no-untyped-def]
+def wait_for(predicate, timeout: float, what: str) -> float:
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         if predicate():
@@ -107,7 +107,8 @@ def main(argv: list[str]) -> int:
                 callback_ms = (time.monotonic() - started) * 1000
                 assert answer.status == 204, answer.status
                 reference = tips.queue.tip_ids()[-1]
-                elapsed = wait_for(lambda: tips.get(reference).status in FINAL_PART_STATUSES, 120, "the transcript")
+                elapsed = wait_for(lambda reference=reference: tips.get(reference).status in FINAL_PART_STATUSES,
+                                   120, "the transcript")
                 gone = wait_for(lambda: not standin.recordings(), 30, "the deletion") + elapsed
                 if run:
                     results.append((callback_ms, elapsed, gone, tips.get(reference).status))

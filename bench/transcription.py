@@ -108,7 +108,7 @@ def recordings() -> list[Recording]:
         voice = VOICES[start // SENTENCES_PER_MESSAGE % len(VOICES)]
         scripts = SENTENCES[start:start + SENTENCES_PER_MESSAGE]
         spoken = [speak(script, voice=voice) for script in scripts]
-        for script, wav in zip(scripts, spoken):
+        for script, wav in zip(scripts, spoken, strict=True):
             made.append(Recording("clean", voice, script, wav))
             made.append(Recording("noisy", voice, script, with_noise(wav, NOISE_SNR_DB)))
         made.append(Recording("message", voice, " ".join(scripts), joined(spoken)))
@@ -141,7 +141,7 @@ def run_faster_whisper(model_dir: str | None, languages: str, batch: list[Record
     return EngineRun(engine, load_seconds, peak_rss_mb, heard)
 
 
-def in_fresh_process(function, *args):  # type: ignore[no-untyped-def]
+def in_fresh_process(function, *args):
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
         return pool.submit(function, *args).result()
 
@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     require_speech_tools()
 
-    from workers.speech.faster_whisper_engine import CPU_THREADS, COMPUTE_TYPE, DECODING
+    from workers.speech.faster_whisper_engine import COMPUTE_TYPE, CPU_THREADS, DECODING
 
     started = time.perf_counter()
     batch = recordings()

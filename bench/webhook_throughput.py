@@ -46,10 +46,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping
 from urllib.parse import urlencode
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -366,7 +366,8 @@ def wrk_script(step: Step, path: Path) -> Path:
 
 def run_wrk(url: str, script: Path, duration_s: int) -> LoadResult:
     """Run wrk once and parse its report."""
-    command = ["wrk", f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}", f"-d{duration_s}s", "--latency", "-s", str(script), url]
+    command = ["wrk", f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}", f"-d{duration_s}s", "--latency", "-s", str(script),
+               url]
     done = subprocess.run(command, capture_output=True, text=True, timeout=duration_s + 60)
     if done.returncode != 0 or done.stderr.strip():
         # wrk reports a broken Lua script on stderr and then sends GETs anyway.

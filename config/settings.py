@@ -16,9 +16,9 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 from urllib.parse import urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -57,7 +57,7 @@ class Settings:
         return self.environment == "production"
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from `environ` (default: the process environment)."""
         env = dict(os.environ if environ is None else environ)
         environment = env.get("TIPLINE_ENV", "development").strip().lower()
@@ -204,7 +204,8 @@ def _dev_secrets(var_dir: Path) -> dict[str, str]:
 def _read_dev_secrets(path: Path) -> dict[str, str]:
     for _ in range(50):
         try:
-            return json.loads(path.read_text())
+            secrets: dict[str, str] = json.loads(path.read_text())
+            return secrets
         except ValueError:
             time.sleep(0.05)  # another process is still writing it
     raise SettingsError(f"{path} is not valid JSON; delete it to generate new development secrets.")

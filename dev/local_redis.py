@@ -33,4 +33,4 @@ if __name__ == "__main__":
         main()
     except NoRedisServer as error:
         print(error, file=sys.stderr)
-        raise SystemExit(1)
+        raise SystemExit(1) from None

@@ -48,15 +48,15 @@ def wait_for_health(base_url: str, want_redis: bool = True, timeout: float = 30)
         try:
             with urllib.request.urlopen(f"{base_url}/healthz", timeout=2) as response:  # nosec B310  # checked above
                 last = json.loads(response.read())
-                if not want_redis or last.get("redis"):  # type: ignore[union-attr]
-                    return last  # type: ignore[return-value]
+                if not want_redis or last.get("redis"):
+                    return last
         except OSError as error:
             last = error
         time.sleep(0.2)
     raise AssertionError(f"{base_url}/healthz never became healthy: {last}")
 
 
-def wait_until(predicate, timeout: float = 30, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
+def wait_until(predicate, timeout: float = 30, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -71,7 +71,7 @@ def run_worker_burst(environment: dict[str, str]) -> subprocess.CompletedProcess
                           env={**os.environ, **environment}, capture_output=True, text=True, timeout=60)
 
 
-def kill_worker_inside_provider_call(standin, environment: dict[str, str], log_path: Path,  # type: ignore[no-untyped-def]
+def kill_worker_inside_provider_call(standin, environment: dict[str, str], log_path: Path,
                                      burst: bool = False) -> None:
     """Start a real worker and SIGKILL it while the stand-in holds its provider request
     (the test has arranged the hold); the request is then released into the void."""

@@ -79,7 +79,8 @@ def _handler_command(core: Core, args: argparse.Namespace) -> int:
     else:
         token = accounts.new_enrolment_link(args.name)
         audit.append(OPERATOR, "account_created", detail=f"name={args.name} new enrolment link")
-    print(f"Account {args.name.strip().lower()} ({accounts.get(args.name.strip().lower()).role}) is waiting for enrolment.")  # type: ignore[union-attr]
+    account = accounts.existing(args.name.strip().lower())
+    print(f"Account {account.name} ({account.role}) is waiting for enrolment.")
     print("Give this one-time link to the person (it works once, for 72 hours):")
     print(f"{core.settings.public_base_url}/console/enrol/{token}")
     return 0

@@ -15,4 +15,5 @@ CORE_EXTENSION = "tipline"
 
 def current_core() -> Core:
     """The current app's core (inside a request or an app context)."""
-    return current_app.extensions[CORE_EXTENSION]
+    core: Core = current_app.extensions[CORE_EXTENSION]
+    return core

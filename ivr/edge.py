@@ -18,8 +18,9 @@ import hmac
 import logging
 import re
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from typing import Callable, ClassVar, Mapping, TypeVar
+from typing import ClassVar, Self, TypeVar
 from urllib.parse import quote, urlsplit
 
 from flask import Flask, Response, current_app, request
@@ -47,7 +48,7 @@ class WebhookView:
     FIELDS: ClassVar[Mapping[str, str]] = {}
 
     @classmethod
-    def from_request_values(cls, form: Mapping[str, str], token: str | None) -> "WebhookView":
+    def from_request_values(cls, form: Mapping[str, str], token: str | None) -> Self:
         values = {attribute: _clean(form.get(name)) for name, attribute in cls.FIELDS.items()}
         known = {f.name for f in fields(cls)}
         if "token" in known:
@@ -116,9 +117,10 @@ class InboundMessage(WebhookView):
     num_media: int = 0
 
     @classmethod
-    def from_request_values(cls, form: Mapping[str, str], token: str | None) -> "InboundMessage":
+    def from_request_values(cls, form: Mapping[str, str], token: str | None) -> Self:
         sender = (form.get("From") or "").strip()
-        session_keys = current_app.extensions[CORE_EXTENSION].session_keys.candidates(sender, time.time()) if sender else ()
+        core: Core = current_app.extensions[CORE_EXTENSION]
+        session_keys = core.session_keys.candidates(sender, time.time()) if sender else ()
         # Nonsense counts as one photo: such a text is refused and deleted, never stored.
         raw_media = form.get("NumMedia")
         num_media = bounded_int(raw_media, MAX_MEDIA)
@@ -180,7 +182,8 @@ def twilio_webhook(view_type: type[View]) -> Callable[[Callable[[View], Response
 
 def url_as_provider_saw_it() -> str:
     """PUBLIC_BASE_URL plus the path and query exactly as received."""
-    base = current_app.extensions[CORE_EXTENSION].settings.public_base_url
+    core: Core = current_app.extensions[CORE_EXTENSION]
+    base: str = core.settings.public_base_url
     raw_uri = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
     if raw_uri:
         parts = urlsplit(raw_uri)

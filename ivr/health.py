@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import redis
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify
 
 from ivr.current import current_core
 
@@ -11,7 +11,7 @@ bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
-def healthz():  # type: ignore[no-untyped-def]
+def healthz() -> Response:
     try:
         redis_ok = bool(current_core().redis.ping())
     except redis.RedisError:

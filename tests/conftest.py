@@ -11,8 +11,9 @@ from __future__ import annotations
 import base64
 import logging
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import pytest
@@ -68,7 +69,7 @@ def redis_files(redis_client: redis.Redis, redis_server: RedisServer) -> Path:
 
 
 @pytest.fixture(scope="session")
-def speech_recogniser(tmp_path_factory: pytest.TempPathFactory) -> "Recogniser":
+def speech_recogniser(tmp_path_factory: pytest.TempPathFactory) -> Recogniser:
     """The worker's own recogniser (workers.speech, default settings), loaded once per session.
 
     A worker's stored transcript must equal what this hears in the same recording: a
@@ -113,14 +114,14 @@ def settings(environment: dict[str, str]) -> Settings:
 
 
 @pytest.fixture
-def app(settings: Settings, redis_client: redis.Redis):  # type: ignore[no-untyped-def]
+def app(settings: Settings, redis_client: redis.Redis):
     app = create_app(settings)
     yield app
     app.extensions["tipline"].redis.close()
 
 
 @pytest.fixture
-def twilio(app, settings: Settings, standin: StandIn) -> TwilioLike:  # type: ignore[no-untyped-def]
+def twilio(app, settings: Settings, standin: StandIn) -> TwilioLike:
     """Twilio's side, talking to the app through Flask's test client; its records go to the stand-in."""
     client = app.test_client()
 

@@ -56,14 +56,14 @@ class ConsoleClient:
         self.last: TestResponse | None = None
         self._csrf = ""
 
-    def get(self, path: str, **kwargs) -> TestResponse:  # type: ignore[no-untyped-def]
+    def get(self, path: str, **kwargs) -> TestResponse:
         self.last = self.client.get(path, base_url=CONSOLE_ORIGIN, **kwargs)
         found = CSRF_META.search(self.last.get_data(as_text=True)) if self.last.mimetype == "text/html" else None
         if found:
             self._csrf = found.group(1)
         return self.last
 
-    def post(self, path: str, data: dict | None = None, csrf: bool = True, **kwargs) -> TestResponse:  # type: ignore[no-untyped-def]
+    def post(self, path: str, data: dict | None = None, csrf: bool = True, **kwargs) -> TestResponse:
         if csrf and not self._csrf:
             self.get("/console/login")
         form = {**({"csrf_token": self._csrf} if csrf else {}), **(data or {})}
@@ -91,7 +91,7 @@ class ConsoleClient:
         return self.last.get_data(as_text=True)
 
 
-def a_texted_tip(twilio, number: str, report: str, category_digit: str = "1") -> str:  # type: ignore[no-untyped-def]
+def a_texted_tip(twilio, number: str, report: str, category_digit: str = "1") -> str:
     """A tip as a tipster texts it (one long report, a topic, DONE); returns its reference."""
     from dev.twilio.texts import Phone
 

@@ -51,7 +51,7 @@ class KilledWorkers:
         self.kills = 0
         self.started = 0
 
-    def start(self) -> "KilledWorkers":
+    def start(self) -> KilledWorkers:
         self._spawn()
         self._thread.start()
         return self

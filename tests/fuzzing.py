@@ -18,12 +18,12 @@ from __future__ import annotations
 import os
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from types import TracebackType
-from typing import Iterator
 from urllib.parse import urlencode
 
-from flask import Flask
 import pytest
+from flask import Flask
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.configuration import set_hypothesis_home_dir
 from twilio.request_validator import RequestValidator
@@ -73,13 +73,13 @@ class FuzzTally:
         self.cases = 0
         self.failures = 0
 
-    def __enter__(self) -> "FuzzTally":
+    def __enter__(self) -> FuzzTally:
         return self
 
     def __exit__(self, *exc: object) -> None:
         record_fuzz(self.route, self.cases, self.failures)
 
-    def case(self) -> "_Case":
+    def case(self) -> _Case:
         return _Case(self)
 
 
@@ -147,7 +147,7 @@ class SignedWebhooks:
         self.base_url = base_url
         self.validator = RequestValidator(auth_token)
 
-    def post(self, path: str, form: MultiDict, query: list[tuple[str, str]] = ()) -> TestResponse:  # type: ignore[assignment]
+    def post(self, path: str, form: MultiDict, query: list[tuple[str, str]] = ()) -> TestResponse:
         path_and_query = path + (f"?{urlencode(list(query))}" if query else "")
         signature = self.validator.compute_signature(self.base_url + path_and_query, form)
         # Form-encoded even when empty: Twilio's requests always are (the edge refuses others).

@@ -69,5 +69,6 @@ def summary_lines() -> list[str]:
     lines += [f"  fuzzed {route}: {count} cases, {FIGURES.fuzz_failures[route]} failures"
               for route, count in sorted(FIGURES.fuzzed.items())]
     lines += [f"  fault {kind}: {f.lost} lost, {f.duplicated} duplicated, {f.deleted_before_durable} deleted "
-              f"before durable, {f.left_at_provider} left at the provider" for kind, f in sorted(FIGURES.faults.items())]
+              f"before durable, {f.left_at_provider} left at the provider"
+              for kind, f in sorted(FIGURES.faults.items())]
     return lines

@@ -90,7 +90,8 @@ dtmf_digits = st.one_of(
 
 def valid_references() -> st.SearchStrategy[str]:
     """References our own Damm check accepts (10 drawn digits and the check digit)."""
-    return st.integers(0, 10**10 - 1).map(lambda number: f"{number:010d}").map(lambda body: body + damm_check_digit(body))
+    return (st.integers(0, 10**10 - 1).map(lambda number: f"{number:010d}")
+            .map(lambda body: body + damm_check_digit(body)))
 
 
 def digit_strings(*lengths: int) -> st.SearchStrategy[str]:

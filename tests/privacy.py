@@ -21,9 +21,9 @@ import hashlib
 import re
 import time
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import redis
 

@@ -8,8 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import redis
@@ -38,7 +38,7 @@ def clock(environment: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Po
     assert process.wait(timeout=20) == 0, (tmp_path / "clock.log").read_text()[-2000:]
 
 
-def test_the_running_clock_closes_an_idle_conversation_into_a_tip(twilio: TwilioLike, app, redis_client,  # type: ignore[no-untyped-def]
+def test_the_running_clock_closes_an_idle_conversation_into_a_tip(twilio: TwilioLike, app, redis_client,
                                                                    environment, tmp_path) -> None:
     phone = Phone(twilio, CALLER_NUMBER)
     phone.sends(REPORT)
@@ -60,7 +60,7 @@ def test_the_running_clock_closes_an_idle_conversation_into_a_tip(twilio: Twilio
     assert not redis_client.exists(keys.sms_session(session_key)) and redis_client.zcard(keys.SMS_IDLE) == 0
 
 
-def test_the_running_clock_hands_back_a_dead_workers_job_on_its_own_tick(  # type: ignore[no-untyped-def]
+def test_the_running_clock_hands_back_a_dead_workers_job_on_its_own_tick(
         twilio: TwilioLike, app, redis_client: redis.Redis, standin: StandIn, environment, tmp_path, clock) -> None:
     reference, _ = leave_a_message(twilio.call(CALLER_NUMBER), "1", "1", seconds=3)
     standin.hold("GET", r"/Recordings/RE[0-9a-f]{32}", times=1)
@@ -73,7 +73,7 @@ def test_the_running_clock_hands_back_a_dead_workers_job_on_its_own_tick(  # typ
     assert app.extensions["tipline"].tips.part_status(reference, 1) == PartStatus.AWAITING_TRANSCRIPT
 
 
-def test_the_worker_takes_urgent_recordings_first_then_the_others_then_messages(  # type: ignore[no-untyped-def]
+def test_the_worker_takes_urgent_recordings_first_then_the_others_then_messages(
         twilio: TwilioLike, app, standin: StandIn, environment) -> None:
     phone = Phone(twilio, CALLER_NUMBER)
     phone.sends("STOP")  # queues the deletion of its message at once
@@ -91,7 +91,7 @@ def test_the_worker_takes_urgent_recordings_first_then_the_others_then_messages(
     assert firsts == sorted(firsts), order
 
 
-def test_the_clock_stops_within_a_moment_of_sigterm(clock: subprocess.Popen, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_the_clock_stops_within_a_moment_of_sigterm(clock: subprocess.Popen, tmp_path) -> None:
     """honcho (Ctrl-C) and systemd stop it with SIGTERM: waiting out a whole tick held up
     every stop by 5 s."""
     wait_until(lambda: b"clock running" in (tmp_path / "clock.log").read_bytes(), timeout=20,

@@ -26,28 +26,28 @@ SENDER = "+447700900461"
 
 
 @pytest.fixture
-def console(app):  # type: ignore[no-untyped-def]
+def console(app):
     return app.extensions["console"]
 
 
 @pytest.fixture
-def sam(app) -> Person:  # type: ignore[no-untyped-def]
+def sam(app) -> Person:
     return enrolled(app, "sam", "handler")
 
 
 @pytest.fixture
-def alex(app) -> Person:  # type: ignore[no-untyped-def]
+def alex(app) -> Person:
     return enrolled(app, "alex", "handler")
 
 
 @pytest.fixture
-def signed_in(app, sam: Person) -> ConsoleClient:  # type: ignore[no-untyped-def]
+def signed_in(app, sam: Person) -> ConsoleClient:
     client = ConsoleClient(app, sam)
     assert client.signs_in().status_code == 302
     return client
 
 
-def signed_in_as(app, person: Person) -> ConsoleClient:  # type: ignore[no-untyped-def]
+def signed_in_as(app, person: Person) -> ConsoleClient:
     client = ConsoleClient(app, person)
     assert client.signs_in().status_code == 302, client.text()[:500]
     return client
@@ -55,7 +55,7 @@ def signed_in_as(app, person: Person) -> ConsoleClient:  # type: ignore[no-untyp
 
 # -- signing in ---------------------------------------------------------------------------------
 
-def test_a_handler_signs_in_with_password_and_code_and_the_cookie_is_locked_down(app, sam: Person) -> None:  # type: ignore[no-untyped-def]
+def test_a_handler_signs_in_with_password_and_code_and_the_cookie_is_locked_down(app, sam: Person) -> None:
     client = ConsoleClient(app, sam)
     response = client.signs_in()
     assert response.status_code == 302 and response.headers["Location"].endswith("/console/")
@@ -70,7 +70,7 @@ def test_a_handler_signs_in_with_password_and_code_and_the_cookie_is_locked_down
 
 
 @pytest.mark.parametrize("what", ["password", "code", "name"])
-def test_every_failed_sign_in_gets_the_same_answer(app, sam: Person, what: str) -> None:  # type: ignore[no-untyped-def]
+def test_every_failed_sign_in_gets_the_same_answer(app, sam: Person, what: str) -> None:
     client = ConsoleClient(app, sam)
     client.get("/console/login")
     form = {"name": sam.name, "password": sam.password, "code": sam.code()}
@@ -84,7 +84,7 @@ def test_every_failed_sign_in_gets_the_same_answer(app, sam: Person, what: str) 
 ATTACKER, OFFICE = "203.0.113.7", "198.51.100.20"
 
 
-def test_five_failures_pause_their_address_even_for_the_right_password_but_not_the_handler(  # type: ignore[no-untyped-def]
+def test_five_failures_pause_their_address_even_for_the_right_password_but_not_the_handler(
         app, sam: Person, console, redis_client) -> None:
     attacker = ConsoleClient(app, sam, address=ATTACKER)
     for _ in range(5):
@@ -102,7 +102,7 @@ def test_five_failures_pause_their_address_even_for_the_right_password_but_not_t
     assert scan_redis(redis_client, {ATTACKER, ATTACKER.replace(".", "")}) == []  # and never as itself
 
 
-def test_twenty_failures_from_several_addresses_lock_the_name(app, sam: Person, console, redis_client) -> None:  # type: ignore[no-untyped-def]
+def test_twenty_failures_from_several_addresses_lock_the_name(app, sam: Person, console, redis_client) -> None:
     for attacker in range(4):
         client = ConsoleClient(app, sam, address=f"203.0.113.{attacker + 10}")
         for _ in range(5):
@@ -114,7 +114,7 @@ def test_twenty_failures_from_several_addresses_lock_the_name(app, sam: Person, 
     assert ConsoleClient(app, enrolled(app, "alex"), address=OFFICE).signs_in().status_code == 302  # others are not
 
 
-def test_a_sign_in_gives_its_address_back_the_try_it_used(app, sam: Person, console, redis_client) -> None:  # type: ignore[no-untyped-def]
+def test_a_sign_in_gives_its_address_back_the_try_it_used(app, sam: Person, console, redis_client) -> None:
     office = ConsoleClient(app, sam, address=OFFICE)
     for _ in range(4):
         assert office.signs_in(password="wrong wrong wrong").status_code == 401
@@ -124,7 +124,7 @@ def test_a_sign_in_gives_its_address_back_the_try_it_used(app, sam: Person, cons
     assert redis_client.get(address_key) == b"4"  # 4 failures; the sign-in itself is not one
 
 
-def test_a_phone_number_typed_as_a_name_becomes_no_key_name(app, redis_client) -> None:  # type: ignore[no-untyped-def]
+def test_a_phone_number_typed_as_a_name_becomes_no_key_name(app, redis_client) -> None:
     """Anyone can type anything in the name box: it is counted under its keyed digest, and the
     audit trail names only accounts that exist, never what a stranger typed."""
     client = ConsoleClient(app)
@@ -137,14 +137,14 @@ def test_a_phone_number_typed_as_a_name_becomes_no_key_name(app, redis_client) -
     assert scan_redis(redis_client, {"07700900863"}) == []
 
 
-def test_a_code_is_accepted_once(app, sam: Person) -> None:  # type: ignore[no-untyped-def]
+def test_a_code_is_accepted_once(app, sam: Person) -> None:
     code = sam.code()
     assert ConsoleClient(app, sam).signs_in(code=code).status_code == 302
     assert ConsoleClient(app, sam).signs_in(code=code).status_code == 401  # replayed
     assert ConsoleClient(app, sam).signs_in(code=sam.code(1)).status_code == 302
 
 
-def test_idle_sign_ins_end_on_the_server_and_sign_out_ends_them_at_once(app, signed_in: ConsoleClient) -> None:  # type: ignore[no-untyped-def]
+def test_idle_sign_ins_end_on_the_server_and_sign_out_ends_them_at_once(app, signed_in: ConsoleClient) -> None:
     connection = app.extensions["tipline"].redis
     (login_key,) = connection.keys(keys.console_login("*"))
     assert 0 < connection.ttl(login_key) <= 15 * 60
@@ -170,7 +170,7 @@ def test_idle_sign_ins_end_on_the_server_and_sign_out_ends_them_at_once(app, sig
     assert again.get("/console/").status_code == 302
 
 
-def test_disabling_an_account_signs_it_out_everywhere(app, signed_in: ConsoleClient, console) -> None:  # type: ignore[no-untyped-def]
+def test_disabling_an_account_signs_it_out_everywhere(app, signed_in: ConsoleClient, console) -> None:
     console.accounts.disable("sam")
     assert signed_in.get("/console/").status_code == 302
     assert ConsoleClient(app, signed_in.person).signs_in(code=signed_in.person.code(1)).status_code == 401
@@ -178,7 +178,7 @@ def test_disabling_an_account_signs_it_out_everywhere(app, signed_in: ConsoleCli
 
 # -- enrolment ------------------------------------------------------------------------------------
 
-def test_an_enrolment_link_works_once_and_sets_password_and_totp(app, console) -> None:  # type: ignore[no-untyped-def]
+def test_an_enrolment_link_works_once_and_sets_password_and_totp(app, console) -> None:
     import pyotp
 
     token = console.accounts.create("kim", "supervisor")
@@ -204,13 +204,13 @@ def test_an_enrolment_link_works_once_and_sets_password_and_totp(app, console) -
 
 
 @pytest.mark.parametrize("token", ["garbage", "eyJuYW1lIjoic2FtIn0.forged.signature", "x" * 500])
-def test_a_forged_enrolment_link_is_refused_clearly(app, token: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_forged_enrolment_link_is_refused_clearly(app, token: str) -> None:
     client = ConsoleClient(app)
     assert client.get(f"/console/enrol/{token}").status_code == 404
     assert "not valid" in client.text()
 
 
-def test_the_cli_makes_an_admin_whose_link_works_and_verifies_the_audit_trail(app, environment) -> None:  # type: ignore[no-untyped-def]
+def test_the_cli_makes_an_admin_whose_link_works_and_verifies_the_audit_trail(app, environment) -> None:
     import subprocess
     import sys
     from pathlib import Path
@@ -242,7 +242,7 @@ def test_a_handler_cannot_open_supervisor_or_admin_pages(signed_in: ConsoleClien
     assert signed_in.get(path).status_code == 403
 
 
-def test_a_handler_cannot_post_to_admin_actions(signed_in: ConsoleClient, console) -> None:  # type: ignore[no-untyped-def]
+def test_a_handler_cannot_post_to_admin_actions(signed_in: ConsoleClient, console) -> None:
     signed_in.get("/console/")
     assert signed_in.post("/console/admin/accounts", {"name": "mallory", "role": "admin"}).status_code == 403
     assert console.accounts.get("mallory") is None
@@ -250,20 +250,20 @@ def test_a_handler_cannot_post_to_admin_actions(signed_in: ConsoleClient, consol
     assert console.accounts.get("sam").role == "handler"
 
 
-def test_signed_out_pages_send_you_to_sign_in(app) -> None:  # type: ignore[no-untyped-def]
+def test_signed_out_pages_send_you_to_sign_in(app) -> None:
     for path in ("/console/", "/console/tips/12345678901", "/console/audit", "/console/admin/accounts"):
         response = ConsoleClient(app).get(path)
         assert response.status_code == 302 and "/console/login" in response.headers["Location"]
 
 
-def test_a_form_without_its_csrf_token_is_refused(signed_in: ConsoleClient, app) -> None:  # type: ignore[no-untyped-def]
+def test_a_form_without_its_csrf_token_is_refused(signed_in: ConsoleClient, app) -> None:
     signed_in.get("/console/")
     response = signed_in.post("/console/claim", csrf=False)
     assert response.status_code == 400 and "Form refused" in signed_in.text()
     assert signed_in.post("/console/claim", {"csrf_token": "forged"}, csrf=False).status_code == 400
 
 
-def test_every_console_answer_carries_the_security_headers_and_hsts_in_production(app, environment) -> None:  # type: ignore[no-untyped-def]
+def test_every_console_answer_carries_the_security_headers_and_hsts_in_production(app, environment) -> None:
     from config.settings import Settings
     from ivr import create_app
 
@@ -286,7 +286,7 @@ def test_every_console_answer_carries_the_security_headers_and_hsts_in_productio
 
 @pytest.mark.parametrize("referer", ["https://evil.example/console/login", "http://tipline.example.org/console/login",
                                      None])
-def test_a_console_post_over_https_from_another_site_is_refused(app, sam: Person, console, referer) -> None:  # type: ignore[no-untyped-def]
+def test_a_console_post_over_https_from_another_site_is_refused(app, sam: Person, console, referer) -> None:
     client = ConsoleClient(app, sam)
     client.get("/console/login")
     form = {"name": sam.name, "password": sam.password, "code": sam.code()}
@@ -296,13 +296,13 @@ def test_a_console_post_over_https_from_another_site_is_refused(app, sam: Person
     assert console.audit.entries(count=5) == []  # nothing was tried
 
 
-def test_webhooks_need_no_csrf_token(twilio) -> None:  # type: ignore[no-untyped-def]
+def test_webhooks_need_no_csrf_token(twilio) -> None:
     assert a_texted_tip(twilio, SENDER, REPORT)  # signed by Twilio, not by our forms
 
 
 # -- the work -----------------------------------------------------------------------------------------
 
-def test_claim_read_summarise_and_pass_on(app, twilio, signed_in: ConsoleClient, console, redis_client) -> None:  # type: ignore[no-untyped-def]
+def test_claim_read_summarise_and_pass_on(app, twilio, signed_in: ConsoleClient, console, redis_client) -> None:
     reference = a_texted_tip(twilio, SENDER, REPORT)
     assert signed_in.claims_next() == reference
     page = signed_in.get(f"/console/tips/{reference}")
@@ -341,7 +341,7 @@ def test_claim_read_summarise_and_pass_on(app, twilio, signed_in: ConsoleClient,
     assert console.audit.verify().ok
 
 
-def test_urgent_tips_are_claimed_first(app, twilio, signed_in: ConsoleClient) -> None:  # type: ignore[no-untyped-def]
+def test_urgent_tips_are_claimed_first(app, twilio, signed_in: ConsoleClient) -> None:
     ordinary = a_texted_tip(twilio, SENDER, REPORT, category_digit="1")
     urgent = a_texted_tip(twilio, "+447700900462", URGENT_REPORT, category_digit="3")
     assert signed_in.claims_next() == urgent
@@ -350,7 +350,8 @@ def test_urgent_tips_are_claimed_first(app, twilio, signed_in: ConsoleClient) ->
     assert "No tips are waiting" in signed_in.get("/console/").get_data(as_text=True)
 
 
-def test_a_handler_cannot_change_a_tip_someone_else_holds_but_keeps_their_draft(app, twilio, sam, alex, console) -> None:  # type: ignore[no-untyped-def]
+def test_a_handler_cannot_change_a_tip_someone_else_holds_but_keeps_their_draft(app, twilio, sam, alex,
+                                                                                 console) -> None:
     reference = a_texted_tip(twilio, SENDER, REPORT)
     first, second = signed_in_as(app, sam), signed_in_as(app, alex)
     assert first.claims_next() == reference
@@ -372,7 +373,8 @@ def test_a_handler_cannot_change_a_tip_someone_else_holds_but_keeps_their_draft(
     assert console.casework.draft(reference, "alex") == "alex's draft"
 
 
-def test_a_lapsed_lease_goes_to_the_next_handler_and_the_first_keeps_their_draft(app, twilio, sam, alex, console) -> None:  # type: ignore[no-untyped-def]
+def test_a_lapsed_lease_goes_to_the_next_handler_and_the_first_keeps_their_draft(app, twilio, sam, alex,
+                                                                                  console) -> None:
     reference = a_texted_tip(twilio, SENDER, REPORT)
     first, second = signed_in_as(app, sam), signed_in_as(app, alex)
     assert first.claims_next() == reference
@@ -393,7 +395,7 @@ def test_a_lapsed_lease_goes_to_the_next_handler_and_the_first_keeps_their_draft
     assert "Half-written by sam, more" in first.text()
 
 
-def test_triage_notes_and_duplicates_stay_inside(app, twilio, signed_in: ConsoleClient, console, redis_client) -> None:  # type: ignore[no-untyped-def]
+def test_triage_notes_and_duplicates_stay_inside(app, twilio, signed_in: ConsoleClient, console, redis_client) -> None:
     original = a_texted_tip(twilio, SENDER, REPORT)
     copy = a_texted_tip(twilio, "+447700900463", REPORT + " Same van again.")
     assert signed_in.claims_next() == original
@@ -421,12 +423,13 @@ def test_unknown_references_get_a_clear_404(signed_in: ConsoleClient, path: str)
     assert "no tip with that reference" in signed_in.text().lower() or "No such" in signed_in.text()
 
 
-def test_bad_input_gets_a_clear_answer_never_a_500(app, twilio, signed_in: ConsoleClient, console) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_gets_a_clear_answer_never_a_500(app, twilio, signed_in: ConsoleClient, console) -> None:
     reference = a_texted_tip(twilio, SENDER, REPORT)
     signed_in.claims_next()
     huge = signed_in.post(f"/console/tips/{reference}/summary", {"summary": "x" * 5000})
     assert huge.status_code == 400 and "longer than 4000 characters" in signed_in.text()
-    assert signed_in.post(f"/console/tips/{reference}/summary", {"summary": "ok", "area": "atlantis"}).status_code == 400
+    assert signed_in.post(f"/console/tips/{reference}/summary",
+                          {"summary": "ok", "area": "atlantis"}).status_code == 400
     assert signed_in.post(f"/console/tips/{reference}/triage", {"triage": "deleted"}).status_code == 302
     assert console.casework.tip(reference).triage == Triage.IN_REVIEW
     assert signed_in.post(f"/console/tips/{reference}/duplicate", {"original": reference}).status_code == 302
@@ -437,7 +440,7 @@ def test_bad_input_gets_a_clear_answer_never_a_500(app, twilio, signed_in: Conso
     assert signed_in.get("/console/search?reference=abc").status_code == 302
 
 
-def test_a_ten_thousand_character_name_gets_the_login_page_and_the_one_refusal(app, sam: Person, console) -> None:  # type: ignore[no-untyped-def]
+def test_a_ten_thousand_character_name_gets_the_login_page_and_the_one_refusal(app, sam: Person, console) -> None:
     client = ConsoleClient(app, sam)
     client.get("/console/login")
     response = client.post("/console/login", {"name": "x" * 10_000, "password": sam.password, "code": sam.code()})
@@ -449,7 +452,7 @@ def test_a_ten_thousand_character_name_gets_the_login_page_and_the_one_refusal(a
 
 # -- supervisors and admins ------------------------------------------------------------------------------
 
-def test_a_supervisor_reads_the_audit_trail_reassigns_and_sees_hotspots(app, twilio, sam, alex, console) -> None:  # type: ignore[no-untyped-def]
+def test_a_supervisor_reads_the_audit_trail_reassigns_and_sees_hotspots(app, twilio, sam, alex, console) -> None:
     boss = signed_in_as(app, enrolled(app, "jo", "supervisor"))
     worker = signed_in_as(app, sam)
     references = [a_texted_tip(twilio, f"+44770090047{i}", REPORT + f" Number {i}.") for i in range(4)]
@@ -473,7 +476,7 @@ def test_a_supervisor_reads_the_audit_trail_reassigns_and_sees_hotspots(app, twi
     assert svg.status_code == 200 and svg.mimetype == "image/svg+xml"
 
 
-def test_a_plain_handler_cannot_reassign_a_tip(app, twilio, sam, alex, console) -> None:  # type: ignore[no-untyped-def]
+def test_a_plain_handler_cannot_reassign_a_tip(app, twilio, sam, alex, console) -> None:
     reference = a_texted_tip(twilio, SENDER, REPORT)
     holder, other = signed_in_as(app, alex), signed_in_as(app, sam)
     assert holder.claims_next() == reference
@@ -483,7 +486,7 @@ def test_a_plain_handler_cannot_reassign_a_tip(app, twilio, sam, alex, console) 
     assert "reassign" not in [e.action for e in console.audit.for_tip(reference)]
 
 
-def test_an_admin_adds_an_account_changes_a_role_and_disables_one(app, sam: Person, console) -> None:  # type: ignore[no-untyped-def]
+def test_an_admin_adds_an_account_changes_a_role_and_disables_one(app, sam: Person, console) -> None:
     admin = signed_in_as(app, enrolled(app, "ada", "admin"))
     admin.get("/console/admin/accounts")
     assert admin.post("/console/admin/accounts", {"name": "lee", "role": "handler"}).status_code == 200
@@ -500,7 +503,7 @@ def test_an_admin_adds_an_account_changes_a_role_and_disables_one(app, sam: Pers
         "account_disabled", "role_changed", "account_created"]
 
 
-def test_the_audit_trail_notices_a_deleted_entry(app, signed_in: ConsoleClient, console, redis_client) -> None:  # type: ignore[no-untyped-def]
+def test_the_audit_trail_notices_a_deleted_entry(app, signed_in: ConsoleClient, console, redis_client) -> None:
     signed_in.get("/console/")
     console.audit.append("sam", "view", tip="12345678901")
     console.audit.append("sam", "claim", tip="12345678901")
@@ -511,7 +514,7 @@ def test_the_audit_trail_notices_a_deleted_entry(app, signed_in: ConsoleClient, 
     assert not report.ok and report.problems
 
 
-def test_nothing_identifying_is_written_by_the_console(app, twilio, signed_in: ConsoleClient, redis_client: redis.Redis,  # type: ignore[no-untyped-def]
+def test_nothing_identifying_is_written_by_the_console(app, twilio, signed_in: ConsoleClient, redis_client: redis.Redis,
                                                        log_lines) -> None:
     from tests.privacy import needles_for_number, scan_lines
 
@@ -523,11 +526,11 @@ def test_nothing_identifying_is_written_by_the_console(app, twilio, signed_in: C
 
 
 @pytest.mark.slow
-def test_a_recording_kept_for_review_is_heard_disguised_then_deleted_once_the_tip_is_closed(  # type: ignore[no-untyped-def]
+def test_a_recording_kept_for_review_is_heard_disguised_then_deleted_once_the_tip_is_closed(
         app, twilio, signed_in: ConsoleClient, console, standin, environment) -> None:
     from dev.phone_audio import speak
-    from tests.calls import leave_a_message
     from dev.processes import run_worker_burst
+    from tests.calls import leave_a_message
 
     call = twilio.call("+447700900464")
     reference, _ = leave_a_message(call, "3", "1", audio=speak("Sprzedają narkotyki przy szkole w piątki.", "pl"))
@@ -549,7 +552,7 @@ def test_a_recording_kept_for_review_is_heard_disguised_then_deleted_once_the_ti
     assert signed_in.get(f"/console/tips/{reference}/parts/1/audio").status_code == 410
 
 
-def test_a_damaged_audit_trail_stops_the_console_until_an_operator_reseals_it(app, signed_in: ConsoleClient,  # type: ignore[no-untyped-def]
+def test_a_damaged_audit_trail_stops_the_console_until_an_operator_reseals_it(app, signed_in: ConsoleClient,
                                                                                redis_client, environment) -> None:
     import subprocess
     import sys

@@ -13,9 +13,9 @@ import re
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Iterator
 
 import pyotp
 import pytest
@@ -56,7 +56,7 @@ def browser() -> Iterator:
 class LiveConsole:
     """The app behind a real HTTP server, and where its pages' pictures go."""
 
-    def __init__(self, app, shots: Path) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, app, shots: Path) -> None:
         self.app = app
         self.server = make_server("127.0.0.1", 0, app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
@@ -64,7 +64,7 @@ class LiveConsole:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
-    def shoot(self, page, name: str) -> None:  # type: ignore[no-untyped-def]
+    def shoot(self, page, name: str) -> None:
         self.shots.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(self.shots / f"{name}.png"), full_page=True)
         if os.environ.get("TIPLINE_DOCS_SCREENSHOTS") == "1":
@@ -75,25 +75,25 @@ class LiveConsole:
         self.server.shutdown()
 
 
-def live(app, tmp_path: Path) -> Iterator[LiveConsole]:  # type: ignore[no-untyped-def]
+def live(app, tmp_path: Path) -> Iterator[LiveConsole]:
     console = LiveConsole(app, tmp_path / "screenshots")
     yield console
     console.stop()
 
 
 @pytest.fixture
-def site(app, tmp_path: Path) -> Iterator[LiveConsole]:  # type: ignore[no-untyped-def]
+def site(app, tmp_path: Path) -> Iterator[LiveConsole]:
     yield from live(app, tmp_path)
 
 
-def eventually(predicate, what: str, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+def eventually(predicate, what: str, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
 
 
-def claim_idle_ms(app, reference: str) -> int:  # type: ignore[no-untyped-def]
+def claim_idle_ms(app, reference: str) -> int:
     """How long the tip's claim has gone untouched (its pending entry's idle time)."""
     connection = app.extensions["tipline"].redis
     stream, entry = connection.hmget(keys.case(reference), "stream", "entry")
@@ -101,7 +101,7 @@ def claim_idle_ms(app, reference: str) -> int:  # type: ignore[no-untyped-def]
     return pending["time_since_delivered"]
 
 
-def signed_in_page(browser, site: LiveConsole, person):  # type: ignore[no-untyped-def]
+def signed_in_page(browser, site: LiveConsole, person):
     page = browser.new_context().new_page()
     page.goto(f"{site.url}/console/login")
     page.fill("input[name=name]", person.name)
@@ -126,7 +126,7 @@ def test_the_browser_renders_the_sign_in_page_under_the_csp(browser, site: LiveC
 
 # -- a handler's whole job ------------------------------------------------------------------------------
 
-def test_enrol_sign_in_claim_read_summarise_resolve_a_flag_and_pass_on(browser, site: LiveConsole, app,  # type: ignore[no-untyped-def]
+def test_enrol_sign_in_claim_read_summarise_resolve_a_flag_and_pass_on(browser, site: LiveConsole, app,
                                                                         twilio) -> None:
     reference = a_texted_tip(twilio, "+447700900481", REPORT)
     admin = signed_in_page(browser, site, enrolled(app, "ada", "admin"))
@@ -206,7 +206,7 @@ class TestWithATwoSecondLease:
     def environment(self, environment: dict[str, str]) -> dict[str, str]:
         return {**environment, "CONSOLE_LEASE_SECONDS": "2"}
 
-    def test_a_second_handler_cannot_take_a_leased_tip_until_the_lease_lapses(self, browser, site: LiveConsole,  # type: ignore[no-untyped-def]
+    def test_a_second_handler_cannot_take_a_leased_tip_until_the_lease_lapses(self, browser, site: LiveConsole,
                                                                                app, twilio) -> None:
         reference = a_texted_tip(twilio, "+447700900482", REPORT)
         sam = signed_in_page(browser, site, enrolled(app, "sam"))
@@ -228,7 +228,7 @@ class TestWithATwoSecondLease:
         assert app.extensions["console"].casework.draft(reference, "sam") == "Written after the lease lapsed"
 
 
-def test_a_text_holding_a_script_cannot_run_in_the_handlers_browser(browser, site: LiveConsole, app, twilio) -> None:  # type: ignore[no-untyped-def]
+def test_a_text_holding_a_script_cannot_run_in_the_handlers_browser(browser, site: LiveConsole, app, twilio) -> None:
     reference = a_texted_tip(twilio, "+447700900483", XSS, category_digit="2")
     sam = signed_in_page(browser, site, enrolled(app, "sam"))
     violations: list[str] = []
@@ -247,7 +247,7 @@ def test_a_text_holding_a_script_cannot_run_in_the_handlers_browser(browser, sit
     site.shoot(sam, "xss-tip")
 
 
-def test_a_form_whose_csrf_token_was_removed_is_refused(browser, site: LiveConsole, app, twilio) -> None:  # type: ignore[no-untyped-def]
+def test_a_form_whose_csrf_token_was_removed_is_refused(browser, site: LiveConsole, app, twilio) -> None:
     a_texted_tip(twilio, "+447700900484", REPORT)
     sam = signed_in_page(browser, site, enrolled(app, "sam"))
     sam.evaluate("document.querySelectorAll('form input[name=csrf_token]').forEach(input => input.remove())")

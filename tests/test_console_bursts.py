@@ -17,8 +17,8 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import psutil
 import pytest
@@ -49,7 +49,7 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def served_environment(redis_server, provider_standin, tmp_path_factory) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def served_environment(redis_server, provider_standin, tmp_path_factory) -> dict[str, str]:
     return {**environment_for(redis_server.url, tmp_path_factory.mktemp("var")), "CONSOLE_TRUSTED_PROXIES": "1"}
 
 
@@ -60,7 +60,7 @@ def environment(served_environment: dict[str, str]) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def served(served_environment: dict[str, str], tmp_path_factory) -> Iterator[Served]:  # type: ignore[no-untyped-def]
+def served(served_environment: dict[str, str], tmp_path_factory) -> Iterator[Served]:
     port = free_port()
     env = process_environment({**served_environment, "PORT": str(port), "WEB_CONCURRENCY": "2",
                                "WEB_THREADS": "16", "LOG_LEVEL": "WARNING"})
@@ -85,12 +85,12 @@ class Browser:
         self.cookie = ""
         self.csrf = ""
 
-    def opens_sign_in(self) -> "Browser":
+    def opens_sign_in(self) -> Browser:
         page = self.http.get(f"{self.site.url}/console/login", timeout=30)
         # The cookie is Secure and this is plain http on loopback: carry it by hand, as a
         # browser does for a trustworthy origin.
         self.cookie = page.cookies[COOKIE]
-        self.csrf = CSRF_META.search(page.text).group(1)  # type: ignore[union-attr]
+        self.csrf = CSRF_META.search(page.text).group(1)
         return self
 
     def signs_in(self, name: str, password: str, code: str) -> requests.Response:
@@ -114,7 +114,7 @@ def all_at_once(browsers: list[Browser], name: str, password: str, code: str) ->
     for thread in threads:
         thread.join(timeout=120)
     assert all(answer is not None for answer in answers), "a sign-in got no answer"
-    return answers  # type: ignore[return-value]
+    return answers
 
 
 def outcomes(answers: list[requests.Response]) -> Counter:
@@ -133,7 +133,7 @@ def argon2_check_cpu_seconds() -> float:
     return (time.process_time() - began) / 3
 
 
-def test_a_burst_of_wrong_passwords_is_checked_no_more_than_the_limit(served: Served, app) -> None:  # type: ignore[no-untyped-def]
+def test_a_burst_of_wrong_passwords_is_checked_no_more_than_the_limit(served: Served, app) -> None:
     sam = enrolled(app, "sam")
     browsers = [Browser(served, ATTACKER).opens_sign_in() for _ in range(BURST)]
     one_check = argon2_check_cpu_seconds()
@@ -153,10 +153,11 @@ def test_a_burst_of_wrong_passwords_is_checked_no_more_than_the_limit(served: Se
     assert [e.action for e in audit.entries(count=50)].count("sign_in_failed") == ADDRESS_FAILURES_ALLOWED
 
 
-def test_a_burst_with_the_right_password_after_four_failures_lets_one_in(served: Served, app) -> None:  # type: ignore[no-untyped-def]
+def test_a_burst_with_the_right_password_after_four_failures_lets_one_in(served: Served, app) -> None:
     sam = enrolled(app, "sam")
     for _ in range(ADDRESS_FAILURES_ALLOWED - 1):
-        assert Browser(served, ATTACKER).opens_sign_in().signs_in("sam", "wrong wrong wrong", "000000").status_code == 401
+        assert Browser(served, ATTACKER).opens_sign_in().signs_in("sam", "wrong wrong wrong",
+                                                                  "000000").status_code == 401
     browsers = [Browser(served, ATTACKER).opens_sign_in() for _ in range(BURST)]
     seen = outcomes(all_at_once(browsers, "sam", sam.password, sam.code()))
     # One try was left: it lets sam in and gives the address its try back, which at most
@@ -164,7 +165,7 @@ def test_a_burst_with_the_right_password_after_four_failures_lets_one_in(served:
     assert seen[302] == 1 and seen[401] <= 1 and seen[429] == BURST - 1 - seen[401], seen
 
 
-def test_one_code_used_at_once_from_eight_places_signs_in_once(served: Served, app) -> None:  # type: ignore[no-untyped-def]
+def test_one_code_used_at_once_from_eight_places_signs_in_once(served: Served, app) -> None:
     sam: Person = enrolled(app, "sam")
     browsers = [Browser(served, f"198.51.100.{30 + i}").opens_sign_in() for i in range(8)]
     seen = outcomes(all_at_once(browsers, "sam", sam.password, sam.code()))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Iterator
 from multiprocessing.pool import Pool
-from typing import Iterator
 
 import pytest
 
@@ -29,7 +29,7 @@ def assert_well_formed(summary: str, flags: list[Flag]) -> None:
         assert flag.kind in KINDS
         assert summary[flag.start:flag.end] == flag.text
         assert flag.reason.endswith(".") and flag.reason.count(". ") == 0  # one sentence
-    for earlier, later in zip(flags, flags[1:]):
+    for earlier, later in zip(flags, flags[1:], strict=False):
         assert earlier.end <= later.start
 
 
@@ -103,7 +103,8 @@ def test_coarse_times_and_dates_are_not_flagged(summary: str) -> None:
 
 
 def test_a_full_stop_after_a_time_is_not_part_of_it() -> None:
-    assert flagged("Active 6pm-2am. Then quiet until 11 p.m. most days.", "exact_time") == ["6pm", "2am", "until 11 p.m."]
+    assert flagged("Active 6pm-2am. Then quiet until 11 p.m. most days.",
+                   "exact_time") == ["6pm", "2am", "until 11 p.m."]
 
 
 def test_the_reason_for_a_time_suggests_a_coarse_one() -> None:

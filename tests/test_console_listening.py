@@ -14,8 +14,8 @@ import io
 import math
 import tempfile
 import wave
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
@@ -49,7 +49,7 @@ def spoken_message() -> bytes:
 
 
 @pytest.fixture
-def tips(app) -> TipStore:  # type: ignore[no-untyped-def]
+def tips(app) -> TipStore:
     return app.extensions["tipline"].tips
 
 
@@ -146,7 +146,7 @@ def last_seq(standin: StandIn) -> int:
 
 # --- Hearing it ---------------------------------------------------------------------------
 
-def test_a_handler_hears_a_disguised_copy_and_nothing_is_written_or_deleted(  # type: ignore[no-untyped-def]
+def test_a_handler_hears_a_disguised_copy_and_nothing_is_written_or_deleted(
         twilio, tips, provider, standin, spoken_message, private_tmpdir, tmp_path) -> None:
     reference, recording_sid = message_left(twilio, spoken_message)
     kept_for_a_person(tips, reference, recording_sid)
@@ -162,7 +162,7 @@ def test_a_handler_hears_a_disguised_copy_and_nothing_is_written_or_deleted(  # 
     assert files_under(tmp_path) == files_before  # the app's var/ folder included
 
 
-def test_each_listening_fetches_the_recording_again(twilio, tips, provider, standin, spoken_message) -> None:  # type: ignore[no-untyped-def]
+def test_each_listening_fetches_the_recording_again(twilio, tips, provider, standin, spoken_message) -> None:
     reference, recording_sid = message_left(twilio, spoken_message)
     kept_for_a_person(tips, reference, recording_sid)
     first = disguised_recording(tips, provider, reference, 1)
@@ -182,7 +182,7 @@ def test_each_listening_fetches_the_recording_again(twilio, tips, provider, stan
     (lambda tips, ref, sid: tips.finish_part(ref, 1, TRANSCRIPTION_FAILED), "no recording was kept"),
 ], ids=["transcribed", "transcribed, a handle left behind", "no speech", "not transcribed yet",
         "failed, gone at the provider"])
-def test_a_part_without_a_kept_recording_has_nothing_to_hear(twilio, tips, provider, standin,  # type: ignore[no-untyped-def]
+def test_a_part_without_a_kept_recording_has_nothing_to_hear(twilio, tips, provider, standin,
                                                              spoken_message, outcome, because) -> None:
     reference, recording_sid = message_left(twilio, spoken_message)
     outcome(tips, reference, recording_sid)
@@ -192,7 +192,7 @@ def test_a_part_without_a_kept_recording_has_nothing_to_hear(twilio, tips, provi
 
 
 @pytest.mark.parametrize("part_index", [0, 2])
-def test_a_part_that_does_not_exist_has_nothing_to_hear(twilio, tips, provider, spoken_message,  # type: ignore[no-untyped-def]
+def test_a_part_that_does_not_exist_has_nothing_to_hear(twilio, tips, provider, spoken_message,
                                                         part_index) -> None:
     reference, recording_sid = message_left(twilio, spoken_message)
     kept_for_a_person(tips, reference, recording_sid)
@@ -200,14 +200,14 @@ def test_a_part_that_does_not_exist_has_nothing_to_hear(twilio, tips, provider, 
         disguised_recording(tips, provider, reference, part_index)
 
 
-def test_an_unknown_reference_has_nothing_to_hear(tips, provider) -> None:  # type: ignore[no-untyped-def]
+def test_an_unknown_reference_has_nothing_to_hear(tips, provider) -> None:
     with pytest.raises(NothingToHear, match="no such tip part"):
         disguised_recording(tips, provider, "12345678903", 1)
 
 
 # --- Failures the console must explain ----------------------------------------------------
 
-def test_a_recording_gone_at_the_provider_is_the_providers_error(twilio, tips, provider, standin,  # type: ignore[no-untyped-def]
+def test_a_recording_gone_at_the_provider_is_the_providers_error(twilio, tips, provider, standin,
                                                                  spoken_message) -> None:
     reference, recording_sid = message_left(twilio, spoken_message)
     kept_for_a_person(tips, reference, recording_sid)
@@ -216,7 +216,7 @@ def test_a_recording_gone_at_the_provider_is_the_providers_error(twilio, tips, p
         disguised_recording(tips, provider, reference, 1)
 
 
-def test_a_provider_that_is_away_is_the_providers_error(twilio, tips, provider, standin,  # type: ignore[no-untyped-def]
+def test_a_provider_that_is_away_is_the_providers_error(twilio, tips, provider, standin,
                                                         spoken_message) -> None:
     reference, recording_sid = message_left(twilio, spoken_message)
     kept_for_a_person(tips, reference, recording_sid)
@@ -226,7 +226,7 @@ def test_a_provider_that_is_away_is_the_providers_error(twilio, tips, provider, 
     assert recording_sid in {r.sid for r in standin.recordings()}
 
 
-def test_a_recording_that_is_not_audio_is_an_audio_error(twilio, tips, provider, standin,  # type: ignore[no-untyped-def]
+def test_a_recording_that_is_not_audio_is_an_audio_error(twilio, tips, provider, standin,
                                                          private_tmpdir) -> None:
     reference, recording_sid = unreadable_message_left(twilio, standin)
     kept_for_a_person(tips, reference, recording_sid)
@@ -240,7 +240,7 @@ def test_a_recording_that_is_not_audio_is_an_audio_error(twilio, tips, provider,
 # --- The whole story, with the real worker ------------------------------------------------
 
 @pytest.mark.slow
-def test_a_message_the_worker_kept_for_a_person_is_heard_disguised(twilio, tips, provider, standin,  # type: ignore[no-untyped-def]
+def test_a_message_the_worker_kept_for_a_person_is_heard_disguised(twilio, tips, provider, standin,
                                                                   environment) -> None:
     """Given a Polish message the model cannot transcribe, kept by a real worker, a handler hears it disguised."""
     original = speak(POLISH_MESSAGE, "pl")

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -44,7 +44,8 @@ def test_redis_that_fsyncs_every_second_is_refused_in_production_and_named_in_de
         everysec_redis: RedisServer, tmp_path: Path) -> None:
     environment = environment_for(everysec_redis.url, tmp_path / "var")
     with pytest.raises(NotDurable, match="appendfsync is everysec"):
-        check_durability_at_start(everysec_redis.client(), Settings.from_env({**environment, "TIPLINE_ENV": "production"}))
+        check_durability_at_start(everysec_redis.client(),
+                                  Settings.from_env({**environment, "TIPLINE_ENV": "production"}))
     worker = subprocess.run([sys.executable, "-m", "workers.run", "--burst"], env=process_environment(
         {**environment, "TIPLINE_ENV": "production"}), capture_output=True, text=True, timeout=60)
     assert worker.returncode == 2 and "appendfsync is everysec" in worker.stdout + worker.stderr

@@ -22,7 +22,7 @@ def full_twilio_form(call: Call) -> dict[str, str]:
     return form
 
 
-def test_an_unsigned_request_is_refused(app) -> None:  # type: ignore[no-untyped-def]
+def test_an_unsigned_request_is_refused(app) -> None:
     response = app.test_client().post("/voice/incoming", data={"From": CALLER_NUMBER})
     assert response.status_code == 403
     assert "not signed by the provider" in response.get_data(as_text=True)
@@ -46,21 +46,21 @@ def test_a_signature_made_with_another_auth_token_is_refused(twilio: TwilioLike)
     "https://tipline.example.org/voice/incoming/",  # trailing slash
     "https://tipline.example.org/voice/language",  # another path
 ])
-def test_a_signature_over_another_url_is_refused(twilio: TwilioLike, settings, signed_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_signature_over_another_url_is_refused(twilio: TwilioLike, settings, signed_url: str) -> None:
     form = {"CallSid": "CA" + "0" * 32}
     signature = RequestValidator(settings.twilio_auth_token).compute_signature(signed_url, form)
     assert twilio.post(PUBLIC_BASE_URL + "/voice/incoming", form, signature=signature).status == 403
 
 
-def test_a_field_added_after_signing_is_refused(twilio: TwilioLike, settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_field_added_after_signing_is_refused(twilio: TwilioLike, settings) -> None:
     url = PUBLIC_BASE_URL + "/voice/language"
     signature = RequestValidator(settings.twilio_auth_token).compute_signature(url, {"Digits": "1"})
     assert twilio.post(url, {"Digits": "1", "Extra": "x"}, signature=signature).status == 403
 
 
-def test_a_reordered_query_string_is_refused(caller: Call, twilio: TwilioLike, settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_reordered_query_string_is_refused(caller: Call, twilio: TwilioLike, settings) -> None:
     caller.dials()
-    action = caller._waiting.get("action")  # type: ignore[union-attr]
+    action = caller._waiting.get("action")
     signed = action + "&x=1"
     reordered = action.replace("?t=", "?x=1&t=")
     signature = RequestValidator(settings.twilio_auth_token).compute_signature(signed, {"Digits": "1"})
@@ -68,7 +68,7 @@ def test_a_reordered_query_string_is_refused(caller: Call, twilio: TwilioLike, s
     assert twilio.post(signed, {"Digits": "1"}, signature=signature).status == 200
 
 
-def test_forwarded_headers_cannot_change_the_url_that_is_checked(app, settings) -> None:  # type: ignore[no-untyped-def]
+def test_forwarded_headers_cannot_change_the_url_that_is_checked(app, settings) -> None:
     form = {"CallSid": "CA" + "0" * 32}
     spoofed = "https://attacker.example.net/voice/incoming"
     signature = RequestValidator(settings.twilio_auth_token).compute_signature(spoofed, form)
@@ -77,11 +77,11 @@ def test_forwarded_headers_cannot_change_the_url_that_is_checked(app, settings) 
     assert response.status_code == 403
 
 
-def test_a_get_is_not_a_webhook(app) -> None:  # type: ignore[no-untyped-def]
+def test_a_get_is_not_a_webhook(app) -> None:
     assert app.test_client().get("/voice/incoming").status_code == 405
 
 
-def test_a_body_that_is_not_a_form_is_refused(app, settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_body_that_is_not_a_form_is_refused(app, settings) -> None:
     signature = RequestValidator(settings.twilio_auth_token).compute_signature(PUBLIC_BASE_URL + "/voice/incoming", {})
     response = app.test_client().post("/voice/incoming", json={"From": CALLER_NUMBER},
                                       headers={"X-Twilio-Signature": signature})
@@ -94,7 +94,7 @@ def test_a_huge_body_is_refused_before_it_is_read(twilio: TwilioLike) -> None:
 
 
 @pytest.mark.parametrize("view_type", [CallStep, RecordingStatus])
-def test_the_views_hold_nothing_that_identifies_the_caller(caller: Call, view_type) -> None:  # type: ignore[no-untyped-def]
+def test_the_views_hold_nothing_that_identifies_the_caller(caller: Call, view_type) -> None:
     form = full_twilio_form(caller)
     view = view_type.from_request_values(form, token="tok")
     values = dataclasses.asdict(view)
@@ -102,7 +102,7 @@ def test_the_views_hold_nothing_that_identifies_the_caller(caller: Call, view_ty
     allowed_provider_fields = set(view_type.FIELDS)
     assert not allowed_provider_fields & set(IDENTIFYING)
     with pytest.raises(dataclasses.FrozenInstanceError):
-        view.token = "changed"  # type: ignore[misc]
+        view.token = "changed"
 
 
 def test_allow_listed_values_are_trimmed_and_bounded() -> None:

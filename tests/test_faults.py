@@ -16,8 +16,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import urlsplit
 
 import pytest
@@ -26,6 +26,7 @@ import redis
 from config.settings import Settings
 from dev.phone_audio import speak
 from dev.processes import process_environment, start, wait_until
+from dev.redis_server import RedisServer
 from dev.standin.client import StandIn
 from dev.twilio.calls import TwilioLike
 from dev.twilio.texts import Phone
@@ -33,7 +34,8 @@ from ivr import create_app
 from ivr.core import keys
 from ivr.core.tips import FINAL_PART_STATUSES, LINE_DOWN, READY
 from tests.conftest import PUBLIC_BASE_URL, environment_for
-from tests.faults import KilledWorkers, drain, production_redis as make_production_redis
+from tests.faults import KilledWorkers, drain
+from tests.faults import production_redis as make_production_redis
 from tests.hostile import record_fault
 
 pytestmark = pytest.mark.slow
@@ -65,14 +67,14 @@ def fault_env(production_redis: RedisServer, tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def fault_app(fault_env: dict[str, str]):  # type: ignore[no-untyped-def]
+def fault_app(fault_env: dict[str, str]):
     app = create_app(Settings.from_env(fault_env))
     yield app
     app.extensions["tipline"].redis.close()
 
 
 @pytest.fixture
-def fault_twilio(fault_app, fault_env: dict[str, str], standin: StandIn) -> TwilioLike:  # type: ignore[no-untyped-def]
+def fault_twilio(fault_app, fault_env: dict[str, str], standin: StandIn) -> TwilioLike:
     client = fault_app.test_client()
 
     def transport(url: str, form: dict[str, str], headers: dict[str, str]) -> tuple[int, str]:
@@ -119,7 +121,7 @@ def sweep_once(environment: dict[str, str]) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
-def part_of(connection: redis.Redis, app, recording_sid: str) -> tuple[str, int] | None:  # type: ignore[no-untyped-def]
+def part_of(connection: redis.Redis, app, recording_sid: str) -> tuple[str, int] | None:
     found = connection.get(keys.recording_part(app.extensions["tipline"].recordings.recording_key(recording_sid)))
     if found is None:
         return None
@@ -127,7 +129,7 @@ def part_of(connection: redis.Redis, app, recording_sid: str) -> tuple[str, int]
     return reference, int(index)
 
 
-def deleted_before_durable(connection: redis.Redis, app, recording_sids: list[str], standin: StandIn) -> int:  # type: ignore[no-untyped-def]
+def deleted_before_durable(connection: redis.Redis, app, recording_sids: list[str], standin: StandIn) -> int:
     """Recordings gone from the provider whose tip part Redis (as restarted from disk) has not finished."""
     held = {r.sid for r in standin.recordings()}
     tips, count = app.extensions["tipline"].tips, 0
@@ -140,7 +142,7 @@ def deleted_before_durable(connection: redis.Redis, app, recording_sids: list[st
     return count
 
 
-def figures(connection: redis.Redis, app, recording_sids: list[str], texted: list[str], standin: StandIn,  # type: ignore[no-untyped-def]
+def figures(connection: redis.Redis, app, recording_sids: list[str], texted: list[str], standin: StandIn,
             texted_while_down: int = 0) -> dict:
     """lost: a recording with no finished tip part, a texted reference with no ready tip, or
     a text sent while Redis was down that the inbound sweep did not make a tip of its own;
@@ -165,7 +167,7 @@ def figures(connection: redis.Redis, app, recording_sids: list[str], texted: lis
     return {"lost": lost, "duplicated": duplicated, "left_at_provider": left}
 
 
-def test_workers_killed_at_random_over_a_hundred_jobs_lose_and_double_nothing(  # type: ignore[no-untyped-def]
+def test_workers_killed_at_random_over_a_hundred_jobs_lose_and_double_nothing(
         production_redis, fault_env, fault_app, fault_twilio, standin, rng, tmp_path) -> None:
     speech = speak("Please help, there is a fight.", "en")  # two seconds: the model runs; silence is stopped by the VAD
     clock = start([sys.executable, "-m", "workers.clock"], process_environment(fault_env), tmp_path / "clock.log")
@@ -190,7 +192,8 @@ def test_workers_killed_at_random_over_a_hundred_jobs_lose_and_double_nothing(  
     found = figures(connection, fault_app, recording_sids, [], standin)
     kills = sum(workers.kills for workers in pool)
     print(f"worker SIGKILL: {kills} kills (two workers) over {len(recording_sids)} jobs in "
-          f"{time.monotonic() - started:.1f} s (calls placed in {placed:.1f} s); before the sweep {stuck}; after {found}")
+          f"{time.monotonic() - started:.1f} s (calls placed in {placed:.1f} s); "
+          f"before the sweep {stuck}; after {found}")
     record_fault("worker SIGKILL", lost=found["lost"] + stuck["lost"], duplicated=found["duplicated"],
                  left_at_provider=found["left_at_provider"])
     assert kills >= 5
@@ -210,7 +213,7 @@ def provider_misbehaves(standin: StandIn) -> threading.Timer:
     return release
 
 
-def test_redis_killed_for_thirty_seconds_amid_calls_and_texts_loses_nothing(  # type: ignore[no-untyped-def]
+def test_redis_killed_for_thirty_seconds_amid_calls_and_texts_loses_nothing(
         production_redis, fault_env, fault_app, fault_twilio, standin, rng, tmp_path) -> None:
     clock = start([sys.executable, "-m", "workers.clock"], process_environment(fault_env), tmp_path / "clock.log")
     workers = KilledWorkers(fault_env, tmp_path, rng, between=(0.5, 3.0)).start()
@@ -262,7 +265,7 @@ def test_redis_killed_for_thirty_seconds_amid_calls_and_texts_loses_nothing(  # 
     assert found == {"lost": 0, "duplicated": 0, "left_at_provider": 0}
 
 
-def test_a_provider_answering_500_503_or_stalling_loses_and_leaves_nothing(  # type: ignore[no-untyped-def]
+def test_a_provider_answering_500_503_or_stalling_loses_and_leaves_nothing(
         production_redis, fault_env, fault_app, fault_twilio, standin, tmp_path) -> None:
     """Fetches and deletions fail now and then (500, 503) and two fetches stall for seconds:
     retries and the sweep still finish every tip once and leave nothing at the provider."""

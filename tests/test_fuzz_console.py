@@ -15,9 +15,9 @@ Cases are counted per form (tests/hostile.py).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Iterator
 from urllib.parse import quote, urlencode, urlsplit
 
 import pytest
@@ -33,8 +33,12 @@ from dev.twilio.calls import TwilioLike
 from ivr import create_app
 from tests.conftest import PUBLIC_BASE_URL, LogLines, RedisServer, environment_for
 from tests.console_people import CONSOLE_ORIGIN, CSRF_META, ConsoleClient, Person, a_texted_tip, enrolled
-from tests.fuzzing import (FuzzTally, assert_answered_without_failing, fuzz_settings,
-                           hypothesis_files_in_tmp)  # noqa: F401 (an autouse fixture)
+from tests.fuzzing import (
+    FuzzTally,
+    assert_answered_without_failing,
+    fuzz_settings,
+    hypothesis_files_in_tmp,  # noqa: F401 (an autouse fixture)
+)
 from tests.hostile_values import hostile_forms, hostile_texts, valid_references
 
 # A failing case with a huge value must still show its assertion, not hypothesis's warning
@@ -157,7 +161,7 @@ def admin_at_work(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFa
     connection.close()
 
 
-def _test_client_transport(app: Flask):  # type: ignore[no-untyped-def]
+def _test_client_transport(app: Flask):
     """Twilio's requests, through Flask's test client (as conftest's `twilio` fixture sends them)."""
     client = app.test_client()
 

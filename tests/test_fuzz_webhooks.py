@@ -18,7 +18,7 @@ repeats when hypothesis replays it. Cases are counted per route (tests/hostile.p
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -34,11 +34,26 @@ from ivr.core.call_state import CallState, CallStateCodec
 from ivr.core.choices import Choices
 from ivr.core.prompts import Menus
 from tests.conftest import PUBLIC_BASE_URL, LogLines
-from tests.fuzzing import (SMS_VERBS, VOICE_VERBS, FuzzTally, SignedWebhooks, assert_answered_without_failing,
-                           assert_valid_twiml, encoded_form, fuzz_settings,
-                           hypothesis_files_in_tmp)  # noqa: F401 (an autouse fixture)
-from tests.hostile_values import (digit_strings, dtmf_digits, hostile_forms, hostile_texts, odd_number_texts, sids,
-                                  valid_references)
+from tests.fuzzing import (
+    SMS_VERBS,
+    VOICE_VERBS,
+    FuzzTally,
+    SignedWebhooks,
+    assert_answered_without_failing,
+    assert_valid_twiml,
+    encoded_form,
+    fuzz_settings,
+    hypothesis_files_in_tmp,  # noqa: F401 (an autouse fixture)
+)
+from tests.hostile_values import (
+    digit_strings,
+    dtmf_digits,
+    hostile_forms,
+    hostile_texts,
+    odd_number_texts,
+    sids,
+    valid_references,
+)
 
 # A failing case with a huge value must still show its assertion, not hypothesis's warning
 # about the size of its report (pytest.ini makes warnings errors).

@@ -26,7 +26,7 @@ DYNAMIC_IMPORTS = {"import_module", "__import__"}
 
 
 def _is_workers(module: str | None) -> bool:
-    return bool(module) and module.split(".")[0] == WORKERS  # type: ignore[union-attr]
+    return bool(module) and module.split(".")[0] == WORKERS
 
 
 def workers_imports(source: str) -> list[str]:

@@ -219,7 +219,8 @@ def test_no_cycle_is_claimed_where_there_is_none() -> None:
 
 def test_the_project_has_no_import_cycle() -> None:
     sources = project_sources()
-    assert {"ivr.core", "ivr.core.tips", "ivr.console.blueprint", "workers.context", "dev.standin.server"} <= set(sources)
+    assert {"ivr.core", "ivr.core.tips", "ivr.console.blueprint", "workers.context",
+            "dev.standin.server"} <= set(sources)
     cycle = find_cycle(import_graph(sources))
     assert cycle == [], "import cycle: " + " -> ".join(cycle)
 

@@ -42,7 +42,7 @@ def test_tracebacks_are_redacted_too() -> None:
 
 
 @pytest.mark.slow
-def test_gunicorn_logs_no_query_string_and_no_number(redis_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_gunicorn_logs_no_query_string_and_no_number(redis_server, tmp_path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = process_environment({**environment_for(redis_server.url, tmp_path / "var"), "PORT": str(port),

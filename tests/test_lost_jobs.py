@@ -36,11 +36,11 @@ def run_clock_once(environment: dict[str, str], *extra: str) -> str:
     return done.stdout + done.stderr
 
 
-def part_status(app, reference: str) -> str:  # type: ignore[no-untyped-def]
+def part_status(app, reference: str) -> str:
     return app.extensions["tipline"].tips.part_status(reference, 1)
 
 
-def test_a_worker_stopped_between_taking_a_job_and_starting_it_loses_nothing(  # type: ignore[no-untyped-def]
+def test_a_worker_stopped_between_taking_a_job_and_starting_it_loses_nothing(
         twilio, app, environment, redis_server, redis_client, tmp_path) -> None:
     reference, _ = leave_a_message(twilio.call(CALLER_NUMBER), "1", "1", seconds=3)
     (job_id,) = Queue(keys.QUEUE_RECORDINGS, connection=redis_client).job_ids
@@ -77,7 +77,7 @@ def lose_the_job(connection: redis.Redis, how: str) -> None:
 
 
 @pytest.mark.parametrize("how", ["vanished", "failed"])
-def test_the_clock_queues_again_a_part_whose_job_is_gone_once(twilio, app, environment, redis_client,  # type: ignore[no-untyped-def]
+def test_the_clock_queues_again_a_part_whose_job_is_gone_once(twilio, app, environment, redis_client,
                                                               how: str) -> None:
     reference, _ = leave_a_message(twilio.call(CALLER_NUMBER), "1", "1", seconds=3)
     lose_the_job(redis_client, how)

@@ -44,7 +44,7 @@ def test_plausible_values_pass_and_digits_are_keys_or_nothing() -> None:
         assert CallStep.from_request_values({"Digits": digits}, None).digits == expected
 
 
-def test_a_nonsense_photo_count_is_refused_as_a_photo_not_a_crash(app) -> None:  # type: ignore[no-untyped-def]
+def test_a_nonsense_photo_count_is_refused_as_a_photo_not_a_crash(app) -> None:
     with app.test_request_context():
         for raw, expected in [("2", 2), ("0", 0), ("", 0), ("99999999999999999999", 1), ("-1", 1), ("x", 1)]:
             assert InboundMessage.from_request_values({"NumMedia": raw}, None).num_media == expected
@@ -81,7 +81,7 @@ def test_a_signed_step_with_nonsense_numbers_gets_twiml(twilio: TwilioLike, rout
         assert answer.status == 200 and "<Response>" in answer.body
 
 
-def test_an_absurd_recording_duration_is_not_believed_and_the_recording_is_transcribed(  # type: ignore[no-untyped-def]
+def test_an_absurd_recording_duration_is_not_believed_and_the_recording_is_transcribed(
         caller: Call, twilio: TwilioLike, redis_client, standin: StandIn, environment, app) -> None:
     """A signed callback saying 10**12 seconds: on d90b4b0 the job's limit was 2e12 s and
     RQ's signal.alarm failed on every retry, leaving the part awaiting a transcript for ever."""

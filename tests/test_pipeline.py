@@ -49,7 +49,7 @@ def call_with_speech(twilio: TwilioLike, language: str = "1", category: str = "1
     return reference, form, call
 
 
-def tip_of(app, reference: str) -> Tip:  # type: ignore[no-untyped-def]
+def tip_of(app, reference: str) -> Tip:
     tips: TipStore = app.extensions["tipline"].tips
     tip = tips.get(reference)
     assert tip is not None
@@ -85,7 +85,7 @@ def deleted(standin: StandIn, kind: str, sid: str) -> list[int]:
     return [r.seq for r in standin.log() if r.method == "DELETE" and f"/{kind}/{sid}" in r.path and r.status < 300]
 
 
-def test_a_call_becomes_a_readable_transcript_and_the_audio_is_gone(twilio, app, environment, standin,  # type: ignore[no-untyped-def]
+def test_a_call_becomes_a_readable_transcript_and_the_audio_is_gone(twilio, app, environment, standin,
                                                                     redis_client, redis_files, log_lines,
                                                                     speech_recogniser) -> None:
     reference, form, _ = call_with_speech(twilio)
@@ -117,7 +117,7 @@ def test_a_call_becomes_a_readable_transcript_and_the_audio_is_gone(twilio, app,
                                                           or p.read_bytes()[:4] == b"RIFF")] == []
 
 
-def test_the_recording_is_deleted_only_after_the_tip_is_committed(twilio, app, environment, standin) -> None:  # type: ignore[no-untyped-def]
+def test_the_recording_is_deleted_only_after_the_tip_is_committed(twilio, app, environment, standin) -> None:
     reference, form, _ = call_with_speech(twilio)
     standin.hold("DELETE", f"/Recordings/{form['RecordingSid']}")
     worker = start([sys.executable, "-m", "workers.run", "--burst"], process_environment(environment),
@@ -141,7 +141,7 @@ def test_the_recording_is_deleted_only_after_the_tip_is_committed(twilio, app, e
     ("DELETE", "/Recordings/{recording}", True),  # killed after the deletion, before the call's
     ("DELETE", "/Calls/{call}", False),  # killed while deleting the call log
 ])
-def test_a_worker_killed_mid_job_still_ends_with_one_tip_and_no_audio(twilio, app, environment, standin, redis_client,  # type: ignore[no-untyped-def]
+def test_a_worker_killed_mid_job_still_ends_with_one_tip_and_no_audio(twilio, app, environment, standin, redis_client,
                                                                        tmp_path, method, path, after) -> None:
     reference, form, _ = call_with_speech(twilio)
     standin.hold(method, path.format(recording=form["RecordingSid"], call=form["CallSid"]), times=1, after=after)
@@ -161,7 +161,7 @@ def test_a_worker_killed_mid_job_still_ends_with_one_tip_and_no_audio(twilio, ap
         not redis_client.exists(k) for k in redis_client.keys("rq:job:*"))
 
 
-def test_repeated_callbacks_make_one_tip_and_one_transcription(twilio, app, environment, standin) -> None:  # type: ignore[no-untyped-def]
+def test_repeated_callbacks_make_one_tip_and_one_transcription(twilio, app, environment, standin) -> None:
     reference, form, _ = call_with_speech(twilio)
     url = next(r.url for r in twilio.requests if "/voice/recording-status" in r.url)
     for _ in range(3):
@@ -173,7 +173,7 @@ def test_repeated_callbacks_make_one_tip_and_one_transcription(twilio, app, envi
     assert app.extensions["tipline"].tips.queue.tip_ids() == [reference]
 
 
-def test_a_provider_error_is_retried_and_then_succeeds(twilio, app, environment, standin, redis_client) -> None:  # type: ignore[no-untyped-def]
+def test_a_provider_error_is_retried_and_then_succeeds(twilio, app, environment, standin, redis_client) -> None:
     reference, form, _ = call_with_speech(twilio)
     standin.fail_next("GET", f"/Recordings/{form['RecordingSid']}", status=500)
     first = run_worker_burst(environment)
@@ -186,7 +186,7 @@ def test_a_provider_error_is_retried_and_then_succeeds(twilio, app, environment,
     assert form["RecordingSid"] not in {r.sid for r in standin.recordings()}
 
 
-def test_silence_is_stored_as_no_speech_and_deleted(twilio, app, environment, standin) -> None:  # type: ignore[no-untyped-def]
+def test_silence_is_stored_as_no_speech_and_deleted(twilio, app, environment, standin) -> None:
     call = twilio.call(CALLER_NUMBER).dials().presses("1").presses("5")
     reference, _ = codes_heard(call.heard_since_last_step())
     call.records(seconds=8)  # the stand-in stores eight seconds of silence
@@ -197,14 +197,14 @@ def test_silence_is_stored_as_no_speech_and_deleted(twilio, app, environment, st
     assert standin.recordings() == []
 
 
-def test_corrupt_audio_is_retried_then_kept_for_a_person(twilio, app, environment, standin, redis_client) -> None:  # type: ignore[no-untyped-def]
+def test_corrupt_audio_is_retried_then_kept_for_a_person(twilio, app, environment, standin, redis_client) -> None:
     call = twilio.call(CALLER_NUMBER).dials().presses("1").presses("2")
     reference, _ = codes_heard(call.heard_since_last_step())
     call.records(seconds=20, deliver_callback=False)
     recording_sid = call.pending_callbacks[0][1]["RecordingSid"]
     standin.put_recording(recording_sid, call.sid, b"RIFF\x00\x00\x00\x00WAVEnot really audio" * 50, 20)
     call.deliver_recording_callbacks()
-    for attempt in range(4):  # the first try and three retries
+    for _attempt in range(4):  # the first try and three retries
         worker = run_worker_burst(environment)
         assert worker.returncode == 0, worker.stderr[-3000:]
         release_scheduled_retries(redis_client)
@@ -215,7 +215,7 @@ def test_corrupt_audio_is_retried_then_kept_for_a_person(twilio, app, environmen
     assert scan_redis(redis_client, {recording_sid}) == []  # kept only as ciphertext
 
 
-def test_a_language_the_model_does_not_cover_is_kept_not_guessed(twilio, app, environment, standin) -> None:  # type: ignore[no-untyped-def]
+def test_a_language_the_model_does_not_cover_is_kept_not_guessed(twilio, app, environment, standin) -> None:
     reference, form, _ = call_with_speech(twilio, language="3", text="Na rogu ulicy sprzedają narkotyki.")
     worker = run_worker_burst(environment)
     assert worker.returncode == 0, worker.stderr[-3000:]
@@ -225,7 +225,7 @@ def test_a_language_the_model_does_not_cover_is_kept_not_guessed(twilio, app, en
     assert standin.calls().get(form["CallSid"]) is None  # the call log, which holds the number, is gone
 
 
-def test_the_recording_url_in_the_callback_is_never_followed(twilio, app, environment, standin) -> None:  # type: ignore[no-untyped-def]
+def test_the_recording_url_in_the_callback_is_never_followed(twilio, app, environment, standin) -> None:
     visits: list[str] = []
 
     class Trap(http.server.BaseHTTPRequestHandler):
@@ -234,7 +234,7 @@ def test_the_recording_url_in_the_callback_is_never_followed(twilio, app, enviro
             self.send_response(200)
             self.end_headers()
 
-        def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
+        def log_message(self, *args) -> None:
             pass
 
     trap = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trap)
@@ -253,7 +253,7 @@ def test_the_recording_url_in_the_callback_is_never_followed(twilio, app, enviro
     assert tip_of(app, reference).status == READY
 
 
-def test_a_callback_lost_while_redis_was_down_is_found_by_the_sweep(twilio, app, environment, standin,  # type: ignore[no-untyped-def]
+def test_a_callback_lost_while_redis_was_down_is_found_by_the_sweep(twilio, app, environment, standin,
                                                                   redis_server, redis_client,
                                                                   speech_recogniser) -> None:
     call = twilio.call(CALLER_NUMBER).dials().presses("1").presses("1")

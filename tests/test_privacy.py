@@ -30,7 +30,7 @@ REPORT = "The blue van parked behind the leisure centre has knives in the back, 
 ADDED = "Registration begins with KX and the driver wears a yellow jacket."
 
 
-def test_the_scan_finds_a_planted_number_in_every_form(redis_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_scan_finds_a_planted_number_in_every_form(redis_client, tmp_path: Path) -> None:
     needles = needles_for_number(CONTROL_NUMBER)
     redis_client.set("planted:plain", "caller 07700 900562 rang")
     redis_client.hset("planted:hash", "h", hashlib.sha256(b"+447700900562").hexdigest())
@@ -62,10 +62,10 @@ def test_a_redis_folder_that_does_not_exist_is_an_error_not_an_empty_scan(tmp_pa
 
 
 @pytest.mark.slow
-def test_after_whole_calls_the_number_is_nowhere(twilio: TwilioLike, redis_client, redis_files: Path,  # type: ignore[no-untyped-def]
+def test_after_whole_calls_the_number_is_nowhere(twilio: TwilioLike, redis_client, redis_files: Path,
                                                  environment, settings, log_lines) -> None:
     calls = [twilio.call(CALLER_NUMBER) for _ in range(3)]
-    for call, (language, category) in zip(calls, [("1", "1"), ("2", "3"), ("3", "5")]):
+    for call, (language, category) in zip(calls, [("1", "1"), ("2", "3"), ("3", "5")], strict=True):
         leave_a_message(call, language, category)
     worker = run_worker_burst(environment)
     assert worker.returncode == 0, worker.stderr
@@ -88,7 +88,7 @@ def test_after_whole_calls_the_number_is_nowhere(twilio: TwilioLike, redis_clien
     assert scan_files(redis_files, sids) == []
 
 
-def test_an_sms_report_is_ciphertext_in_redis_its_jobs_and_its_aof(twilio: TwilioLike, app, redis_client,  # type: ignore[no-untyped-def]
+def test_an_sms_report_is_ciphertext_in_redis_its_jobs_and_its_aof(twilio: TwilioLike, app, redis_client,
                                                                    redis_files: Path) -> None:
     """Promise 5 for texts: the draft in the session, the stored tip and the clean-up job
     hold what the tipster wrote only as ciphertext, and so does the AOF. What to look for

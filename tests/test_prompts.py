@@ -19,7 +19,7 @@ def copy_config(tmp_path: Path) -> Path:
     return target
 
 
-def edit(path: Path, change) -> None:  # type: ignore[no-untyped-def]
+def edit(path: Path, change) -> None:
     data = json.loads(path.read_text())
     change(data)
     path.write_text(json.dumps(data))
@@ -37,7 +37,7 @@ def test_the_shipped_catalogues_load_with_english_and_two_more_languages() -> No
 def test_menu_digits_choose_only_what_is_offered() -> None:
     menus = load_menus()
     assert menus.language_for_digit("2") == "cy"
-    assert menus.category_for_digit("5").id == "other"  # type: ignore[union-attr]
+    assert menus.category_for_digit("5").id == "other"
     for odd in [None, "", "0", "6", "*", "#", "12", "a", "²"]:
         assert menus.category_for_digit(odd) is None
 
@@ -49,7 +49,7 @@ def test_menu_digits_choose_only_what_is_offered() -> None:
     (lambda d: d.pop("say"), "lacks"),
     (lambda d: d.update(language="de"), "says it is 'de'"),
 ])
-def test_a_broken_catalogue_is_refused_with_a_clear_message(tmp_path: Path, breakage, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_broken_catalogue_is_refused_with_a_clear_message(tmp_path: Path, breakage, message: str) -> None:
     config = copy_config(tmp_path)
     edit(config / "prompts" / "pl.json", breakage)
     with pytest.raises(CatalogueError, match=message):
@@ -71,7 +71,7 @@ def test_both_channels_read_one_set_of_menu_limits_and_fallbacks() -> None:
     (lambda d: d["steps"]["language"].update(fallback="de"), "steps.language.fallback must be one of"),
     (lambda d: d["steps"]["category"].update(fallback="parking"), "steps.category.fallback must be one of"),
 ])
-def test_broken_menu_steps_are_refused_with_a_clear_message(tmp_path: Path, breakage, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_broken_menu_steps_are_refused_with_a_clear_message(tmp_path: Path, breakage, message: str) -> None:
     config = copy_config(tmp_path)
     edit(config / "menus.json", breakage)
     with pytest.raises(CatalogueError, match=message):
@@ -103,7 +103,7 @@ def test_every_sms_reply_fits_two_segments_at_its_longest() -> None:
     (lambda d: d["sms"]["replies"].update(reference="Numer {reference}."), "placeholders"),
     (lambda d: d["sms"]["categories"].pop("fraud"), "lacks category labels: fraud"),
 ])
-def test_a_broken_sms_catalogue_is_refused(tmp_path: Path, breakage, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_broken_sms_catalogue_is_refused(tmp_path: Path, breakage, message: str) -> None:
     config = copy_config(tmp_path)
     edit(config / "prompts" / "pl.json", breakage)
     with pytest.raises(CatalogueError, match=message):

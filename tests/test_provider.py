@@ -5,8 +5,8 @@ from __future__ import annotations
 import inspect
 import logging
 import secrets
-from datetime import datetime, timedelta, timezone
-from typing import Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -15,9 +15,20 @@ from dev.phone_audio import silence
 from dev.standin.client import StandIn
 from dev.standin.server import StandInServer
 from dev.twilio.calls import new_sid
-from ivr.core.provider import (MAX_RECORDING_BYTES, BadIdentifier, CredentialsRefused, NotAudio, Provider, ProviderError,
-                          ProviderUnavailable, RecordingNotFound, RecordingTooLarge, RedirectRefused,
-                          StillInProgress, redirect_hop)
+from ivr.core.provider import (
+    MAX_RECORDING_BYTES,
+    BadIdentifier,
+    CredentialsRefused,
+    NotAudio,
+    Provider,
+    ProviderError,
+    ProviderUnavailable,
+    RecordingNotFound,
+    RecordingTooLarge,
+    RedirectRefused,
+    StillInProgress,
+    redirect_hop,
+)
 
 WAV_PATH = r"/Recordings/RE[0-9a-f]{32}\.wav$"
 
@@ -281,7 +292,7 @@ def test_a_message_not_yet_final_cannot_be_deleted(provider: Provider, standin: 
 # -- listing -------------------------------------------------------------------------------------
 
 def test_every_page_of_recordings_is_listed_with_what_was_put(provider: Provider, standin: StandIn) -> None:
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     put = {}
     for age in range(130):  # more than one page of 100
         sid, call_sid = new_sid("RE"), new_sid("CA") if age % 2 else None
@@ -294,7 +305,7 @@ def test_every_page_of_recordings_is_listed_with_what_was_put(provider: Provider
 
 def test_recordings_are_listed_by_exact_creation_time_and_only_with_audio(provider: Provider,
                                                                           standin: StandIn) -> None:
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     old, recent, unfinished, absent = (new_sid("RE") for _ in range(4))
     standin.put_recording(old, None, silence(1), 1, created=now - timedelta(minutes=11))
     standin.put_recording(recent, None, silence(1), 1, created=now - timedelta(minutes=9))
@@ -319,7 +330,7 @@ def test_a_failing_list_is_unavailable_not_empty(provider: Provider, standin: St
 
 def test_every_page_of_messages_is_listed_with_direction_status_and_creation(provider: Provider,
                                                                              standin: StandIn) -> None:
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     put = {}
     for age in range(130):  # more than one page of 100
         sid = new_sid("SM" if age % 3 else "MM")
@@ -333,7 +344,7 @@ def test_every_page_of_messages_is_listed_with_direction_status_and_creation(pro
 
 
 def test_messages_are_listed_by_exact_creation_time_and_direction(provider: Provider, standin: StandIn) -> None:
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     old_reply, new_reply, old_inbound, sending = (new_sid("SM") for _ in range(4))
     standin.put_message(old_reply, "r", status="delivered", direction="outbound-reply",
                         created=now - timedelta(minutes=3))
@@ -372,7 +383,7 @@ def test_no_sid_reaches_a_log_line_or_an_error_message(caplog: pytest.LogCapture
     standin.put_message(message_sid, "", status="queued")
     errors: list[ProviderError] = []
 
-    def attempt(operation) -> None:  # type: ignore[no-untyped-def]
+    def attempt(operation) -> None:
         try:
             operation()
         except ProviderError as error:

@@ -8,10 +8,10 @@ import os
 import signal
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from dev.phone_audio import silence
-from dev.processes import process_environment, run_worker_burst, start, wait_until
+from dev.processes import process_environment, run_worker_burst, start
 from dev.standin.client import StandIn
 from dev.twilio.calls import TwilioLike, new_sid
 from dev.twilio.texts import Phone
@@ -39,13 +39,13 @@ def inbound(standin: StandIn) -> list[str]:
     return sorted(sid for sid, m in standin.messages().items() if m["direction"] == "inbound")
 
 
-def tips_of(app) -> TipStore:  # type: ignore[no-untyped-def]
+def tips_of(app) -> TipStore:
     return app.extensions["tipline"].tips
 
 
 # -- finding 9: texts that arrived while Redis was down -------------------------------------------
 
-def test_a_text_that_arrived_while_redis_was_down_becomes_one_tip_and_leaves_the_provider(  # type: ignore[no-untyped-def]
+def test_a_text_that_arrived_while_redis_was_down_becomes_one_tip_and_leaves_the_provider(
         twilio: TwilioLike, app, redis_server, redis_client, standin: StandIn, environment, tmp_path) -> None:
     talking = Phone(twilio, OTHER)
     talking.sends("Hello")  # a conversation in progress: its texts are accounted for
@@ -84,7 +84,7 @@ def test_a_text_that_arrived_while_redis_was_down_becomes_one_tip_and_leaves_the
     assert scan_files(redis_server.data_dir, needles) == []
 
 
-def test_a_clock_killed_between_storing_and_deleting_takes_the_text_in_once(  # type: ignore[no-untyped-def]
+def test_a_clock_killed_between_storing_and_deleting_takes_the_text_in_once(
         twilio: TwilioLike, app, redis_server, redis_client, standin: StandIn, environment, tmp_path) -> None:
     down = Phone(twilio, SENDER)
     redis_server.stop()
@@ -109,7 +109,7 @@ def test_a_clock_killed_between_storing_and_deleting_takes_the_text_in_once(  # 
 
 # -- finding 10: calls that made no recording -----------------------------------------------------
 
-def test_finished_calls_no_job_handles_are_deleted_and_calls_in_hand_are_left(  # type: ignore[no-untyped-def]
+def test_finished_calls_no_job_handles_are_deleted_and_calls_in_hand_are_left(
         twilio: TwilioLike, app, redis_client, standin: StandIn, environment, settings) -> None:
     hung_up = twilio.call(CALLER).dials().hangs_up()  # at the language menu: no recording
     unanswered = new_sid("CA")
@@ -135,11 +135,11 @@ def test_finished_calls_no_job_handles_are_deleted_and_calls_in_hand_are_left(  
     assert scan_redis(redis_client, needles) == []
 
 
-def test_a_call_the_provider_still_calls_in_progress_is_left_for_the_next_sweep(  # type: ignore[no-untyped-def]
+def test_a_call_the_provider_still_calls_in_progress_is_left_for_the_next_sweep(
         twilio: TwilioLike, app, standin: StandIn, settings) -> None:
     call = twilio.call(CALLER).dials().hangs_up()
     standin.fail_next("DELETE", r"/Calls/CA[0-9a-f]{32}\.json$", status=409, code=20009)
-    later = datetime.now(timezone.utc) + timedelta(minutes=5)
+    later = datetime.now(UTC) + timedelta(minutes=5)
     with Provider(settings) as provider:
         context = WorkerContext(core=app.extensions["tipline"], provider=provider)
         report = sweep_calls(context, now=later)
@@ -150,7 +150,7 @@ def test_a_call_the_provider_still_calls_in_progress_is_left_for_the_next_sweep(
 
 # -- the recording sweep deletes finished recordings still at the provider -------------------------
 
-def test_the_sweep_deletes_a_finished_recording_left_at_the_provider_and_keeps_one_for_a_person(  # type: ignore[no-untyped-def]
+def test_the_sweep_deletes_a_finished_recording_left_at_the_provider_and_keeps_one_for_a_person(
         twilio: TwilioLike, app, standin: StandIn, environment) -> None:
     """The job committed the tip but its delete failed (the provider answered 500): the
     clock's sweep deletes the recording, and then the call; a recording kept for a person
@@ -171,11 +171,11 @@ def test_the_sweep_deletes_a_finished_recording_left_at_the_provider_and_keeps_o
     assert standin.calls() == {}  # the English call once its recording was gone; the Welsh one by its job
 
 
-def test_the_lists_hold_the_numbers_at_the_provider_and_our_client_drops_them(  # type: ignore[no-untyped-def]
+def test_the_lists_hold_the_numbers_at_the_provider_and_our_client_drops_them(
         twilio: TwilioLike, standin: StandIn, settings) -> None:
     Phone(twilio, SENDER).sends("hello")
     call = twilio.call(CALLER).dials().hangs_up()
-    later = datetime.now(timezone.utc) + timedelta(minutes=1)
+    later = datetime.now(UTC) + timedelta(minutes=1)
     with Provider(settings) as provider:
         raw_messages = provider._account.messages.list()  # twilio-python's own objects: the numbers are there
         raw_calls = provider._account.calls.list()
@@ -183,4 +183,5 @@ def test_the_lists_hold_the_numbers_at_the_provider_and_our_client_drops_them(  
         assert {c._from for c in raw_calls} == {CALLER}
         texts, calls = provider.list_inbound_texts(created_before=later), provider.list_finished_calls(later)
     assert [t.body for t in texts] == ["hello"] and [c.sid for c in calls] == [call.sid]
-    assert not any(number in repr(texts) + repr(calls) for number in needles_for_number(SENDER) | needles_for_number(CALLER))
+    assert not any(number in repr(texts) + repr(calls)
+                   for number in needles_for_number(SENDER) | needles_for_number(CALLER))

@@ -18,7 +18,8 @@ def jobs_in(client: redis.Redis, queue_name: str) -> list[str]:
     return Queue(queue_name, connection=client).job_ids
 
 
-def test_a_recording_is_queued_once_even_when_the_callback_repeats(caller: Call, twilio: TwilioLike, redis_client) -> None:  # type: ignore[no-untyped-def]
+def test_a_recording_is_queued_once_even_when_the_callback_repeats(caller: Call, twilio: TwilioLike,
+                                                                   redis_client) -> None:
     caller.dials().presses("1").presses("1").records(seconds=30)  # drugs: not urgent
     url, form = caller.recordings[0].url, caller.recordings[0].form
     for _ in range(3):
@@ -28,13 +29,13 @@ def test_a_recording_is_queued_once_even_when_the_callback_repeats(caller: Call,
 
 
 @pytest.mark.parametrize("digit", ["2", "3"])  # weapons, exploitation of a young person
-def test_urgent_categories_go_to_the_urgent_queue(caller: Call, redis_client, digit: str) -> None:  # type: ignore[no-untyped-def]
+def test_urgent_categories_go_to_the_urgent_queue(caller: Call, redis_client, digit: str) -> None:
     caller.dials().presses("1").presses(digit).records(seconds=30)
     assert len(jobs_in(redis_client, keys.QUEUE_URGENT_RECORDINGS)) == 1
     assert jobs_in(redis_client, keys.QUEUE_RECORDINGS) == []
 
 
-def test_the_job_carries_no_readable_sid_and_is_not_kept_after_it_finishes(caller: Call, redis_client) -> None:  # type: ignore[no-untyped-def]
+def test_the_job_carries_no_readable_sid_and_is_not_kept_after_it_finishes(caller: Call, redis_client) -> None:
     caller.dials().presses("1").presses("4").records(seconds=30)
     form = caller.recordings[0].form
     sids = (form["RecordingSid"], form["CallSid"])
@@ -48,7 +49,7 @@ def test_the_job_carries_no_readable_sid_and_is_not_kept_after_it_finishes(calle
     assert job_hash[b"result_ttl"] == b"0"
 
 
-def test_a_callback_for_no_audio_queues_nothing(caller: Call, twilio: TwilioLike, redis_client) -> None:  # type: ignore[no-untyped-def]
+def test_a_callback_for_no_audio_queues_nothing(caller: Call, twilio: TwilioLike, redis_client) -> None:
     caller.dials().presses("1").presses("1").records(seconds=30, deliver_callback=False)
     url, form = caller.pending_callbacks[0]
     assert twilio.post(url, {**form, "RecordingStatus": "absent"}).status == 204
@@ -63,7 +64,8 @@ def test_a_callback_without_a_recording_sid_is_a_clear_400(caller: Call, twilio:
     assert answer.status == 400 and "RecordingSid" in answer.body
 
 
-def test_a_callback_whose_token_is_unreadable_still_queues_the_recording(caller: Call, twilio: TwilioLike, redis_client) -> None:  # type: ignore[no-untyped-def]
+def test_a_callback_whose_token_is_unreadable_still_queues_the_recording(caller: Call, twilio: TwilioLike,
+                                                                         redis_client) -> None:
     caller.dials().presses("1").presses("1").records(seconds=30, deliver_callback=False)
     url, form = caller.pending_callbacks[0]
     assert twilio.post(url.split("?")[0] + "?t=garbage", form).status == 204

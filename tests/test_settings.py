@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import stat
 
 import pytest
@@ -11,7 +12,7 @@ from config.settings import Settings, SettingsError
 GOOD_SID = "AC" + "a" * 32
 
 
-def test_a_fresh_machine_gets_generated_development_secrets_once(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_fresh_machine_gets_generated_development_secrets_once(tmp_path) -> None:
     first = Settings.from_env({"TIPLINE_VAR_DIR": str(tmp_path)})
     second = Settings.from_env({"TIPLINE_VAR_DIR": str(tmp_path)})
     assert first.secret_key == second.secret_key and first.twilio_auth_token == second.twilio_auth_token
@@ -25,7 +26,7 @@ def test_a_fresh_machine_gets_generated_development_secrets_once(tmp_path) -> No
     assert first.twilio_api_base == "https://api.twilio.com"
 
 
-def test_secrets_are_not_shown_in_the_settings_repr(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_secrets_are_not_shown_in_the_settings_repr(tmp_path) -> None:
     settings = Settings.from_env({"TIPLINE_VAR_DIR": str(tmp_path)})
     assert settings.secret_key not in repr(settings) and settings.twilio_auth_token not in repr(settings)
     assert settings.audit_key not in repr(settings) and settings.vault_keys not in repr(settings)
@@ -53,12 +54,12 @@ def test_secrets_are_not_shown_in_the_settings_repr(tmp_path) -> None:  # type: 
     ({"AUDIT_KEY": "short"}, "AUDIT_KEY"),
     ({"REDIS_URL": "localhost:6379"}, "REDIS_URL"),
 ])
-def test_a_bad_or_missing_setting_names_its_variable(tmp_path, environ, names) -> None:  # type: ignore[no-untyped-def]
+def test_a_bad_or_missing_setting_names_its_variable(tmp_path, environ, names) -> None:
     with pytest.raises(SettingsError, match=names):
         Settings.from_env({"TIPLINE_VAR_DIR": str(tmp_path), **environ})
 
 
-def test_production_generates_nothing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_production_generates_nothing(tmp_path) -> None:
     settings = Settings.from_env({
         "TIPLINE_ENV": "production", "TIPLINE_VAR_DIR": str(tmp_path), "TWILIO_ACCOUNT_SID": GOOD_SID,
         "TWILIO_AUTH_TOKEN": "t" * 32, "SECRET_KEY": "k" * 40, "REDIS_URL": "redis://10.0.0.5:6380/0",
@@ -71,9 +72,9 @@ def test_production_generates_nothing(tmp_path) -> None:  # type: ignore[no-unty
     assert not (tmp_path / "dev-secrets.json").exists()
 
 
-def test_an_older_dev_secrets_file_gets_the_missing_secret_added(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    (tmp_path / "dev-secrets.json").write_text('{"SECRET_KEY": "%s", "TWILIO_ACCOUNT_SID": "%s", '
-                                              '"TWILIO_AUTH_TOKEN": "t"}' % ("k" * 40, GOOD_SID))
+def test_an_older_dev_secrets_file_gets_the_missing_secret_added(tmp_path) -> None:
+    (tmp_path / "dev-secrets.json").write_text(json.dumps({"SECRET_KEY": "k" * 40, "TWILIO_ACCOUNT_SID": GOOD_SID,
+                                                           "TWILIO_AUTH_TOKEN": "t"}))
     settings = Settings.from_env({"TIPLINE_VAR_DIR": str(tmp_path)})
     assert settings.secret_key == "k" * 40 and settings.vault_keys.startswith("dev1:")
     assert len(settings.audit_key) >= 32
@@ -82,7 +83,7 @@ def test_an_older_dev_secrets_file_gets_the_missing_secret_added(tmp_path) -> No
     assert (again.vault_keys, again.audit_key) == (settings.vault_keys, settings.audit_key)
 
 
-def test_a_set_audit_key_is_used_and_the_others_still_generated(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_set_audit_key_is_used_and_the_others_still_generated(tmp_path) -> None:
     settings = Settings.from_env({"TIPLINE_VAR_DIR": str(tmp_path), "AUDIT_KEY": "  " + "a" * 40 + " "})
     assert settings.audit_key == "a" * 40 and len(settings.secret_key) >= 32
     assert '"AUDIT_KEY"' in (tmp_path / "dev-secrets.json").read_text()

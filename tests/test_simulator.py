@@ -6,8 +6,8 @@ import io
 import re
 import signal
 import wave
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import redis
@@ -32,7 +32,7 @@ SETTINGS_VARIABLES = ("TIPLINE_ENV", "PUBLIC_BASE_URL", "REDIS_URL", "TIPLINE_VA
 
 
 @pytest.fixture
-def running_app(redis_server, redis_client: redis.Redis, tmp_path: Path,  # type: ignore[no-untyped-def]
+def running_app(redis_server, redis_client: redis.Redis, tmp_path: Path,
                 monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """gunicorn serving the app on a free port; this process's environment set as `make run` sets it."""
     port = free_port()

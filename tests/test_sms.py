@@ -44,7 +44,7 @@ def codes_in(reply: str) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
-def tip_of(app, reference: str) -> Tip:  # type: ignore[no-untyped-def]
+def tip_of(app, reference: str) -> Tip:
     tip = app.extensions["tipline"].tips.get(reference)
     assert tip is not None
     return tip
@@ -54,7 +54,7 @@ OTHER_SENDER = "+447700900123"
 VOICE_CALLER = "+447700900999"
 
 
-def assert_no_number_anywhere(redis_client: redis.Redis, redis_files: Path, log_lines, settings) -> None:  # type: ignore[no-untyped-def]
+def assert_no_number_anywhere(redis_client: redis.Redis, redis_files: Path, log_lines, settings) -> None:
     needles = set().union(*(needles_for_number(n) for n in (CALLER_NUMBER, OTHER_SENDER, VOICE_CALLER)))
     assert scan_redis(redis_client, needles) == []
     assert scan_lines(log_lines.lines, needles) == []
@@ -63,7 +63,7 @@ def assert_no_number_anywhere(redis_client: redis.Redis, redis_files: Path, log_
 
 
 @pytest.fixture(autouse=True)
-def privacy_scan_after_every_conversation(redis_client: redis.Redis, redis_files: Path, log_lines, settings):  # type: ignore[no-untyped-def]
+def privacy_scan_after_every_conversation(redis_client: redis.Redis, redis_files: Path, log_lines, settings):
     """Whatever a test below did, the senders' numbers are nowhere we write afterwards:
     not in Redis (RQ's job payloads included, decompressed), not in the log, and not in
     the AOF, which holds every write of the test, even those deleted again since."""
@@ -86,7 +86,7 @@ def session_keys_in_redis(redis_client: redis.Redis) -> list[str]:
 # -- whole conversations --------------------------------------------------------------------
 
 @pytest.mark.parametrize("language", ["en", "cy", "pl"])
-def test_a_whole_conversation_in_each_language_ends_in_a_queued_tip(phone: Phone, app, redis_client,  # type: ignore[no-untyped-def]
+def test_a_whole_conversation_in_each_language_ends_in_a_queued_tip(phone: Phone, app, redis_client,
                                                                     language: str) -> None:
     menus = app.extensions["tipline"].menus
     welcome = phone.sends("Hello")
@@ -105,11 +105,11 @@ def test_a_whole_conversation_in_each_language_ends_in_a_queued_tip(phone: Phone
     assert pin.encode() not in b"".join(v for v in redis_client.hgetall(keys.tip(reference)).values())
 
 
-def _key(app) -> str:  # type: ignore[no-untyped-def]
+def _key(app) -> str:
     return app.extensions["tipline"].session_keys.candidates(CALLER_NUMBER, time.time())[0]
 
 
-def test_a_session_stored_before_choices_were_one_object_carries_on(phone: Phone, app, redis_client) -> None:  # type: ignore[no-untyped-def]
+def test_a_session_stored_before_choices_were_one_object_carries_on(phone: Phone, app, redis_client) -> None:
     """A conversation in Redis across a deploy: the hash as the old code wrote it, field by field."""
     sms = app.extensions["tipline"].sms
     redis_client.hset(keys.sms_session(_key(app)), mapping={
@@ -124,7 +124,7 @@ def test_a_session_stored_before_choices_were_one_object_carries_on(phone: Phone
         "stage": "report", "language": "pl", "category": "weapons", "reference": "", "attempts": "1"}
 
 
-def test_one_long_first_message_is_the_report_and_only_the_category_is_asked(phone: Phone, app, redis_client) -> None:  # type: ignore[no-untyped-def]
+def test_one_long_first_message_is_the_report_and_only_the_category_is_asked(phone: Phone, app, redis_client) -> None:
     reply = phone.sends(REPORT)
     reference, _ = codes_in(reply)
     assert "1 drugs" in reply and "cannot be recovered" in reply
@@ -134,7 +134,7 @@ def test_one_long_first_message_is_the_report_and_only_the_category_is_asked(pho
     assert (tip.category, tip.transcript) == ("fraud", REPORT)
 
 
-def test_a_session_idle_past_its_timeout_is_stored_by_the_clock(phone: Phone, app, redis_client) -> None:  # type: ignore[no-untyped-def]
+def test_a_session_idle_past_its_timeout_is_stored_by_the_clock(phone: Phone, app, redis_client) -> None:
     sessions = app.extensions["tipline"].sms.sessions
     phone.sends("hi"), phone.sends("1"), phone.sends("1")
     reference, _ = codes_in(phone.sends("Dealing from the flat above the chip shop."))
@@ -146,7 +146,7 @@ def test_a_session_idle_past_its_timeout_is_stored_by_the_clock(phone: Phone, ap
     assert queued_deletions(redis_client) == 1
 
 
-def test_a_session_without_report_text_times_out_into_nothing(phone: Phone, app, redis_client) -> None:  # type: ignore[no-untyped-def]
+def test_a_session_without_report_text_times_out_into_nothing(phone: Phone, app, redis_client) -> None:
     phone.sends("hi")
     assert app.extensions["tipline"].sms.sessions.close_idle(time.time() + IDLE_SECONDS + 1) == 1
     assert app.extensions["tipline"].tips.queue.tip_ids() == []
@@ -155,7 +155,7 @@ def test_a_session_without_report_text_times_out_into_nothing(phone: Phone, app,
     assert all(0 < redis_client.ttl(key) <= 900 for key in left)  # the rate counter, the retry guard
 
 
-def test_a_text_just_after_done_joins_the_same_tip(phone: Phone, app, redis_client) -> None:  # type: ignore[no-untyped-def]
+def test_a_text_just_after_done_joins_the_same_tip(phone: Phone, app, redis_client) -> None:
     reference, _ = codes_in(phone.sends(REPORT))
     phone.sends("1"), phone.sends("DONE")
     assert "Added to reference " + reference in phone.sends("Forgot: it is a white van.")
@@ -165,7 +165,7 @@ def test_a_text_just_after_done_joins_the_same_tip(phone: Phone, app, redis_clie
 
 # -- returning tipsters -----------------------------------------------------------------------
 
-def test_a_returning_tipster_adds_to_a_voice_tip(twilio: TwilioLike, phone: Phone, app, redis_client) -> None:  # type: ignore[no-untyped-def]
+def test_a_returning_tipster_adds_to_a_voice_tip(twilio: TwilioLike, phone: Phone, app, redis_client) -> None:
     reference, pin = leave_a_message(twilio.call(VOICE_CALLER), "1", "1")
     spaced = f"{reference[:4]} {reference[4:8]}-{reference[8:]}"
     reply = phone.sends(f"  ref {spaced}  PIN:{pin}  The car is a grey Golf.")
@@ -176,7 +176,7 @@ def test_a_returning_tipster_adds_to_a_voice_tip(twilio: TwilioLike, phone: Phon
 
 
 def test_a_wrong_pin_and_an_unknown_reference_get_one_answer_and_guessing_locks_the_reference(
-        twilio: TwilioLike, phone: Phone, app, redis_client) -> None:  # type: ignore[no-untyped-def]
+        twilio: TwilioLike, phone: Phone, app, redis_client) -> None:
     reference, pin = leave_a_message(twilio.call(VOICE_CALLER), "1", "1")
     wrong = f"{(int(pin) + 1) % 1000000:06d}"
     refused = phone.sends(f"REF {reference} PIN {wrong} hello")
@@ -193,7 +193,7 @@ def test_a_wrong_pin_and_an_unknown_reference_get_one_answer_and_guessing_locks_
 
 @pytest.mark.parametrize("body, key", [(" stop ", "stop"), ("Stop", "stop"), ("START", "start"),
                                        ("h e l p", "help"), ("Help", "help")])
-def test_keywords_are_answered_and_store_nothing(phone: Phone, app, redis_client, body: str, key: str) -> None:  # type: ignore[no-untyped-def]
+def test_keywords_are_answered_and_store_nothing(phone: Phone, app, redis_client, body: str, key: str) -> None:
     assert phone.sends(body) == app.extensions["tipline"].menus.sms_text(None, key)
     # No session, no counter: only the (sealed) deletion of the text at the provider, and
     # the marker that it is accounted for (a keyed digest of its sid, gone with the job).
@@ -202,7 +202,7 @@ def test_keywords_are_answered_and_store_nothing(phone: Phone, app, redis_client
     assert queued_deletions(redis_client) == 1
 
 
-def test_photos_are_refused_and_deleted_at_the_provider_never_fetched(phone: Phone, app, redis_client, standin,  # type: ignore[no-untyped-def]
+def test_photos_are_refused_and_deleted_at_the_provider_never_fetched(phone: Phone, app, redis_client, standin,
                                                                       settings) -> None:
     reply = phone.sends("look", media=2)
     assert "Photos are not accepted" in reply and "deleted" in reply
@@ -220,7 +220,7 @@ def test_photos_are_refused_and_deleted_at_the_provider_never_fetched(phone: Pho
     assert [e for e in standin.log() if e.method == "GET" and "/Media/" in e.path] == []  # never fetched
 
 
-def test_a_retried_webhook_gets_the_same_reply_and_adds_nothing(phone: Phone, app) -> None:  # type: ignore[no-untyped-def]
+def test_a_retried_webhook_gets_the_same_reply_and_adds_nothing(phone: Phone, app) -> None:
     """Twilio retries a webhook it thinks went unanswered: each retry must get the reply the
     original got (not merely the same reply as another retry), and store nothing again."""
     first = phone.sends(REPORT)
@@ -236,7 +236,7 @@ def test_a_retried_webhook_gets_the_same_reply_and_adds_nothing(phone: Phone, ap
     assert tip_of(app, reference).category == "drugs"
 
 
-def test_a_flood_from_one_sender_gets_a_polite_reply_and_nothing_is_stored(phone: Phone, app, redis_client) -> None:  # type: ignore[no-untyped-def]
+def test_a_flood_from_one_sender_gets_a_polite_reply_and_nothing_is_stored(phone: Phone, app, redis_client) -> None:
     for _ in range(20):
         phone.sends("hello")
     assert "wait a few minutes" in phone.sends(REPORT)
@@ -245,7 +245,7 @@ def test_a_flood_from_one_sender_gets_a_polite_reply_and_nothing_is_stored(phone
     assert 0 < redis_client.ttl(keys.sms_rate(_key(app))) <= 600
 
 
-def test_odd_bodies_get_clear_replies_and_nothing_is_lost(phone: Phone, app) -> None:  # type: ignore[no-untyped-def]
+def test_odd_bodies_get_clear_replies_and_nothing_is_lost(phone: Phone, app) -> None:
     menus = app.extensions["tipline"].menus
     assert "anonymous" in phone.sends("")
     phone.sends("1"), phone.sends("5")
@@ -257,7 +257,7 @@ def test_odd_bodies_get_clear_replies_and_nothing_is_lost(phone: Phone, app) -> 
     assert tip_of(app, reference).transcript == longest.strip() + "\nbell and nul[31m"
 
 
-def test_out_of_order_texts_keep_every_word(phone: Phone, app) -> None:  # type: ignore[no-untyped-def]
+def test_out_of_order_texts_keep_every_word(phone: Phone, app) -> None:
     phone.sends("hi"), phone.sends("1")
     reference, _ = codes_in(phone.sends(REPORT))  # the report before the category
     phone.sends("and a second part"), phone.sends("3"), phone.sends("DONE")
@@ -267,7 +267,7 @@ def test_out_of_order_texts_keep_every_word(phone: Phone, app) -> None:  # type:
 
 # -- rotation -----------------------------------------------------------------------------------
 
-def test_a_conversation_spanning_midnight_is_not_cut_in_two(app, redis_client) -> None:  # type: ignore[no-untyped-def]
+def test_a_conversation_spanning_midnight_is_not_cut_in_two(app, redis_client) -> None:
     services = app.extensions["tipline"]
     midnight = (time.time() // 86400 + 1) * 86400
 
@@ -285,7 +285,7 @@ def test_a_conversation_spanning_midnight_is_not_cut_in_two(app, redis_client) -
     assert len(late) == 1 and late[0] != services.session_keys.candidates(CALLER_NUMBER, midnight - 60)[0]
 
 
-def test_nothing_named_by_a_session_key_outlives_the_key(phone: Phone, app, redis_client) -> None:  # type: ignore[no-untyped-def]
+def test_nothing_named_by_a_session_key_outlives_the_key(phone: Phone, app, redis_client) -> None:
     phone.sends(REPORT)
     session_key = _key(app)
     named = [k for k in redis_client.scan_iter() if session_key.encode() in k]

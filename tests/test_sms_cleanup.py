@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import zlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -29,11 +29,11 @@ from workers.sweep import REPLY_GRACE, sweep_replies
 REPORT = "Two men are selling from the car park behind the station every night at ten."
 
 
-def message_jobs(redis_client) -> list[Job]:  # type: ignore[no-untyped-def]
+def message_jobs(redis_client) -> list[Job]:
     return Queue(keys.QUEUE_MESSAGES, connection=redis_client).jobs
 
 
-def test_the_conversation_messages_are_deleted_after_the_commit(twilio: TwilioLike, app, redis_client,  # type: ignore[no-untyped-def]
+def test_the_conversation_messages_are_deleted_after_the_commit(twilio: TwilioLike, app, redis_client,
                                                                  standin: StandIn, settings: Settings) -> None:
     phone = Phone(twilio, CALLER_NUMBER)
     phone.sends(REPORT), phone.sends("1"), phone.sends("DONE")
@@ -50,7 +50,7 @@ def test_the_conversation_messages_are_deleted_after_the_commit(twilio: TwilioLi
     assert deleted == sorted(phone.message_sids)
 
 
-def test_a_message_still_being_delivered_is_retried(twilio: TwilioLike, app, redis_client, standin: StandIn,  # type: ignore[no-untyped-def]
+def test_a_message_still_being_delivered_is_retried(twilio: TwilioLike, app, redis_client, standin: StandIn,
                                                      settings: Settings) -> None:
     phone = Phone(twilio, CALLER_NUMBER)
     phone.sends(REPORT), phone.sends("1")
@@ -75,12 +75,12 @@ def replies(standin: StandIn) -> dict[str, dict[str, str]]:
     return {sid: m for sid, m in standin.messages().items() if m["direction"] == "outbound-reply"}
 
 
-def context_for(app, provider: Provider) -> WorkerContext:  # type: ignore[no-untyped-def]
+def context_for(app, provider: Provider) -> WorkerContext:
     return WorkerContext(core=app.extensions["tipline"], provider=provider)
 
 
 def later() -> datetime:
-    return datetime.now(timezone.utc) + REPLY_GRACE + timedelta(seconds=5)
+    return datetime.now(UTC) + REPLY_GRACE + timedelta(seconds=5)
 
 
 # -- the replies Twilio makes from our TwiML ---------------------------------------------------
@@ -96,7 +96,7 @@ def test_a_conversations_replies_are_at_the_provider_as_twilio_would_keep_them(t
     assert sorted(inbound(standin)) == sorted(phone.message_sids)
 
 
-def test_the_sweep_deletes_final_replies_and_leaves_inbound_and_unfinished_ones(twilio: TwilioLike, app,  # type: ignore[no-untyped-def]
+def test_the_sweep_deletes_final_replies_and_leaves_inbound_and_unfinished_ones(twilio: TwilioLike, app,
                                                                                  standin: StandIn,
                                                                                  settings: Settings) -> None:
     phone = Phone(twilio, CALLER_NUMBER)
@@ -118,7 +118,7 @@ def test_the_sweep_deletes_final_replies_and_leaves_inbound_and_unfinished_ones(
     assert not any(sid in path for sid in phone.message_sids for path in deletes)
 
 
-def test_a_reply_the_provider_still_calls_in_progress_is_left_for_the_next_sweep(twilio: TwilioLike, app,  # type: ignore[no-untyped-def]
+def test_a_reply_the_provider_still_calls_in_progress_is_left_for_the_next_sweep(twilio: TwilioLike, app,
                                                                                   standin: StandIn,
                                                                                   settings: Settings) -> None:
     phone = Phone(twilio, CALLER_NUMBER)
@@ -131,7 +131,7 @@ def test_a_reply_the_provider_still_calls_in_progress_is_left_for_the_next_sweep
     assert replies(standin) == {}
 
 
-def test_after_clean_up_and_sweep_no_message_record_holds_the_reference_or_pin(twilio: TwilioLike, app,  # type: ignore[no-untyped-def]
+def test_after_clean_up_and_sweep_no_message_record_holds_the_reference_or_pin(twilio: TwilioLike, app,
                                                                                redis_client, standin: StandIn,
                                                                                settings: Settings) -> None:
     phone = Phone(twilio, CALLER_NUMBER)
@@ -148,7 +148,7 @@ def test_after_clean_up_and_sweep_no_message_record_holds_the_reference_or_pin(t
 
 # -- the clean-up as `make run` does it: a real worker process --------------------------------
 
-def test_a_real_worker_deletes_every_message_and_no_sid_is_left_anywhere(twilio: TwilioLike, app,  # type: ignore[no-untyped-def]
+def test_a_real_worker_deletes_every_message_and_no_sid_is_left_anywhere(twilio: TwilioLike, app,
                                                                          redis_client, redis_files: Path,
                                                                          standin: StandIn, environment) -> None:
     """A conversation, a photo, a HELP and a flood: the worker process runs every clean-up
@@ -180,7 +180,7 @@ def test_a_real_worker_deletes_every_message_and_no_sid_is_left_anywhere(twilio:
 
 # -- a malformed sid (finding 8) ----------------------------------------------------------------
 
-def test_a_malformed_sid_is_dropped_and_the_rest_of_the_conversation_is_still_deleted(  # type: ignore[no-untyped-def]
+def test_a_malformed_sid_is_dropped_and_the_rest_of_the_conversation_is_still_deleted(
         twilio: TwilioLike, app, redis_client, standin: StandIn, settings: Settings, log_lines) -> None:
     """A signed webhook whose MessageSid is not a sid, in the middle of a conversation: on
     d90b4b0 the job raised at it and the texts after it (holding the number) stayed."""

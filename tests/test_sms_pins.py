@@ -16,9 +16,9 @@ import statistics
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 from urllib.parse import urlsplit
 
 import pytest
@@ -82,7 +82,7 @@ def wrong(pin: str, tries: int = 1) -> list[str]:
 
 
 @pytest.fixture
-def line(app, settings: Settings) -> TwilioLike:  # type: ignore[no-untyped-def]
+def line(app, settings: Settings) -> TwilioLike:
     """Twilio texting the app in this process (no provider records: nothing here needs them)."""
     client = app.test_client()
 
@@ -93,7 +93,7 @@ def line(app, settings: Settings) -> TwilioLike:  # type: ignore[no-untyped-def]
     return TwilioLike(transport, PUBLIC_BASE_URL, settings.twilio_account_sid, settings.twilio_auth_token)
 
 
-def tip_page_as_a_handler_sees_it(app, reference: str) -> str:  # type: ignore[no-untyped-def]
+def tip_page_as_a_handler_sees_it(app, reference: str) -> str:
     """A handler signs in to the console and opens the tip; the page's HTML."""
     handler = ConsoleClient(app, enrolled(app, f"sam{secrets.token_hex(3)}", "handler"))
     assert handler.signs_in().status_code == 302
@@ -115,7 +115,7 @@ def lock_seconds_left(redis_client: redis.Redis) -> int:
 # -- finding 1: a burst cannot beat the limit --------------------------------------------------
 
 @pytest.fixture
-def gunicorn(redis_server, redis_client: redis.Redis, tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:  # type: ignore[no-untyped-def]
+def gunicorn(redis_server, redis_client: redis.Redis, tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """The app served by gunicorn as in production (several workers and threads); (base URL, env)."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -174,7 +174,7 @@ def test_forty_right_pins_at_once_after_four_wrong_ones_get_one_check_not_forty(
 # -- finding 2: six digits, escalating locks, the console warned ----------------------------------
 
 def test_a_tipster_who_mistypes_four_times_then_gets_it_right_is_let_in_and_not_flagged(
-        line: TwilioLike, app) -> None:  # type: ignore[no-untyped-def]
+        line: TwilioLike, app) -> None:
     reference, pin = a_texted_tip(line)
     assert len(pin) == 6
     phone = Phone(line, TIPSTER)
@@ -184,14 +184,14 @@ def test_a_tipster_who_mistypes_four_times_then_gets_it_right_is_let_in_and_not_
     assert "Under attack" not in tip_page_as_a_handler_sees_it(app, reference)
 
 
-def test_a_four_digit_pin_given_before_six_still_works(line: TwilioLike, app, redis_client: redis.Redis) -> None:  # type: ignore[no-untyped-def]
+def test_a_four_digit_pin_given_before_six_still_works(line: TwilioLike, app, redis_client: redis.Redis) -> None:
     reference, _ = a_texted_tip(line)
     redis_client.hset(f"tipline:tip:{reference}", "pin_hash", PIN_HASHER.hash("4821"))  # as minted last year
     assert Phone(line, TIPSTER).sends(f"REF {reference} PIN 4821 one more thing") == added(reference)
 
 
 def test_guessing_locks_for_an_hour_then_a_day_then_a_week_and_the_console_shows_the_tip_under_attack(
-        line: TwilioLike, app, redis_client: redis.Redis) -> None:  # type: ignore[no-untyped-def]
+        line: TwilioLike, app, redis_client: redis.Redis) -> None:
     reference, pin = a_texted_tip(line)
     assert "Under attack" not in tip_page_as_a_handler_sees_it(app, reference)
 
@@ -286,7 +286,7 @@ def malformed_references(count: int) -> list[str]:
 # -- finding 6: typed digits name nothing -------------------------------------------------------
 
 def test_a_phone_number_typed_as_a_reference_reaches_no_key_value_file_or_log(
-        line: TwilioLike, redis_client: redis.Redis, redis_server, log_lines) -> None:  # type: ignore[no-untyped-def]
+        line: TwilioLike, redis_client: redis.Redis, redis_server, log_lines) -> None:
     typed = "+447700900863"
     assert Phone(line, TIPSTER).sends("REF 07700900863 PIN 1234 hi") == REFUSED
     assert Phone(line, GUESSER).sends(f"REF {new_reference()} PIN 1234 hi") == REFUSED  # well formed, unknown

@@ -18,22 +18,20 @@ import sys
 import warnings
 import wave
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
 
 from config.settings import PROJECT_ROOT, Settings
-from dev.phone_audio import (PHONE_SAMPLE_RATE, require_speech_tools, sample_rate, samples, silence, speak,
-                               synthesise)
+from dev.phone_audio import PHONE_SAMPLE_RATE, require_speech_tools, sample_rate, samples, silence, speak, synthesise
 from dev.word_errors import normalised_words, word_error_rate
 from ivr.core.audio import AudioError
 from ivr.core.audio.disguise import disguise
 from ivr.core.audio.wav import read_wav_format, wav_duration_seconds
 from workers.speech import ModelError, Recogniser, Transcript, UnsupportedLanguage, load_recogniser
-from workers.speech.faster_whisper_engine import (EMBEDDED_MODEL_SHA256, FasterWhisperRecogniser,
-                                                  embedded_model_dir)
+from workers.speech.faster_whisper_engine import EMBEDDED_MODEL_SHA256, FasterWhisperRecogniser, embedded_model_dir
 
 DRUGS_ON_STATION_ROAD = "A man is selling drugs from a blue car on Station Road every Friday night."
 COCAINE_ON_QUEEN_STREET = "My neighbour Darren sells cocaine from his flat at number twelve Queen Street."

@@ -94,7 +94,7 @@ def everything(connection: redis.Redis) -> dict[str, dict[str, bytes]]:
                                                                                           _type="hash")}
 
 
-def test_a_worker_start_rewrites_every_stored_word_as_a_code_and_handlers_read_the_same_words(  # type: ignore[no-untyped-def]
+def test_a_worker_start_rewrites_every_stored_word_as_a_code_and_handlers_read_the_same_words(
         app, twilio: TwilioLike, redis_client: redis.Redis, environment) -> None:
     # Given records written before codes, beside one written today
     tips: TipStore = app.extensions["tipline"].tips
@@ -108,20 +108,20 @@ def test_a_worker_start_rewrites_every_stored_word_as_a_code_and_handlers_read_t
     assert worker.returncode == 0, worker.stderr[-3000:]
 
     # Then every status is stored as its code, and nothing else changed
-    for reference, (parts, status, triage, arrival, finished) in zip(references, BEFORE_CODES):
+    for reference, (parts, status, triage, arrival, finished) in zip(references, BEFORE_CODES, strict=True):
         record = stored(redis_client, keys.tip(reference))
         assert (record["status"].decode(), record["triage"].decode()) == (CODES[status], CODES[triage])
         assert [record[f"part:{i}:status"].decode() for i in range(1, len(parts) + 1)] == [CODES[p] for p, _ in parts]
         assert record.get("arrival") == (CODES[arrival].encode() if arrival else None)
         assert stored(redis_client, keys.case(reference)).get("finished") == (CODES[finished].encode() if finished
                                                                              else None)
-        assert tips.get(reference).transcript == "\n".join(SAID for _, transcribed in parts if transcribed)  # type: ignore[union-attr]
+        assert tips.get(reference).transcript == "\n".join(SAID for _, transcribed in parts if transcribed)
     assert stored(redis_client, keys.tip(todays)) == todays_record
 
     # and a handler reads the words they read before
     handler = ConsoleClient(app, enrolled(app, "sam"))
     assert handler.signs_in().status_code == 302
-    for reference, (parts, status, triage, arrival, finished) in zip(references, BEFORE_CODES):
+    for reference, (parts, status, triage, arrival, finished) in zip(references, BEFORE_CODES, strict=True):
         page = handler.get(f"/console/tips/{reference}").get_data(as_text=True)
         assert f'<dd class="status">{status}</dd>' in page and f'<dd class="triage" id="triage">{triage}</dd>' in page
         assert all(PART_LINES[p] in page for p, transcribed in parts if not transcribed)
@@ -142,7 +142,7 @@ def test_a_worker_start_rewrites_every_stored_word_as_a_code_and_handlers_read_t
     (lambda raw: raw["triage"].append(["deleted", "deleted"]), r"'triage' .* unknown \['deleted'\]"),
     (lambda raw: raw.pop("arrivals"), "'arrivals' must be a non-empty list"),
 ], ids=["a code without words", "words for no code", "a list missing"])
-def test_the_console_catalogue_must_give_words_for_every_status_code(app, tmp_path: Path, edit, message) -> None:  # type: ignore[no-untyped-def]
+def test_the_console_catalogue_must_give_words_for_every_status_code(app, tmp_path: Path, edit, message) -> None:
     raw = json.loads((CONFIG_DIR / "console.json").read_text(encoding="utf-8"))
     edit(raw)
     (tmp_path / "console.json").write_text(json.dumps(raw), encoding="utf-8")

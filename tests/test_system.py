@@ -69,7 +69,7 @@ def log_mentions(log_path: Path, *phrases: str, after: int = 0) -> bool:
     return any(phrase in text for phrase in phrases)
 
 
-def test_make_run_serves_calls_and_ctrl_c_stops_everything(tmp_path, speech_recogniser) -> None:  # type: ignore[no-untyped-def]
+def test_make_run_serves_calls_and_ctrl_c_stops_everything(tmp_path, speech_recogniser) -> None:
     port, var = free_port(), tmp_path / "var"
     # What a fresh machine has: no REDIS_URL, no Twilio credentials, no secret key.
     env = process_environment({"PORT": str(port), "TIPLINE_VAR_DIR": str(var), "LOG_LEVEL": "DEBUG"})
@@ -103,17 +103,17 @@ def test_make_run_serves_calls_and_ctrl_c_stops_everything(tmp_path, speech_reco
         calls = [twilio.call(CALLER_NUMBER) for _ in range(3)]
         spoken = {language: speak(MESSAGE, language) for language in ("en", "cy", "pl")}
         references = [leave_a_message(call, lang, "1", audio=spoken[language])[0]
-                      for call, lang, language in zip(calls, "123", spoken)]
+                      for call, lang, language in zip(calls, "123", spoken, strict=True)]
 
         with redis.Redis.from_url(settings.redis_url) as local_redis:
             tips = TipStore(local_redis, TipVault(KeyRing(settings.vault_keys)), HandlerQueue(local_redis))
-            wait_until(lambda: all(tips.get(r).status in FINAL_PART_STATUSES for r in references),  # type: ignore[union-attr]
+            wait_until(lambda: all(tips.get(r).status in FINAL_PART_STATUSES for r in references),
                        timeout=90, what="three tips through the pipeline")
             english = tips.get(references[0])
             assert english is not None and english.status == READY
             # The whole recording, as the worker's own recogniser hears it (the stand-in serves it verbatim).
             assert english.transcript == speech_recogniser.transcribe(spoken["en"], "en").text
-            assert [tips.get(r).status for r in references[1:]] == [AWAITING_LANGUAGE] * 2  # type: ignore[union-attr]
+            assert [tips.get(r).status for r in references[1:]] == [AWAITING_LANGUAGE] * 2
             said = needles_for_text(english.transcript, stored_in_clear=[english.category])
             assert scan_redis(local_redis, needles_for_number(CALLER_NUMBER) | said) == []
         children = psutil.Process(honcho.pid).children(recursive=True)
@@ -136,7 +136,7 @@ def test_make_run_serves_calls_and_ctrl_c_stops_everything(tmp_path, speech_reco
     assert scan_lines(log, sids) == [] and scan_files(var, sids) == []
 
 
-def test_the_worker_waits_for_redis_and_rides_out_a_restart(redis_server, redis_client, environment,  # type: ignore[no-untyped-def]
+def test_the_worker_waits_for_redis_and_rides_out_a_restart(redis_server, redis_client, environment,
                                                             twilio: TwilioLike, app, tmp_path) -> None:
     redis_server.stop()
     log_path = tmp_path / "worker.log"

@@ -17,8 +17,7 @@ from redis.client import Pipeline
 from rq import Queue
 
 from ivr.console.cases import Finished, NotYours
-from ivr.core import jobs
-from ivr.core import keys
+from ivr.core import jobs, keys
 from ivr.core.choices import Choices
 from ivr.core.jobs import FAILED_JOB_TTL, JobArguments, RecordingHandle
 from ivr.core.transactions import TransactionContended, atomically
@@ -114,14 +113,15 @@ def test_every_job_is_queued_with_its_policy_and_one_failed_job_ttl(redis_client
     assert "RE" + "b" * 32 not in str(queued[jobs.DELETE_CALL].args)  # sealed, not readable in Redis
 
 
-def test_eight_closes_at_once_leave_one_outcome_and_one_hotspot_count(app, twilio,  # type: ignore[no-untyped-def]
+def test_eight_closes_at_once_leave_one_outcome_and_one_hotspot_count(app, twilio,
                                                                       redis_client: redis.Redis) -> None:
     """Given a tip a handler has summarised, when eight requests close it together (tabs,
     double clicks), then one closes it, the others are refused (finished, or no longer
     held once it left the queue), and it is counted once."""
     casework = app.extensions["console"].casework
-    reference = a_texted_tip(twilio, "+447700900463", ("Two men sell cocaine from a grey Golf outside the chip shop on Mare Street, "
-                                                      "most evenings, and they keep it in the boot."))
+    reference = a_texted_tip(twilio, "+447700900463",
+                             ("Two men sell cocaine from a grey Golf outside the chip shop on Mare Street, "
+                              "most evenings, and they keep it in the boot."))
     assert casework.claim_next("sam") == reference
     casework.save_summary(reference, "sam", "Two men sell drugs from a car.", "hackney", "drugs")
     barrier = threading.Barrier(8)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from ivr.core.provider import StillInProgress
 from workers.context import WorkerContext
@@ -35,7 +35,7 @@ class CallSweepReport:
 
 def sweep_calls(context: WorkerContext, now: datetime | None = None, grace: timedelta = CALL_GRACE) -> CallSweepReport:
     """Delete finished calls to our numbers that no recording's job will delete."""
-    cutoff = (now or datetime.now(timezone.utc)) - grace
+    cutoff = (now or datetime.now(UTC)) - grace
     provider = context.provider
     deleted = in_hand = seen = 0
     for call in provider.list_finished_calls(ended_before=cutoff):

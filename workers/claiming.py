@@ -14,7 +14,8 @@ worker dies before the started registry has it.
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from redis import Redis
 from rq import Queue
@@ -30,7 +31,7 @@ class ClaimingQueue(Queue):
     """A queue whose workers claim jobs with LMOVE into its intermediate list (never a bare pop)."""
 
     @classmethod
-    def dequeue_any(cls, queues: Iterable[Queue], timeout: int | None, connection: Redis,  # type: ignore[override]
+    def dequeue_any(cls, queues: Iterable[Queue], timeout: int | None, connection: Redis,
                     job_class: type[Job] | None = None, serializer: Any = None,
                     death_penalty_class: Any = None) -> tuple[Job, Queue] | None:
         """The first job of the first non-empty queue (in the order given), claimed atomically.
@@ -48,7 +49,7 @@ class ClaimingQueue(Queue):
                 try:
                     job = (job_class or Job).fetch(as_text(job_id), connection=connection, serializer=serializer)
                 except NoSuchJobError:
-                    connection.lrem(queue.intermediate_queue_key, 1, job_id)
+                    connection.lrem(queue.intermediate_queue_key, 1, as_text(job_id))
                     continue
                 return job, cls.from_queue_key(queue.key, connection=connection, job_class=job_class,
                                                serializer=serializer, death_penalty_class=death_penalty_class)

@@ -18,8 +18,9 @@ import argparse
 import logging
 import signal
 import time
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Callable
+from typing import Any
 
 import redis
 
@@ -91,7 +92,7 @@ def _sleep_unless_stopped(seconds: float, stopping: list[bool]) -> None:
 
 def provider_sweeps(context: WorkerContext, grace_seconds: int | None) -> list[tuple[str, Callable[[], object]]]:
     """The provider sweeps in the order they run; `grace_seconds` (tests, operators) overrides each grace."""
-    grace = {} if grace_seconds is None else {"grace": timedelta(seconds=grace_seconds)}
+    grace: dict[str, Any] = {} if grace_seconds is None else {"grace": timedelta(seconds=grace_seconds)}
     return [
         ("recording sweep", lambda: sweep_provider(context, **grace)),
         ("inbound sweep", lambda: sweep_inbound_messages(context, **grace)),

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from redis.client import Pipeline
 
@@ -47,7 +47,7 @@ class InboundSweepReport:
 def sweep_inbound_messages(context: WorkerContext, now: datetime | None = None,
                            grace: timedelta = INBOUND_GRACE) -> InboundSweepReport:
     """Take in, once, each inbound text no conversation accounts for; then delete it there."""
-    cutoff = (now or datetime.now(timezone.utc)) - grace
+    cutoff = (now or datetime.now(UTC)) - grace
     cleanup = context.core.sms.cleanup
     taken_in = dropped = seen = 0
     for text in context.provider.list_inbound_texts(created_before=cutoff):

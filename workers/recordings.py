@@ -25,6 +25,7 @@ from ivr.core.audio.wav import wav_duration_seconds
 from ivr.core.jobs import RecordingHandle, enqueue_call_deletion
 from ivr.core.provider import ProviderError, RecordingNotFound, RecordingTooLarge, StillInProgress
 from ivr.core.recordings import transcription_timeout
+from ivr.core.statuses import PartStatus
 from ivr.core.tips import AWAITING_LANGUAGE, FINAL_PART_STATUSES, NO_SPEECH, READY, TRANSCRIPTION_FAILED
 from workers.context import WorkerContext, worker_context
 
@@ -44,7 +45,7 @@ def transcribe_recording(sealed_handle: str) -> None:
     _delete_provider_copies(context, handle, keep_recording=status in KEEP_RECORDING, sealed_handle=sealed_handle)
 
 
-def _transcribe_into_tip(context: WorkerContext, handle: RecordingHandle) -> str:
+def _transcribe_into_tip(context: WorkerContext, handle: RecordingHandle) -> PartStatus:
     tips, language = context.core.tips, handle.choices.language or context.core.menus.fallback_language
     kept_audio = {"recording_sid": handle.recording_sid}
     if language not in context.recogniser.languages:

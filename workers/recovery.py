@@ -28,6 +28,8 @@ from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.registry import StartedJobRegistry
 
+from ivr.core.redis_values import as_bytes, as_text
+
 log = logging.getLogger(__name__)
 
 # A live worker enters a claimed job in the started registry within milliseconds; one still
@@ -49,7 +51,7 @@ def _worker_is_gone(connection: redis.Redis, worker_name: str, hostname: str) ->
     fields = connection.hmget(f"rq:worker:{worker_name}", "hostname", "pid", "death")
     if not any(fields):
         return True  # its registration expired: nobody is working on the job
-    host, pid, death = (value.decode() if value else "" for value in fields)
+    host, pid, death = (as_text(value) if value else "" for value in fields)
     if death:
         return True
     return host == hostname and pid.isdigit() and _process_is_gone(int(pid))
@@ -62,11 +64,11 @@ def requeue_abandoned(connection: redis.Redis, queue_names: tuple[str, ...]) -> 
         registry = StartedJobRegistry(name, connection=connection)
         abandoned = []
         for entry in connection.zrange(registry.key, 0, -1):
-            job_id = StartedJobRegistry.parse_job_id(entry.decode())
-            worker_name = connection.hget(f"rq:execution:{entry.decode()}", "worker_name")
+            job_id = StartedJobRegistry.parse_job_id(as_text(entry))
+            worker_name = connection.hget(f"rq:execution:{as_text(entry)}", "worker_name")
             if (not connection.exists(Job.key_for(job_id)) or not worker_name
-                    or _worker_is_gone(connection, worker_name.decode(), hostname)):
-                abandoned.append(entry)
+                    or _worker_is_gone(connection, as_text(worker_name), hostname)):
+                abandoned.append(as_bytes(entry))
         if abandoned:
             connection.zadd(registry.key, {entry: 0 for entry in abandoned}, xx=True)  # expire them now
             registry.cleanup()
@@ -89,7 +91,7 @@ def requeue_unclaimed(connection: redis.Redis, queue_names: tuple[str, ...]) -> 
     for name in queue_names:
         queue = Queue(name, connection=connection)
         claims = IntermediateQueue(queue.key, connection)
-        started = {StartedJobRegistry.parse_job_id(entry.decode())
+        started = {StartedJobRegistry.parse_job_id(as_text(entry))
                    for entry in connection.zrange(queue.started_job_registry.key, 0, -1)}
         for job_id in claims.get_job_ids():
             if job_id in started:

@@ -17,9 +17,11 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from types import FrameType
 
 import redis
 from rq import SimpleWorker
+from rq.job import Job
 
 from config.settings import Settings
 from ivr.core.durability import NotDurable, check_durability_at_start
@@ -41,13 +43,13 @@ class TiplineWorker(SimpleWorker):
     stop_was_requested = False
     queue_class = ClaimingQueue
 
-    def prepare_job_execution(self, job, remove_from_intermediate_queue=False):  # type: ignore[no-untyped-def]
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
         # RQ takes the claim back only for a one-queue worker; ours always claims, so always.
         super().prepare_job_execution(job, remove_from_intermediate_queue=True)
 
-    def request_stop(self, signum, frame):  # type: ignore[no-untyped-def]
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stop_was_requested = True
-        super().request_stop(signum, frame)
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]  # RQ leaves it unannotated
 
 
 def wait_for_redis(connection: redis.Redis) -> None:
@@ -85,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             if lost is not None:
                 # This process lives on, so recovery would take that worker for alive and
                 # leave its job in the started registry until its registration expired.
-                lost.register_death()
+                lost.register_death()  # type: ignore[no-untyped-call]  # RQ leaves it unannotated
                 lost = None
             requeue_abandoned(connection, WORKER_QUEUES)
             requeue_unclaimed(connection, WORKER_QUEUES)

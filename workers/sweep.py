@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from ivr.core import keys
 from ivr.core.call_state import CallState
 from ivr.core.provider import StillInProgress
+from ivr.core.redis_values import as_text
 from ivr.core.tips import FINAL_PART_STATUSES
 from workers.context import WorkerContext
 from workers.recordings import KEEP_RECORDING
@@ -46,7 +47,7 @@ class SweepReport:
 
 def sweep_provider(context: WorkerContext, now: datetime | None = None, grace: timedelta = GRACE) -> SweepReport:
     intake, tips, redis = context.core.recordings, context.core.tips, context.core.redis
-    cutoff = (now or datetime.now(timezone.utc)) - grace
+    cutoff = (now or datetime.now(UTC)) - grace
     taken_in = deleted = seen = 0
     for recording in context.provider.list_recordings(created_before=cutoff):
         seen += 1
@@ -55,7 +56,7 @@ def sweep_provider(context: WorkerContext, now: datetime | None = None, grace: t
             if intake.accept(recording.sid, recording.call_sid, recording.duration_seconds, CallState()):
                 taken_in += 1
             continue
-        reference, _, index = part_of.decode().rpartition(":")
+        reference, _, index = as_text(part_of).rpartition(":")
         status = tips.part_status(reference, int(index))
         if status is None or (status in FINAL_PART_STATUSES and status not in KEEP_RECORDING):
             context.provider.delete_recording(recording.sid)
@@ -76,7 +77,7 @@ class ReplySweepReport:
 def sweep_replies(context: WorkerContext, now: datetime | None = None,
                   grace: timedelta = REPLY_GRACE) -> ReplySweepReport:
     """Delete final outbound-reply records older than `grace`; never an inbound message."""
-    cutoff = (now or datetime.now(timezone.utc)) - grace
+    cutoff = (now or datetime.now(UTC)) - grace
     deleted = waiting = seen = 0
     for message in context.provider.list_messages(created_before=cutoff, direction=REPLY_DIRECTION):
         if message.direction != REPLY_DIRECTION:

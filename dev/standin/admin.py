@@ -8,12 +8,21 @@ as the API requests, so a test can tell what happened before what.
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import Blueprint, Response, jsonify, request
 
-from dev.standin.state import (FINAL_CALL_STATUS, FINAL_CALL_STATUSES, MESSAGE_DIRECTIONS, Fault, Hold, StoredMessage, StoredRecording,
-                               current_state, utc_now)
+from dev.standin.state import (
+    FINAL_CALL_STATUS,
+    FINAL_CALL_STATUSES,
+    MESSAGE_DIRECTIONS,
+    Fault,
+    Hold,
+    StoredMessage,
+    StoredRecording,
+    current_state,
+    utc_now,
+)
 
 ADMIN_PREFIX = "/_standin"
 
@@ -39,7 +48,7 @@ def put_recording() -> Response:
         return Response("date_created must carry a UTC offset.\n", 400)
     current_state().put_recording(StoredRecording(
         sid=args["sid"], call_sid=args.get("call_sid") or None, wav=request.get_data(),
-        duration_seconds=int(args["duration_seconds"]), date_created=created.astimezone(timezone.utc),
+        duration_seconds=int(args["duration_seconds"]), date_created=created.astimezone(UTC),
         status=args.get("status", "completed")))
     return jsonify(ok=True)
 
@@ -68,7 +77,7 @@ def call_event(sid: str, event: str) -> Response:
     end_time = datetime.fromisoformat(args["end_time"]) if args.get("end_time") else None
     if end_time is not None and end_time.tzinfo is None:
         return Response("end_time must carry a UTC offset.\n", 400)
-    current_state().set_call(sid, statuses[event], end_time=end_time.astimezone(timezone.utc) if end_time else None,
+    current_state().set_call(sid, statuses[event], end_time=end_time.astimezone(UTC) if end_time else None,
                              from_number=args.get("from") or None, to_number=args.get("to") or None)
     return jsonify(ok=True)
 
@@ -89,7 +98,7 @@ def put_message(sid: str) -> Response:
         return Response(f"direction must be one of {sorted(MESSAGE_DIRECTIONS)}.\n", 400)
     current_state().put_message(StoredMessage(
         sid=sid, body=request.get_data(as_text=True), status=args.get("status", "received"), direction=direction,
-        date_created=created.astimezone(timezone.utc), media=[m for m in args.get("media", "").split(",") if m],
+        date_created=created.astimezone(UTC), media=[m for m in args.get("media", "").split(",") if m],
         from_number=args.get("from") or None))
     return jsonify(ok=True)
 

@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import hmac
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from dev.standin.state import (FINAL_CALL_STATUSES, FINAL_MESSAGE_STATUSES, StoredCall, StoredMessage,
-                               StoredRecording, current_state)
+from dev.standin.state import (
+    FINAL_CALL_STATUSES,
+    FINAL_MESSAGE_STATUSES,
+    StoredCall,
+    StoredMessage,
+    StoredRecording,
+    current_state,
+)
 
 API_PREFIX = "/2010-04-01/Accounts"
 RECORDING_RESOURCE = re.compile(r"(RE[0-9a-f]{32})\.(wav|json)")
@@ -104,7 +110,7 @@ def _passes_filters(recording: StoredRecording) -> bool:
 def _parse_date(text: str) -> datetime:
     for layout in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d"):
         try:
-            return datetime.strptime(text, layout).replace(tzinfo=timezone.utc)
+            return datetime.strptime(text, layout).replace(tzinfo=UTC)
         except ValueError:
             continue
     raise ValueError("not a date")
@@ -113,7 +119,7 @@ def _parse_date(text: str) -> datetime:
 def _recording_json(recording: StoredRecording) -> dict:
     account_sid = current_app.config["STANDIN_ACCOUNT_SID"]
     uri = f"{API_PREFIX}/{account_sid}/Recordings/{recording.sid}.json"
-    created = format_datetime(recording.date_created.astimezone(timezone.utc))
+    created = format_datetime(recording.date_created.astimezone(UTC))
     return {
         "account_sid": account_sid, "api_version": "2010-04-01", "call_sid": recording.call_sid,
         "conference_sid": None, "date_created": created, "date_updated": created, "start_time": created,
@@ -189,17 +195,17 @@ def _call_passes_filters(call: StoredCall) -> bool:
         bounds = [k for k in (name, f"{name}<", f"{name}>") if k in args]
         if bounds and moment is None:
             return False
-        if name in args and moment.date() != _parse_date(args[name]).date():  # type: ignore[union-attr]
+        if name in args and moment.date() != _parse_date(args[name]).date():
             return False
-        if f"{name}<" in args and not moment < _parse_date(args[f"{name}<"]):  # type: ignore[operator]
+        if f"{name}<" in args and not moment < _parse_date(args[f"{name}<"]):
             return False
-        if f"{name}>" in args and not moment > _parse_date(args[f"{name}>"]):  # type: ignore[operator]
+        if f"{name}>" in args and not moment > _parse_date(args[f"{name}>"]):
             return False
     return True
 
 
 def _rfc2822(moment: datetime | None) -> str | None:
-    return format_datetime(moment.astimezone(timezone.utc), usegmt=True) if moment else None
+    return format_datetime(moment.astimezone(UTC), usegmt=True) if moment else None
 
 
 def _call_json(call: StoredCall) -> dict:
@@ -252,11 +258,12 @@ def _message_passes_filters(message: StoredMessage) -> bool:
 def _message_json(message: StoredMessage) -> dict:
     account_sid = current_app.config["STANDIN_ACCOUNT_SID"]
     uri = f"{API_PREFIX}/{account_sid}/Messages/{message.sid}.json"
-    created = format_datetime(message.date_created.astimezone(timezone.utc), usegmt=True)
+    created = format_datetime(message.date_created.astimezone(UTC), usegmt=True)
     return {
         "account_sid": account_sid, "api_version": "2010-04-01", "sid": message.sid, "body": message.body,
         "direction": message.direction, "status": message.status, "date_created": created, "date_updated": created,
-        "date_sent": created, "num_segments": "1", "num_media": str(len(message.media)), "error_code": None, "error_message": None,
+        "date_sent": created, "num_segments": "1", "num_media": str(len(message.media)), "error_code": None,
+        "error_message": None,
         "price": None, "price_unit": "USD", "messaging_service_sid": None, "uri": uri,
         # As Twilio's log: an inbound text holds the sender's number in `from`.
         "from": message.from_number, "to": None,

@@ -26,7 +26,7 @@ import signal
 import struct
 import sys
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, request
@@ -88,7 +88,7 @@ def _after(response: Response) -> Response:
 
 def _http_error(error: HTTPException) -> Response:
     if not _is_api():
-        return error  # type: ignore[return-value]
+        return error
     if error.code == 404:
         return not_found()
     return twilio_error(error.code or 500, 20001 if (error.code or 500) < 500 else 20500, error.name)
@@ -156,7 +156,7 @@ class StandInServer:
     def url(self) -> str:
         return f"http://{self._server.host}:{self._server.server_port}"
 
-    def start(self) -> "StandInServer":
+    def start(self) -> StandInServer:
         self._thread.start()
         return self
 
@@ -174,7 +174,7 @@ class StandInServer:
         self._thread.join(timeout=10)
         self._server.server_close()
 
-    def __enter__(self) -> "StandInServer":
+    def __enter__(self) -> StandInServer:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:

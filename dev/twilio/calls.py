@@ -27,9 +27,10 @@ import math
 import secrets
 import wave
 import xml.etree.ElementTree as ET  # nosec B405  # parses only our own app's TwiML
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable, Protocol
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from twilio.request_validator import RequestValidator
@@ -54,7 +55,8 @@ class Provider(Protocol):
     def call_ended(self, call_sid: str) -> None: ...
 
     def put_message(self, message_sid: str, body: str, status: str = "received", direction: str = "inbound",
-                    created: datetime | None = None, media: tuple[str, ...] = (), sender: str | None = None) -> None: ...
+                    created: datetime | None = None, media: tuple[str, ...] = (),
+                    sender: str | None = None) -> None: ...
 
 
 
@@ -100,13 +102,14 @@ class TwilioLike:
     def post(self, url: str, form: dict[str, str], signature: str | None = None) -> Webhook:
         """POST as Twilio does; `signature` overrides the correct one (for forgery tests)."""
         url = url if urlsplit(url).scheme else self.base_url + url
-        headers = {"X-Twilio-Signature": self._validator.compute_signature(url, form) if signature is None else signature}
+        headers = {"X-Twilio-Signature": self._validator.compute_signature(url, form) if signature is None
+                   else signature}
         webhook = Webhook(url=url, form=dict(form))
         webhook.status, webhook.body = self.transport(url, form, headers)
         self.requests.append(webhook)
         return webhook
 
-    def call(self, from_number: str, to_number: str = "+448005550111") -> "Call":
+    def call(self, from_number: str, to_number: str = "+448005550111") -> Call:
         return Call(self, from_number, to_number)
 
 
@@ -129,25 +132,25 @@ class Call:
 
     # -- what the caller does -------------------------------------------------------------
 
-    def dials(self) -> "Call":
+    def dials(self) -> Call:
         if self.twilio.provider:
             self.twilio.provider.call_started(self.sid, self.from_number, self.to_number)
         self._request(self.twilio.base_url + "/voice/incoming", {"CallStatus": "ringing"})
         return self
 
-    def presses(self, digits: str) -> "Call":
+    def presses(self, digits: str) -> Call:
         gather = self._expect("Gather")
         self._request(gather.get("action", ""), {"Digits": digits, "FinishedOnKey": "", "msg": "Gather End"})
         return self
 
-    def waits(self) -> "Call":
+    def waits(self) -> Call:
         """Presses nothing (or says nothing after the tone): Twilio moves on to the next verb."""
         self._expect("Gather", "Record")
         self._run(self._rest)
         return self
 
     def records(self, seconds: int | None = None, hang_up: bool = False, deliver_callback: bool = True,
-                audio: bytes | None = None) -> "Call":
+                audio: bytes | None = None) -> Call:
         """Speaks for `seconds` after the tone (or says `audio`, a WAV), then presses # (or hangs up).
 
         With a provider, the audio (silence when none is given) is stored there first.
@@ -179,7 +182,7 @@ class Call:
                 self.deliver_recording_callbacks()
         return self
 
-    def hangs_up(self) -> "Call":
+    def hangs_up(self) -> Call:
         """Puts the phone down wherever the call is (Twilio requests nothing more)."""
         self._end()
         return self

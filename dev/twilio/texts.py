@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-from dev.twilio.calls import TwilioLike, TwimlError, Webhook, parse_twiml, new_sid
+from dev.twilio.calls import TwilioLike, TwimlError, Webhook, new_sid, parse_twiml
 
 
 class Phone:

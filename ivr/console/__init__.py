@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import Flask, render_template
+from flask.typing import ResponseReturnValue
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFError
 
@@ -24,8 +25,15 @@ from ivr.core.audit import AuditTrailBroken
 def install(app: Flask, core: Core) -> None:
     """Build the console's objects from the core and register its blueprint and hooks."""
     # Imported here, not above: importing a console module (flags, say) loads no routes.
-    from ivr.console import (admin_routes, auth_routes, client_address, listening_routes,  # noqa: F401 (routes)
-                             pass_on_routes, supervise_routes, work_routes)
+    from ivr.console import (  # noqa: F401 (routes)
+        admin_routes,
+        auth_routes,
+        client_address,
+        listening_routes,
+        pass_on_routes,
+        supervise_routes,
+        work_routes,
+    )
     from ivr.console.blueprint import Console, ConsoleUser, bp, console, csrf
     from ivr.console.casework import Casework
     from ivr.console.catalogue import load_console_catalogue
@@ -67,13 +75,14 @@ def install(app: Flask, core: Core) -> None:
     login_manager.login_message = "Please sign in."
     login_manager.session_protection = "basic"
 
-    @login_manager.user_loader
     def load_user(login_id: str) -> ConsoleUser | None:
         account = console().accounts.sign_ins.resume(login_id)
         return ConsoleUser(account, login_id) if account else None
 
+    login_manager.user_loader(load_user)
+
     @app.errorhandler(AuditTrailBroken)
-    def audit_trail_broken(error: AuditTrailBroken):  # type: ignore[no-untyped-def]
+    def audit_trail_broken(error: AuditTrailBroken) -> ResponseReturnValue:
         # Fail closed: nothing is done that could not be recorded.
         return render_template("console/error.html", title="The console has stopped",
                                message="The audit trail is damaged, so nothing can be done until an operator "
@@ -81,7 +90,7 @@ def install(app: Flask, core: Core) -> None:
                                        "(`tipline audit reseal --confirm`)."), 503
 
     @app.errorhandler(CSRFError)
-    def csrf_refused(error: CSRFError):  # type: ignore[no-untyped-def]
+    def csrf_refused(error: CSRFError) -> ResponseReturnValue:
         return render_template("console/error.html", title="Form refused",
                                message="This form had expired or was not sent from the console page. "
                                        "Go back, reload the page and try again."), 400

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
-from flask import Response, flash, redirect, render_template, url_for
+from flask import flash, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from ivr.console.blueprint import bp, console
@@ -19,7 +20,7 @@ def enrolment_url(token: str) -> str:
 
 @bp.route("/admin/accounts", methods=["GET", "POST"])
 @requires("admin")
-def accounts():  # type: ignore[no-untyped-def]
+def accounts() -> ResponseReturnValue:
     form = NewAccountForm()
     link = None
     status = 200
@@ -40,7 +41,7 @@ def accounts():  # type: ignore[no-untyped-def]
                            role_form=RoleForm(), action_form=ActionForm()), status
 
 
-def _account_change(change: Callable[[], object], action: str, detail: str, done: str) -> Response:
+def _account_change(change: Callable[[], object], action: str, detail: str, done: str) -> ResponseReturnValue:
     """Do an admin's change to an account, audit it and say so; or say why it was refused."""
     try:
         change()
@@ -54,7 +55,7 @@ def _account_change(change: Callable[[], object], action: str, detail: str, done
 
 @bp.post("/admin/accounts/<name>/role")
 @requires("admin")
-def change_role(name: str):  # type: ignore[no-untyped-def]
+def change_role(name: str) -> ResponseReturnValue:
     form = RoleForm()
     if not form.validate_on_submit():
         return redirect(url_for("console.accounts"))
@@ -64,7 +65,7 @@ def change_role(name: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/admin/accounts/<name>/disable")
 @requires("admin")
-def disable(name: str):  # type: ignore[no-untyped-def]
+def disable(name: str) -> ResponseReturnValue:
     if not ActionForm().validate_on_submit():
         return redirect(url_for("console.accounts"))
     if name == current_user.name:
@@ -76,7 +77,7 @@ def disable(name: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/admin/accounts/<name>/enrolment")
 @requires("admin")
-def new_enrolment(name: str):  # type: ignore[no-untyped-def]
+def new_enrolment(name: str) -> ResponseReturnValue:
     if not ActionForm().validate_on_submit():
         return redirect(url_for("console.accounts"))
     try:

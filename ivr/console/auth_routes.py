@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import segno
 from flask import flash, make_response, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask.typing import ResponseReturnValue
+from flask_login import current_user, login_user, logout_user
 from markupsafe import Markup
 
 from ivr.console.blueprint import ConsoleUser, bp, console
 from ivr.console.forms import ActionForm, EnrolForm, SignInForm
+from ivr.console.roles import signed_in
 from ivr.core.accounts import NAME_SHAPE, AccountError, SignInRefused, refusal
 from ivr.core.sign_in_limits import WINDOW_SECONDS, SignInLocked
 
 
 @bp.route("/login", methods=["GET", "POST"])
-def login():  # type: ignore[no-untyped-def]
+def login() -> ResponseReturnValue:
     if current_user.is_authenticated:
         return redirect(url_for("console.dashboard"))
     form = SignInForm()
@@ -53,8 +55,8 @@ def login():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/logout")
-@login_required
-def logout():  # type: ignore[no-untyped-def]
+@signed_in
+def logout() -> ResponseReturnValue:
     if ActionForm().validate_on_submit():
         console().accounts.sign_ins.end(current_user.login_id)
         console().audit.append(current_user.name, "sign_out")
@@ -65,7 +67,7 @@ def logout():  # type: ignore[no-untyped-def]
 
 
 @bp.route("/enrol/<token>", methods=["GET", "POST"])
-def enrol(token: str):  # type: ignore[no-untyped-def]
+def enrol(token: str) -> ResponseReturnValue:
     store = console().accounts
     try:
         enrolment = store.enrolment(token)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import UserMixin
 from flask_wtf.csrf import CSRFProtect
 
@@ -128,18 +129,18 @@ def never_cache(response: Response) -> Response:
 # -- refusals: one handler per type, so a route just acts and lets a refusal rise --------------
 
 @bp.errorhandler(UnknownTip)
-def unknown_tip(error: UnknownTip):  # type: ignore[no-untyped-def]
+def unknown_tip(error: UnknownTip) -> ResponseReturnValue:
     return render_template("console/error.html", title="No such tip", message=str(error)), 404
 
 
 @bp.errorhandler(ShreddedTip)
-def shredded_tip(error: ShreddedTip):  # type: ignore[no-untyped-def]
+def shredded_tip(error: ShreddedTip) -> ResponseReturnValue:
     return render_template("console/error.html", title="Tip deleted",
                            message="This tip was deleted under the retention rules; nothing of it can be read."), 410
 
 
 @bp.errorhandler(CaseworkError)
-def casework_refused(error: CaseworkError) -> Response:
+def casework_refused(error: CaseworkError) -> ResponseReturnValue:
     """Any other refusal of a handler's action (not yours, finished, not ready...): say why on the tip's page."""
     flash(str(error), "error")
     reference = (request.view_args or {}).get("reference")
@@ -148,4 +149,5 @@ def casework_refused(error: CaseworkError) -> Response:
 
 def console() -> Console:
     """The current app's console objects (inside a request)."""
-    return current_app.extensions["console"]
+    objects: Console = current_app.extensions["console"]
+    return objects

@@ -19,15 +19,31 @@ import json
 
 import redis
 
+from ivr.console.cases import (
+    CLOSED,
+    HANDLER_TRIAGE,
+    IN_REVIEW,
+    NEW,
+    PASSED_ON,
+    Case,
+    CaseworkError,
+    Finished,
+    FlagsUnresolved,
+    Note,
+    NotReady,
+    NotYours,
+    Package,
+    UnknownTip,
+    received_day,
+)
 from ivr.console.catalogue import ConsoleCatalogue
-from ivr.core import keys
-from ivr.core.coarse_time import current_hour
-from ivr.console.cases import (CLOSED, HANDLER_TRIAGE, IN_REVIEW, NEW, PASSED_ON, Case, CaseworkError, Finished,
-                               FlagsUnresolved, Note, NotReady, NotYours, Package, UnknownTip, received_day)
 from ivr.console.flags import find_flags
 from ivr.console.hotspots import HotspotCounts, iso_week
+from ivr.core import keys
+from ivr.core.coarse_time import current_hour
 from ivr.core.handler_queue import Claim, HandlerQueue, NotHeld
 from ivr.core.jobs import enqueue_reviewed_recordings_deletion
+from ivr.core.redis_values import HashFields, as_bytes, as_text
 from ivr.core.references import is_valid_reference
 from ivr.core.statuses import Triage
 from ivr.core.tips import Tip, TipStore
@@ -111,7 +127,7 @@ class Casework:
 
     def _entry(self, reference: str) -> tuple[str, str] | None:
         stream, entry = self._redis.hmget(keys.case(reference), "stream", "entry")
-        return (stream.decode(), entry.decode()) if stream and entry else None
+        return (as_text(stream), as_text(entry)) if stream and entry else None
 
     def _finished(self, reference: str) -> bool:
         return self._redis.hget(keys.case(reference), "finished") is not None
@@ -125,8 +141,8 @@ class Casework:
         return tip
 
     def case(self, reference: str) -> Case:
-        fields = {k.decode(): v for k, v in self._redis.hgetall(keys.case(reference)).items()}
-        text = {k: v.decode() for k, v in fields.items() if not k.startswith(("summary", "draft:", "note:"))}
+        fields = {as_text(k): as_bytes(v) for k, v in self._redis.hgetall(keys.case(reference)).items()}
+        text = {k: as_text(v) for k, v in fields.items() if not k.startswith(("summary", "draft:", "note:"))}
         notes = []
         for index in range(1, int(text.get("notes", 0)) + 1):
             note = json.loads(self.tips.open_for(reference, f"case:note:{index}", fields[f"note:{index}"]))
@@ -141,7 +157,7 @@ class Casework:
 
     def draft(self, reference: str, handler: str) -> str | None:
         sealed = self._redis.hget(keys.case(reference), f"draft:{handler}")
-        return self.tips.open_for(reference, f"case:draft:{handler}", sealed) if sealed else None
+        return self.tips.open_for(reference, f"case:draft:{handler}", as_bytes(sealed)) if sealed else None
 
     # -- changes (the holder only) ---------------------------------------------------------
 
@@ -165,7 +181,7 @@ class Casework:
             raise CaseworkError("Choose an area from the list.")
         if category and category not in self._catalogue.categories:
             raise CaseworkError("Choose a category from the list.")
-        mapping: dict[str, str | bytes] = {"summary": self.tips.seal_for(reference, "case:summary", summary)}
+        mapping: HashFields = {"summary": self.tips.seal_for(reference, "case:summary", summary)}
         mapping.update({name: value for name, value in (("area", area), ("category", category)) if value})
         with self._redis.pipeline() as pipe:
             pipe.hset(keys.case(reference), mapping=mapping)
@@ -233,7 +249,7 @@ class Casework:
             raise CaseworkError("Choose a reason for closing it.")
         self._finish(reference, CLOSED, {"close_reason": reason})
 
-    def _finish(self, reference: str, outcome: str, fields: dict[str, str]) -> None:
+    def _finish(self, reference: str, outcome: Triage, fields: HashFields) -> None:
         """Mark the case finished, count it in the hotspots, and queue the deletion of any
         recording kept for review, at most once: two handlers (or two tabs) finishing at once
         leave one outcome, and a part given kept audio meanwhile is not missed."""
@@ -250,7 +266,7 @@ class Casework:
             pipe.hset(case_key, mapping={**fields, "finished": outcome})
             self.tips.set_triage(reference, outcome, pipe=pipe)
             if area and category:
-                self._hotspots.record(pipe, iso_week(received), area.decode(), category.decode())
+                self._hotspots.record(pipe, iso_week(received), as_text(area), as_text(category))
             if kept_audio:  # reviewed: the provider's copy can go now
                 enqueue_reviewed_recordings_deletion(self._redis, reference, pipeline=pipe)
 

@@ -11,11 +11,12 @@ code that does not exist are a typo.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
-from enum import StrEnum
-from typing import Mapping
+from typing import Any
 
 from ivr.core.prompts import CONFIG_DIR, CatalogueError, Menus
 from ivr.core.statuses import Arrival, PartStatus, Triage
@@ -57,7 +58,7 @@ def load_console_catalogue(menus: Menus, path: Path = CONFIG_DIR / "console.json
                             categories=MappingProxyType(categories))
 
 
-def _pairs(path: Path, raw: dict, name: str) -> dict[str, str]:
+def _pairs(path: Path, raw: dict[str, Any], name: str) -> dict[str, str]:
     entries = raw.get(name)
     if not isinstance(entries, list) or not entries:
         raise CatalogueError(f"{path}: '{name}' must be a non-empty list of [id, label] pairs.")

@@ -11,7 +11,8 @@ PUBLIC_BASE_URL), so they go past it untouched.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from werkzeug.middleware.proxy_fix import ProxyFix
 

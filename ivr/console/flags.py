@@ -13,8 +13,8 @@ judged in Python, so a pasted 50,000-character summary cannot stall the console.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 KINDS: tuple[str, ...] = ("phone", "email", "exact_time", "first_person", "gendered")
 

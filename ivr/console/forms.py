@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
-from typing import Iterable
+from collections.abc import Iterable
 
+from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 

@@ -92,7 +92,7 @@ class HotspotCounts:
                 pipe.hgetall(keys.console_hotspots(week))
             per_week = pipe.execute()
         result: dict[tuple[str, str], dict[str, int]] = {}
-        for week, fields in zip(weeks, per_week):
+        for week, fields in zip(weeks, per_week, strict=True):
             for field, count in fields.items():
                 field = field.decode() if isinstance(field, bytes) else field
                 area, _, category = field.partition("|")
@@ -241,7 +241,7 @@ def render_svg(table: HotspotTable, area_labels: dict[str, str], category_labels
         body.append(f'<text x="{x}" y="{_TOP - 8}" text-anchor="middle" font-size="11" fill="#1a1a1a">{number}</text>')
     body.append(f'<text x="{totals_x + (_CELL_WIDTH - 2) / 2}" y="{_TOP - 8}" text-anchor="middle" '
                 f'font-size="11" font-weight="bold" fill="#1a1a1a">Total</text>')
-    for index, (row, label) in enumerate(zip(table.rows, labels)):
+    for index, (row, label) in enumerate(zip(table.rows, labels, strict=True)):
         y = _TOP + index * _CELL_HEIGHT
         body.append(f'<text x="{label_width - 10}" y="{y + _CELL_HEIGHT / 2 + 3}" text-anchor="end" '
                     f'font-size="12" fill="#1a1a1a">{_xml(label)}</text>')

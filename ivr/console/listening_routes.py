@@ -7,6 +7,7 @@ no audio, as its recordings are being deleted at the provider.
 from __future__ import annotations
 
 from flask import Response
+from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from ivr.console.blueprint import bp, console
@@ -19,7 +20,7 @@ from ivr.core.provider_errors import ProviderError
 
 @bp.get("/tips/<reference>/parts/<int:index>/audio")
 @requires("handler")
-def listen(reference: str, index: int):  # type: ignore[no-untyped-def]
+def listen(reference: str, index: int) -> ResponseReturnValue:
     """The disguised copy of a recording that could not be transcribed, made now, never stored."""
     casework = console().casework
     casework.tip(reference)

@@ -4,6 +4,7 @@ package that leaves."""
 from __future__ import annotations
 
 from flask import flash, jsonify, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from ivr.console.blueprint import bp, console
@@ -12,12 +13,11 @@ from ivr.console.flags import Flag, find_flags
 from ivr.console.forms import PassOnForm, choices
 from ivr.console.roles import requires
 
-
 # -- passing on ----------------------------------------------------------------------------------
 
 @bp.route("/tips/<reference>/pass-on", methods=["GET", "POST"])
 @requires("handler")
-def pass_on(reference: str):  # type: ignore[no-untyped-def]
+def pass_on(reference: str) -> ResponseReturnValue:
     casework = console().casework
     casework.tip(reference)
     form = PassOnForm()
@@ -62,7 +62,7 @@ def _marked(summary: str, flags: list[Flag]) -> list[tuple[str, Flag | None]]:
 
 @bp.get("/tips/<reference>/package")
 @requires("handler")
-def package(reference: str):  # type: ignore[no-untyped-def]
+def package(reference: str) -> ResponseReturnValue:
     disseminated = console().casework.package(reference)  # NotReady: the blueprint's handler says why
     console().audit.append(current_user.name, "export", tip=reference, detail="printable")
     return render_template("console/package.html", package=disseminated)
@@ -70,7 +70,7 @@ def package(reference: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/tips/<reference>/package.json")
 @requires("handler")
-def package_json(reference: str):  # type: ignore[no-untyped-def]
+def package_json(reference: str) -> ResponseReturnValue:
     try:
         disseminated = console().casework.package(reference)
     except CaseworkError as error:

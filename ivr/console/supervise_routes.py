@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from flask import Response, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from markupsafe import Markup
 
 from ivr.console.blueprint import bp, console
 from ivr.console.cases import CaseworkError
 from ivr.console.forms import ReassignForm
-from ivr.console.hotspots import build_table, iso_week, render_svg, weeks_between
+from ivr.console.hotspots import HotspotTable, build_table, iso_week, render_svg, weeks_between
 from ivr.console.roles import requires
 
 AUDIT_PAGE_SIZE = 100
@@ -25,7 +26,7 @@ LATEST_DAY = date(9998, 12, 31)
 
 @bp.get("/audit")
 @requires("supervisor")
-def audit():  # type: ignore[no-untyped-def]
+def audit() -> ResponseReturnValue:
     log = console().audit
     page = max(0, _int(request.args.get("page"), 0))
     tip = "".join(ch for ch in request.args.get("tip", "") if ch.isdigit()) or None
@@ -54,7 +55,7 @@ def _period() -> tuple[date, date]:
     return first, last
 
 
-def _hotspot_table():  # type: ignore[no-untyped-def]
+def _hotspot_table() -> tuple[date, date, HotspotTable]:
     first, last = _period()
     weeks = weeks_between(first, last)
     catalogue = console().catalogue
@@ -65,7 +66,7 @@ def _hotspot_table():  # type: ignore[no-untyped-def]
 
 @bp.get("/hotspots")
 @requires("supervisor")
-def hotspots():  # type: ignore[no-untyped-def]
+def hotspots() -> ResponseReturnValue:
     first, last, table = _hotspot_table()
     catalogue = console().catalogue
     svg = render_svg(table, dict(catalogue.areas), dict(catalogue.categories))
@@ -77,7 +78,7 @@ def hotspots():  # type: ignore[no-untyped-def]
 
 @bp.get("/hotspots.svg")
 @requires("supervisor")
-def hotspots_svg():  # type: ignore[no-untyped-def]
+def hotspots_svg() -> ResponseReturnValue:
     _, _, table = _hotspot_table()
     catalogue = console().catalogue
     return Response(render_svg(table, dict(catalogue.areas), dict(catalogue.categories)), mimetype="image/svg+xml")
@@ -94,7 +95,7 @@ def _int(raw: str | None, default: int) -> int:
 
 @bp.post("/tips/<reference>/reassign")
 @requires("supervisor")
-def reassign(reference: str):  # type: ignore[no-untyped-def]
+def reassign(reference: str) -> ResponseReturnValue:
     form = ReassignForm()
     target = console().accounts.get((form.handler.data or "").strip().lower()) if form.validate_on_submit() else None
     if target is None or not target.has_role("handler"):

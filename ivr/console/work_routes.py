@@ -7,35 +7,44 @@ cached (`Cache-Control: no-store`): a transcript must not stay on a shared compu
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
-from flask import Response, flash, jsonify, redirect, render_template, request, url_for
+from flask import flash, jsonify, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
 from ivr.console.blueprint import bp, console
 from ivr.console.cases import HANDLER_TRIAGE, Case, CaseworkError, NotYours, received_day
-from ivr.console.forms import (ActionForm, CloseForm, DuplicateForm, NoteForm, ReassignForm,
-                               SummaryForm, TriageForm, choices)
+from ivr.console.forms import (
+    ActionForm,
+    CloseForm,
+    DuplicateForm,
+    NoteForm,
+    ReassignForm,
+    SummaryForm,
+    TriageForm,
+    choices,
+)
 from ivr.console.listening import AUDIO_KEPT_STATUSES
 from ivr.console.roles import requires
 from ivr.core.pin_guard import LOCK_MEMORY_SECONDS
 from ivr.core.references import is_valid_reference
-
+from ivr.core.tips import Tip
 
 # -- the queue ---------------------------------------------------------------------------------
 
 @bp.get("/")
 @requires("handler")
-def dashboard():  # type: ignore[no-untyped-def]
+def dashboard() -> ResponseReturnValue:
     casework = console().casework
-    return render_template("console/dashboard.html", waiting=casework.waiting(), mine=casework.held_by(current_user.name),
-                           form=ActionForm())
+    return render_template("console/dashboard.html", waiting=casework.waiting(),
+                           mine=casework.held_by(current_user.name), form=ActionForm())
 
 
 @bp.post("/claim")
 @requires("handler")
-def claim():  # type: ignore[no-untyped-def]
+def claim() -> ResponseReturnValue:
     if not ActionForm().validate_on_submit():
         return redirect(url_for("console.dashboard"))
     reference = console().casework.claim_next(current_user.name)
@@ -48,7 +57,7 @@ def claim():  # type: ignore[no-untyped-def]
 
 @bp.get("/search")
 @requires("handler")
-def search():  # type: ignore[no-untyped-def]
+def search() -> ResponseReturnValue:
     reference = "".join(ch for ch in request.args.get("reference", "") if ch.isdigit())
     if not is_valid_reference(reference):
         flash("A reference is 11 digits (spaces and dashes are fine). Check it and try again.", "error")
@@ -60,7 +69,7 @@ def search():  # type: ignore[no-untyped-def]
 
 @bp.get("/tips/<reference>")
 @requires("handler")
-def tip(reference: str):  # type: ignore[no-untyped-def]
+def tip(reference: str) -> ResponseReturnValue:
     casework = console().casework
     tip_record = casework.tip(reference)
     case = casework.case(reference)
@@ -68,7 +77,8 @@ def tip(reference: str):  # type: ignore[no-untyped-def]
     return render_tip_page(tip_record, case)
 
 
-def render_tip_page(tip_record, case: Case, status: int = 200, summary_form: SummaryForm | None = None):  # type: ignore[no-untyped-def]
+def render_tip_page(tip_record: Tip, case: Case, status: int = 200,
+                    summary_form: SummaryForm | None = None) -> ResponseReturnValue:
     catalogue, casework = console().catalogue, console().casework
     mine = case.holder == current_user.name and not case.finished
     draft = casework.draft(case.reference, current_user.name)
@@ -81,7 +91,8 @@ def render_tip_page(tip_record, case: Case, status: int = 200, summary_form: Sum
         "console/tip.html", tip=tip_record, case=case, mine=mine, draft_pending=draft is not None,
         audio_kept_statuses=AUDIO_KEPT_STATUSES, catalogue=catalogue, history=console().audit.for_tip(case.reference),
         lease_left=casework.lease_left_seconds(case.reference) if mine else None,
-        summary_form=summary_form, triage_form=_triage_choices(TriageForm(triage=tip_record.triage)), note_form=NoteForm(),
+        summary_form=summary_form, triage_form=_triage_choices(TriageForm(triage=tip_record.triage)),
+        note_form=NoteForm(),
         duplicate_form=DuplicateForm(), close_form=close_form, action_form=ActionForm(),
         reassign_form=ReassignForm(), received_day=received_day(tip_record).isoformat(),
         under_attack=console().pin_guard.under_attack(tip_record.reference),
@@ -101,14 +112,14 @@ def _triage_choices(form: TriageForm) -> TriageForm:
     return form
 
 
-def _changed(reference: str, action: str, detail: str = "") -> Response:
+def _changed(reference: str, action: str, detail: str = "") -> ResponseReturnValue:
     console().audit.append(current_user.name, action, tip=reference, detail=detail)
     return redirect(url_for("console.tip", reference=reference))
 
 
 @bp.post("/tips/<reference>/draft")
 @requires("handler")
-def save_draft(reference: str):  # type: ignore[no-untyped-def]
+def save_draft(reference: str) -> ResponseReturnValue:
     """Called by the page as the handler types: keeps the draft, renews the lease."""
     text = request.form.get("summary", "")
     try:
@@ -123,7 +134,7 @@ def save_draft(reference: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/tips/<reference>/summary")
 @requires("handler")
-def save_summary(reference: str):  # type: ignore[no-untyped-def]
+def save_summary(reference: str) -> ResponseReturnValue:
     casework = console().casework
     form = SummaryForm()
     _area_and_category_choices(form)
@@ -137,11 +148,12 @@ def save_summary(reference: str):  # type: ignore[no-untyped-def]
         casework.save_draft(reference, current_user.name, form.summary.data or "")  # nothing typed is lost
         raise  # refused: the blueprint's handler says why
     flash("Summary saved.", "info")
-    return _changed(reference, "edit_summary", detail=f"area={form.area.data or '-'} category={form.category.data or '-'}")
+    return _changed(reference, "edit_summary",
+                    detail=f"area={form.area.data or '-'} category={form.category.data or '-'}")
 
 
 def _act(reference: str, form: FlaskForm, invalid: str, change: Callable[[], None], action: str,
-         detail: str = "") -> Response:
+         detail: str = "") -> ResponseReturnValue:
     """A holder's change from a form: done and audited, or refused (CaseworkError) with the reason."""
     if not form.validate_on_submit():
         raise CaseworkError(invalid)
@@ -151,7 +163,7 @@ def _act(reference: str, form: FlaskForm, invalid: str, change: Callable[[], Non
 
 @bp.post("/tips/<reference>/triage")
 @requires("handler")
-def set_triage(reference: str):  # type: ignore[no-untyped-def]
+def set_triage(reference: str) -> ResponseReturnValue:
     form = _triage_choices(TriageForm())
     words = console().catalogue.triage.get(form.triage.data or "")  # the audit trail keeps the words people read
     return _act(reference, form, "Choose a triage status from the list.",
@@ -161,7 +173,7 @@ def set_triage(reference: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/tips/<reference>/notes")
 @requires("handler")
-def add_note(reference: str):  # type: ignore[no-untyped-def]
+def add_note(reference: str) -> ResponseReturnValue:
     form = NoteForm()
     return _act(reference, form, "A note needs some text (at most 2,000 characters).",
                 lambda: console().casework.add_note(reference, current_user.name, form.text.data), "note")
@@ -169,7 +181,7 @@ def add_note(reference: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/tips/<reference>/duplicate")
 @requires("handler")
-def link_duplicate(reference: str):  # type: ignore[no-untyped-def]
+def link_duplicate(reference: str) -> ResponseReturnValue:
     form = DuplicateForm()
     original = "".join(ch for ch in form.original.data or "" if ch.isdigit())
     return _act(reference, form, "Give the reference of the tip this one duplicates.",
@@ -179,7 +191,7 @@ def link_duplicate(reference: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/tips/<reference>/release")
 @requires("handler")
-def release(reference: str):  # type: ignore[no-untyped-def]
+def release(reference: str) -> ResponseReturnValue:
     if not ActionForm().validate_on_submit():
         return redirect(url_for("console.tip", reference=reference))
     console().casework.release(reference, current_user.name)
@@ -190,7 +202,7 @@ def release(reference: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/tips/<reference>/close")
 @requires("handler")
-def close(reference: str):  # type: ignore[no-untyped-def]
+def close(reference: str) -> ResponseReturnValue:
     form = CloseForm()
     form.reason.choices = choices(console().catalogue.close_reasons.items())
     if not form.validate_on_submit():

@@ -27,6 +27,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from ivr.core import keys
 from ivr.core.one_time_codes import StepClaims, matching_step
+from ivr.core.redis_values import as_bytes, as_text
 from ivr.core.sign_in_limits import ADDRESS_FAILURES_ALLOWED, WINDOW_SECONDS, Attempt, SignInLimits
 from ivr.core.sign_ins import SignIns
 from ivr.core.transactions import atomically
@@ -143,16 +144,23 @@ class AccountStore:
         self.sign_ins.end_all(name)
         return self._links.dumps({"name": name, "nonce": nonce})
 
+    def existing(self, name: str) -> Account:
+        """The account named `name`, which must exist (accounts are never deleted)."""
+        account = self.get(name)
+        if account is None:
+            raise UnknownAccount(f"There is no account named {name!r}.")
+        return account
+
     def get(self, name: str) -> Account | None:
         if not NAME_SHAPE.fullmatch(name or ""):
             return None
         role, status = self._redis.hmget(keys.console_account(name), "role", "status")
         if role is None or status is None:
             return None
-        return Account(name=name, role=role.decode(), status=status.decode())
+        return Account(name=name, role=as_text(role), status=as_text(status))
 
     def all(self) -> list[Account]:
-        names = sorted(n.decode() for n in self._redis.smembers(keys.CONSOLE_ACCOUNTS))
+        names = sorted(as_text(n) for n in self._redis.smembers(keys.CONSOLE_ACCOUNTS))
         return [account for account in map(self.get, names) if account is not None]
 
     def set_role(self, name: str, role: str) -> Account:
@@ -160,7 +168,7 @@ class AccountStore:
             raise AccountError(f"The role must be one of {', '.join(ROLES)}.")
         self._keep_an_admin(name, "change the role of")
         self._redis.hset(keys.console_account(name), "role", role)
-        return self.get(name)  # type: ignore[return-value]
+        return self.existing(name)
 
     def disable(self, name: str) -> None:
         self._keep_an_admin(name, "disable")
@@ -210,7 +218,7 @@ class AccountStore:
             pipe.hdel(key, "enrol_nonce", "pending_totp")
 
         atomically(self._redis, [key], enrol)
-        return self.get(enrolment.name)  # type: ignore[return-value]
+        return self.existing(enrolment.name)
 
     def _name_in_link(self, token: str) -> str:
         payload = self._payload(token)
@@ -227,14 +235,15 @@ class AccountStore:
         try:
             payload = self._links.loads(token, max_age=ENROLMENT_SECONDS)
         except BadSignature:
-            raise EnrolmentInvalid("This enrolment link is not valid or has expired. Ask an admin for a new one.") from None
+            raise EnrolmentInvalid(
+                "This enrolment link is not valid or has expired. Ask an admin for a new one.") from None
         if not isinstance(payload, dict) or not isinstance(payload.get("name"), str) \
                 or not isinstance(payload.get("nonce"), str):
             raise EnrolmentInvalid("This enrolment link is not valid. Ask an admin for a new one.")
         return payload
 
     def _record(self, name: str) -> dict[str, bytes]:
-        record = {k.decode(): v for k, v in self._redis.hgetall(keys.console_account(name)).items()}
+        record = {as_text(k): as_bytes(v) for k, v in self._redis.hgetall(keys.console_account(name)).items()}
         if not record:
             raise EnrolmentInvalid("This enrolment link is for an account that no longer exists.")
         return record
@@ -252,9 +261,9 @@ class AccountStore:
         name = (name or "").strip().lower()
         well_formed = bool(NAME_SHAPE.fullmatch(name))
         attempt = self.limits.count(name if well_formed else "_malformed", address)
-        record = {k.decode(): v for k, v in self._redis.hgetall(keys.console_account(name)).items()} \
+        record = {as_text(k): as_bytes(v) for k, v in self._redis.hgetall(keys.console_account(name)).items()} \
             if well_formed else {}
-        password_ok = _verify_password(record.get("password_hash", b"").decode() or _DUMMY_HASH, password)
+        password_ok = _verify_password(as_text(record.get("password_hash", b"")) or _DUMMY_HASH, password)
         step = None
         if password_ok and record.get("status") == ACTIVE.encode() and record.get("totp"):
             secret = self._open_totp(record["totp"])
@@ -262,7 +271,7 @@ class AccountStore:
         if step is None or not self._steps.claim(name, step):  # a code is good once
             raise SignInRefused(refusal(), attempt)
         self.limits.succeeded(attempt)
-        return Account(name=name, role=record["role"].decode(), status=ACTIVE)
+        return Account(name=name, role=as_text(record["role"]), status=ACTIVE)
 
     def _open_totp(self, sealed: bytes) -> str | None:
         try:

@@ -30,14 +30,15 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import replace
-from typing import Iterator
 
 import redis
 
 from ivr.core import keys
 from ivr.core.audit_chain import GENESIS, AuditEntry, AuditReport, check_chain, head_record, read_head
 from ivr.core.coarse_time import current_hour
+from ivr.core.redis_values import as_bytes
 from ivr.core.transactions import atomically
 from ivr.core.vault import ChainMac
 
@@ -137,7 +138,9 @@ class AuditLog:
     def _snapshot(self) -> tuple[bytes | None, int]:
         """The head record and the trail's length from one moment (a MULTI of its own)."""
         with self._redis.pipeline() as pipe:
-            raw_head, length = pipe.get(keys.AUDIT_HEAD).llen(keys.AUDIT_TRAIL).execute()
+            pipe.get(keys.AUDIT_HEAD)
+            pipe.llen(keys.AUDIT_TRAIL)
+            raw_head, length = pipe.execute()
         return raw_head, length
 
     def _head(self, raw_head: bytes | None, length: int) -> tuple[int, str]:
@@ -197,11 +200,12 @@ class AuditLog:
         raw_head, length = self._snapshot()  # appends made meanwhile land after `length`
         items: list[bytes] = []
         for first in range(0, length, READ_CHUNK):
-            items.extend(self._redis.lrange(keys.AUDIT_TRAIL, first, min(first + READ_CHUNK, length) - 1))
+            chunk = self._redis.lrange(keys.AUDIT_TRAIL, first, min(first + READ_CHUNK, length) - 1)
+            items.extend(map(as_bytes, chunk))
         return check_chain(self._chain, items, raw_head)
 
 
-def _readable(raw: list[bytes]) -> Iterator[AuditEntry]:
+def _readable(raw: list[bytes | str]) -> Iterator[AuditEntry]:
     """The entries among `raw` that parse; anything else is `verify`'s to report, not a page's."""
     for item in raw:
         try:

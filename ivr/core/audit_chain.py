@@ -50,7 +50,7 @@ class AuditEntry:
         return json.dumps({name: getattr(self, name) for name in _FIELDS}, separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, raw: bytes | str) -> "AuditEntry":
+    def from_json(cls, raw: bytes | str) -> AuditEntry:
         """Parse a stored entry; ValueError when it is not one (written by hand, or damaged)."""
         try:
             record = json.loads(raw)

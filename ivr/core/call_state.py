@@ -41,11 +41,11 @@ class CallState:
     pin: str | None = None
     attempt: int = 0
 
-    def advance(self, pin: str | None = None, **chosen: str) -> "CallState":
+    def advance(self, pin: str | None = None, **chosen: str) -> CallState:
         """The state for the next prompt: the given choices (and PIN), the attempt counter reset."""
         return CallState(choices=self.choices.but(**chosen), pin=pin or self.pin)
 
-    def again(self) -> "CallState":
+    def again(self) -> CallState:
         return replace(self, attempt=self.attempt + 1)
 
     def to_token_fields(self) -> dict[str, Any]:
@@ -58,7 +58,7 @@ class CallState:
         return {name: value for name, value in state.items() if value not in (None, 0)}
 
     @classmethod
-    def from_token_fields(cls, token_fields: dict[str, Any]) -> "CallState":
+    def from_token_fields(cls, token_fields: dict[str, Any]) -> CallState:
         """The state a token carried; a name no step ever wrote is refused (ValueError)."""
         unknown = set(token_fields) - TOKEN_FIELDS
         if unknown:

@@ -13,8 +13,10 @@ session or job written before this module existed still opens.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Mapping
+
+from ivr.core.redis_values import HashFields
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,7 @@ class Choices:
     category: str | None = None
     reference: str | None = None
 
-    def but(self, **changes: str | None) -> "Choices":
+    def but(self, **changes: str | None) -> Choices:
         """These choices with some facts changed (a frozen value: a new one)."""
         return replace(self, **changes)
 
@@ -33,12 +35,12 @@ class Choices:
         """Every fact by name, None where not chosen (the JSON form)."""
         return {name: getattr(self, name) for name in FACTS}
 
-    def to_record(self) -> dict[str, str]:
+    def to_record(self) -> HashFields:
         """Every fact by name, "" where not chosen (the Redis hash form)."""
         return {name: getattr(self, name) or "" for name in FACTS}
 
     @classmethod
-    def from_mapping(cls, mapping: Mapping[str, object]) -> "Choices":
+    def from_mapping(cls, mapping: Mapping[str, object]) -> Choices:
         """The facts in a JSON object or a Redis hash (str or bytes); other keys are ignored.
 
         A fact that is missing, null or "" was not chosen.

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def hour_start(now: datetime | None = None) -> datetime:
     """The start of the current UTC hour: precise enough to triage, too coarse to match a call."""
-    return (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    return (now or datetime.now(UTC)).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def current_hour(now: datetime | None = None) -> str:

@@ -11,10 +11,12 @@ and a sequence number within it. Only the order within an hour remains.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
 import redis
 
 from ivr.core import keys
+from ivr.core.redis_values import StreamEntry, as_text
 
 GROUP = "handlers"
 
@@ -112,10 +114,11 @@ class HandlerQueue:
             if lapsed:
                 return lapsed
         for stream in keys.HANDLER_QUEUES:
-            answer = self._redis.xreadgroup(GROUP, handler, {stream: ">"}, count=1)
+            answer = cast("list[tuple[bytes, list[StreamEntry]]] | None",
+                          self._redis.xreadgroup(GROUP, handler, {stream: ">"}, count=1))
             for _, entries in answer or []:
                 for entry_id, fields in entries:
-                    return Claim(stream, entry_id.decode(), fields[b"tip"].decode())
+                    return Claim(stream, as_text(entry_id), as_text(fields[b"tip"]))
         return None
 
     def _take_over_idle(self, handler: str, lease_ms: int) -> Claim | None:
@@ -139,7 +142,7 @@ class HandlerQueue:
         pending = self._redis.xpending_range(stream, GROUP, min=entry_id, max=entry_id, count=1)
         if not pending:
             return None
-        return Lease(holder=pending[0]["consumer"].decode(), idle_ms=int(pending[0]["time_since_delivered"]))
+        return Lease(holder=as_text(pending[0]["consumer"]), idle_ms=int(pending[0]["time_since_delivered"]))
 
     def renew(self, stream: str, entry_id: str, handler: str) -> None:
         """Restart `handler`'s lease (each action does); NotHeld when it is not theirs."""
@@ -166,9 +169,10 @@ class HandlerQueue:
         for stream in keys.HANDLER_QUEUES:
             for pending in self._redis.xpending_range(stream, GROUP, min="-", max="+", count=200,
                                                       consumername=handler):
-                entry_id = pending["message_id"].decode()
-                for _, fields in self._redis.xrange(stream, min=entry_id, max=entry_id, count=1):
-                    held.append(Claim(stream, entry_id, fields[b"tip"].decode()))
+                entry_id = as_text(pending["message_id"])
+                for _, fields in cast("list[StreamEntry]",
+                                      self._redis.xrange(stream, min=entry_id, max=entry_id, count=1)):
+                    held.append(Claim(stream, entry_id, as_text(fields[b"tip"])))
         return held
 
     def finish(self, stream: str, entry_id: str) -> None:
@@ -187,12 +191,13 @@ class HandlerQueue:
                               "unclaimed": int(lag) if lag is not None else self._unclaimed(stream, group)}
         return counts
 
-    def _unclaimed(self, stream: str, group: dict | None) -> int:
+    def _unclaimed(self, stream: str, group: dict[str, Any] | None) -> int:
         """Entries after the group's last delivered id (Redis 6.2 has no 'lag' field)."""
         last = group["last-delivered-id"].decode() if group else "0-0"
-        return len(self._redis.xrange(stream, min=f"({last}" if last != "0-0" else "-", max="+"))
+        after = self._redis.xrange(stream, min=f"({last}" if last != "0-0" else "-", max="+")
+        return len(cast("list[StreamEntry]", after))
 
     def tip_ids(self) -> list[str]:
         """Every queued tip, urgent first, in queue order (for tests and operators)."""
-        return [fields[b"tip"].decode() for stream in keys.HANDLER_QUEUES
-                for _, fields in self._redis.xrange(stream)]
+        return [as_text(fields[b"tip"]) for stream in keys.HANDLER_QUEUES
+                for _, fields in cast("list[StreamEntry]", self._redis.xrange(stream))]

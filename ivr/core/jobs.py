@@ -98,7 +98,7 @@ class RecordingHandle:
                 "part": self.part, "duration_seconds": self.duration_seconds}
 
     @classmethod
-    def from_mapping(cls, mapping: dict[str, Any]) -> "RecordingHandle":
+    def from_mapping(cls, mapping: dict[str, Any]) -> RecordingHandle:
         return cls(recording_sid=mapping["recording_sid"], call_sid=mapping["call_sid"],
                    choices=Choices.from_mapping(mapping), part=int(mapping["part"]),
                    duration_seconds=int(mapping["duration_seconds"]))

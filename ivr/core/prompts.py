@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import string
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
+from typing import Any, TypeVar
 
 from config.settings import PROJECT_ROOT
 from ivr.core.choices import Choices
@@ -24,6 +25,7 @@ from ivr.core.segments import MAX_SEGMENTS, is_gsm7, segment_count
 
 CONFIG_DIR = PROJECT_ROOT / "config"
 REFERENCE_LANGUAGE = "en"
+Option = TypeVar("Option")
 
 
 class CatalogueError(ValueError):
@@ -119,7 +121,7 @@ class Menus:
         return catalogue.sms[key].format(languages=languages, menu=menu, **fields)
 
 
-def _pick(options: tuple, digits: str | None):  # type: ignore[no-untyped-def]
+def _pick(options: tuple[Option, ...], digits: str | None) -> Option | None:
     """The option a single keypress chose, or None for anything else (0, *, 12, letters)."""
     if digits is None or len(digits) != 1 or digits not in "123456789":
         return None
@@ -145,7 +147,8 @@ def load_menus(config_dir: Path = CONFIG_DIR) -> Menus:
     return loaded
 
 
-def _load_steps(raw: dict, languages: tuple[str, ...], categories: tuple[Category, ...]) -> dict[str, MenuStep]:
+def _load_steps(raw: dict[str, Any], languages: tuple[str, ...],
+                categories: tuple[Category, ...]) -> dict[str, MenuStep]:
     """Each menu step's plays and fallback, checked against the languages and categories offered."""
     options = {"language": set(languages), "category": {c.id for c in categories}}
     steps = {}
@@ -160,9 +163,10 @@ def _load_steps(raw: dict, languages: tuple[str, ...], categories: tuple[Categor
     return steps
 
 
-def _read_json(path: Path) -> dict:
+def _read_json(path: Path) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return loaded
     except FileNotFoundError:
         raise CatalogueError(f"{path} is missing.") from None
     except ValueError as error:

@@ -20,8 +20,9 @@ from __future__ import annotations
 import logging
 import re
 import time
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterable, Iterator, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -31,13 +32,38 @@ from twilio.http.response import Response as TwilioResponse
 from twilio.rest import Client
 
 from config.settings import Settings
-from ivr.core.provider_errors import (BadIdentifier, CredentialsRefused, NotAudio, ProviderError, ProviderUnavailable,
-                                 RecordingNotFound, RecordingTooLarge, RedirectRefused, StillInProgress,
-                                 error_for_status)
-from ivr.core.provider_records import (ACCOUNT_SID, ANY_SID, CALL_SID, FINAL_CALL_STATUSES, MEDIA_SID, MESSAGE_SID,
-                                  RECORDING_PENDING_STATUSES, RECORDING_SID, InboundText, ProviderCall,
-                                  ProviderMessage, ProviderRecording, call_from, has_shape, inbound_text_from,
-                                  int_or_none, message_from, recording_from)
+from ivr.core.provider_errors import (
+    BadIdentifier,
+    CredentialsRefused,
+    NotAudio,
+    ProviderError,
+    ProviderUnavailable,
+    RecordingNotFound,
+    RecordingTooLarge,
+    RedirectRefused,
+    StillInProgress,
+    error_for_status,
+)
+from ivr.core.provider_records import (
+    ACCOUNT_SID,
+    ANY_SID,
+    CALL_SID,
+    FINAL_CALL_STATUSES,
+    MEDIA_SID,
+    MESSAGE_SID,
+    RECORDING_PENDING_STATUSES,
+    RECORDING_SID,
+    InboundText,
+    ProviderCall,
+    ProviderMessage,
+    ProviderRecording,
+    call_from,
+    has_shape,
+    inbound_text_from,
+    int_or_none,
+    message_from,
+    recording_from,
+)
 
 __all__ = ["BadIdentifier", "CredentialsRefused", "InboundText", "NotAudio", "Provider", "ProviderCall",
            "ProviderError", "ProviderMessage", "ProviderRecording",
@@ -116,7 +142,7 @@ class Provider:
         if session is not None:
             session.close()
 
-    def __enter__(self) -> "Provider":
+    def __enter__(self) -> Provider:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -180,7 +206,8 @@ class Provider:
                                "list the message's media", missing_is_success=True) or []
             for media_sid in media:
                 if has_shape(media_sid, MEDIA_SID):
-                    self._delete(lambda: self._account.messages(sid).media(media_sid).delete(), "delete a photo")
+                    self._delete(lambda: self._account.messages(sid).media(media_sid).delete(),  # noqa: B023  # called at once
+                                 "delete a photo")
         self._delete(lambda: self._account.messages(sid).delete(), "delete the message")
 
     def list_messages(self, created_before: datetime | None = None,
@@ -219,7 +246,7 @@ class Provider:
         request asks for calls that ended before the next day and the statuses and the
         exact cut are chosen here. A call in progress has no end time and is never listed.
         """
-        cutoff = _utc_cutoff(ended_before) or datetime.now(timezone.utc)
+        cutoff = _utc_cutoff(ended_before) or datetime.now(UTC)
 
         return self._listed(
             lambda: self._account.calls.stream(page_size=LIST_PAGE_SIZE, end_time_before=cutoff + timedelta(days=1)),
@@ -261,10 +288,11 @@ class Provider:
                 return None
             raise error_for_status(status, code, action) from None
         except TwilioException as error:  # a list page that was not 200, or not a list page
-            status = next((arg.status_code for arg in error.args if isinstance(arg, TwilioResponse)), None)
-            if status is None:
+            page_status: int | None = next(
+                (arg.status_code for arg in error.args if isinstance(arg, TwilioResponse)), None)
+            if page_status is None:
                 raise ProviderError(f"could not {action}: the provider's answer could not be read") from None
-            raise error_for_status(status, None, action) from None
+            raise error_for_status(page_status, None, action) from None
         except requests.RequestException as error:
             raise ProviderUnavailable(f"could not {action}: {type(error).__name__} talking to the provider") from None
         except ValueError:  # a body that is not JSON
@@ -317,7 +345,7 @@ def _utc_cutoff(created_before: datetime | None) -> datetime | None:
         return None
     if created_before.tzinfo is None:
         raise ValueError("created_before must be timezone-aware (UTC), not a naive datetime.")
-    return created_before.astimezone(timezone.utc)
+    return created_before.astimezone(UTC)
 
 
 def _checked(sid: str, shape: re.Pattern[str], what: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from twilio.rest.api.v2010.account.call import CallInstance
 from twilio.rest.api.v2010.account.message import MessageInstance
@@ -99,7 +100,8 @@ def inbound_text_from(instance: MessageInstance) -> InboundText | None:
     sid, created = instance.sid, instance.date_created
     if instance.direction != "inbound" or not has_shape(sid, MESSAGE_SID) or not isinstance(created, datetime):
         return None
-    return InboundText(sid=str(sid), status=str(instance.status or ""), body=str(instance.body or "")[:MAX_BODY_CHARACTERS],
+    return InboundText(sid=str(sid), status=str(instance.status or ""),
+                       body=str(instance.body or "")[:MAX_BODY_CHARACTERS],
                        num_media=max(0, int_or_none(instance.num_media) or 0), date_created=created)
 
 
@@ -116,8 +118,9 @@ def has_shape(value: object, shape: re.Pattern[str]) -> bool:
     return isinstance(value, str) and shape.fullmatch(value) is not None
 
 
-def int_or_none(value: object) -> int | None:
+def int_or_none(value: Any) -> int | None:
+    """`value` as a whole number, or None where int() refuses it (twilio-python's attributes are untyped)."""
     try:
-        return int(value)  # type: ignore[call-overload]
+        return int(value)
     except (TypeError, ValueError):
         return None

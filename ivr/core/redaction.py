@@ -11,8 +11,11 @@ from __future__ import annotations
 import logging
 import logging.config
 import re
+from types import TracebackType
+from typing import Any
 
 REDACTED = "[redacted]"
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
 # 7+ digits, optionally led by + or 00, with the spaces, hyphens and brackets people write.
 # Dots are not separators, so IP addresses and versions stay readable.
 PHONE_LIKE = re.compile(r"(?<![\w.])(?:\+|00)?\(?\d(?:[ ()\-]{0,2}\d){6,}(?![\w.])")
@@ -39,14 +42,14 @@ class RedactingFormatter(logging.Formatter):
         record.message = redact(record.message)
         return super().formatMessage(record)
 
-    def formatException(self, ei) -> str:  # type: ignore[no-untyped-def]
+    def formatException(self, ei: ExcInfo) -> str:
         return redact(super().formatException(ei))
 
     def formatStack(self, stack_info: str) -> str:
         return redact(super().formatStack(stack_info))
 
 
-def logging_config(level: str = "INFO") -> dict:
+def logging_config(level: str = "INFO") -> dict[str, Any]:
     """A dictConfig that sends everything, gunicorn's loggers included, through the redactor."""
     return {
         "version": 1,

@@ -8,11 +8,13 @@ ends the sign-in on the server, whatever the cookie says.
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import redis
 
 from ivr.core import keys
+from ivr.core.redis_values import as_text
 
 if TYPE_CHECKING:
     from ivr.core.accounts import Account
@@ -22,12 +24,12 @@ LOGINS_OF_SECONDS = 24 * 3600  # the per-account set of login ids outlives any o
 
 class SignIns:
     def __init__(self, connection: redis.Redis, idle_seconds: int,
-                 account_named: Callable[[str], "Account | None"]) -> None:
+                 account_named: Callable[[str], Account | None]) -> None:
         self._redis = connection
         self.idle_seconds = idle_seconds
         self._account_named = account_named
 
-    def start(self, account: "Account") -> str:
+    def start(self, account: Account) -> str:
         login_id = secrets.token_urlsafe(32)
         with self._redis.pipeline() as pipe:
             pipe.set(keys.console_login(login_id), account.name, ex=self.idle_seconds)
@@ -36,13 +38,14 @@ class SignIns:
             pipe.execute()
         return login_id
 
-    def resume(self, login_id: str) -> "Account | None":
+    def resume(self, login_id: str) -> Account | None:
         """The account behind a browser's login id, renewing its idle timeout; None when over."""
         if not login_id or len(login_id) > 64:
             return None
         with self._redis.pipeline() as pipe:
-            name, _ = pipe.get(keys.console_login(login_id)).expire(keys.console_login(login_id),
-                                                                     self.idle_seconds).execute()
+            pipe.get(keys.console_login(login_id))
+            pipe.expire(keys.console_login(login_id), self.idle_seconds)
+            name, _ = pipe.execute()
         account = self._account_named(name.decode()) if name else None
         if account is None or not account.has_role("handler"):  # every role, if the account is active
             self._redis.delete(keys.console_login(login_id))
@@ -52,8 +55,8 @@ class SignIns:
     def end(self, login_id: str) -> None:
         name = self._redis.getdel(keys.console_login(login_id)) if login_id else None
         if name:
-            self._redis.srem(keys.console_logins_of(name.decode()), login_id)
+            self._redis.srem(keys.console_logins_of(as_text(name)), login_id)
 
     def end_all(self, name: str) -> None:
-        login_ids = [i.decode() for i in self._redis.smembers(keys.console_logins_of(name))]
+        login_ids = [as_text(i) for i in self._redis.smembers(keys.console_logins_of(name))]
         self._redis.delete(*[keys.console_login(i) for i in login_ids], keys.console_logins_of(name))

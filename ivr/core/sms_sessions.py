@@ -22,6 +22,7 @@ import redis
 from ivr.core import keys
 from ivr.core.choices import Choices
 from ivr.core.prompts import Menus
+from ivr.core.redis_values import HashFields, as_bytes, as_text
 from ivr.core.sms_cleanup import MessageCleanup
 from ivr.core.tips import NewPart, TipStore
 from ivr.core.transactions import atomically
@@ -60,10 +61,10 @@ class SessionStore:
 
     def load(self, pipe: redis.client.Pipeline, session_key: str) -> Session | None:
         """The session (call while WATCHing its key), or None."""
-        raw = {k.decode(): v for k, v in pipe.hgetall(keys.sms_session(session_key)).items()}
+        raw = {as_text(k): as_bytes(v) for k, v in pipe.hgetall(keys.sms_session(session_key)).items()}
         if not raw:
             return None
-        text = {k: v.decode() for k, v in raw.items() if k not in ("draft", "sids")}
+        text = {k: as_text(v) for k, v in raw.items() if k not in ("draft", "sids")}
         session = Session(key=session_key, stage=text["stage"], choices=Choices.from_mapping(text),
                           attempts=int(text.get("attempts", 0)), pin_hash=text.get("pin_hash") or None,
                           wrapped_key=text.get("wrapped_key") or None,
@@ -77,7 +78,7 @@ class SessionStore:
     def save(self, pipe: redis.client.Pipeline, session: Session, now: float) -> None:
         """Queue the writes of `session` (inside the caller's MULTI) and push its idle deadline."""
         key = keys.sms_session(session.key)
-        record: dict[str, str | int | bytes] = {
+        record: HashFields = {
             "stage": session.stage, **session.choices.to_record(),
             "attempts": session.attempts, "pin_hash": session.pin_hash or "",
             "wrapped_key": session.wrapped_key or "", "deadline": int(now + IDLE_SECONDS),
@@ -132,7 +133,7 @@ class SessionStore:
         """Close every session idle past its deadline (the clock calls this). Returns how many."""
         closed = 0
         for member in self._redis.zrangebyscore(keys.SMS_IDLE, "-inf", now):
-            session_key = member.decode()
+            session_key = as_text(member)
             if not self.exists(session_key):
                 self._redis.zrem(keys.SMS_IDLE, session_key)  # its record expired: nothing left to store
                 continue

@@ -13,11 +13,12 @@ nothing, and running it again changes nothing.
 from __future__ import annotations
 
 import logging
-from typing import Mapping
+from collections.abc import Callable, Mapping
 
 import redis
 
 from ivr.core import keys
+from ivr.core.redis_values import HashFields, as_text
 from ivr.core.statuses import Arrival, PartStatus, Triage
 
 log = logging.getLogger(__name__)
@@ -55,18 +56,26 @@ def migrate_statuses(connection: redis.Redis) -> int:
     changed = 0
     for pattern, words_for in ((keys.tip("*"), _tip_field_words), (keys.case("*"), _case_field_words)):
         for key in connection.scan_iter(match=pattern, count=500, _type="hash"):
-            def rewrite(pipe: redis.client.Pipeline, key: bytes = key) -> bool:
-                update = {}
-                for field, value in pipe.hgetall(key).items():
-                    code = words_for(field.decode()).get(value.decode(errors="replace"))
-                    if code is not None and code != value.decode():
-                        update[field] = code
-                if update:
-                    pipe.multi()
-                    pipe.hset(key, mapping=update)
-                return bool(update)
-            changed += connection.transaction(rewrite, key, value_from_callable=True)
+            changed += _rewrite_record(connection, key, words_for)
     connection.set(keys.STATUS_CODES_MIGRATED, 1)
     if changed:
         log.info("stored statuses: %d record(s) rewritten from words to codes", changed)
     return changed
+
+
+def _rewrite_record(connection: redis.Redis, key: bytes, words_for: Callable[[str], Mapping[str, str]]) -> bool:
+    """Rewrite one record's old words as codes, in one transaction; True when it held any."""
+    update: HashFields = {}
+
+    def rewrite(pipe: redis.client.Pipeline) -> None:
+        update.clear()  # a retried attempt reads afresh
+        for field, value in pipe.hgetall(key).items():
+            code = words_for(as_text(field)).get(as_text(value, errors="replace"))
+            if code is not None and code != as_text(value):
+                update[field] = code
+        if update:
+            pipe.multi()
+            pipe.hset(key, mapping=update)
+
+    connection.transaction(rewrite, key)
+    return bool(update)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 from argon2 import PasswordHasher
@@ -23,6 +24,7 @@ from ivr.core import keys
 from ivr.core.choices import Choices
 from ivr.core.coarse_time import current_hour, hour_milliseconds
 from ivr.core.handler_queue import HandlerQueue
+from ivr.core.redis_values import HashFields, as_bytes, as_text
 from ivr.core.statuses import Arrival, PartStatus, Triage
 from ivr.core.transactions import atomically
 from ivr.core.vault import TipVault
@@ -146,9 +148,9 @@ class TipStore:
         existing = int(parts_raw or 0)
         if existing and not wrapped_raw:
             raise ShreddedTip("this tip was shredded")
-        statuses = [s.decode() for s in pipe.hmget(key, *[f"part:{i}:status" for i in range(1, existing + 1)])
+        statuses = [as_text(s) for s in pipe.hmget(key, *[f"part:{i}:status" for i in range(1, existing + 1)])
                     if s] if existing else []
-        wrapped = wrapped_raw.decode() if wrapped_raw else (new_wrapped_key or self._vault.new_tip_key(part.reference))
+        wrapped = as_text(wrapped_raw) if wrapped_raw else (new_wrapped_key or self._vault.new_tip_key(part.reference))
         pipe.multi()
         index = self.add_part(pipe, part, existing, wrapped_key=wrapped)
         pipe.hset(key, mapping={
@@ -167,12 +169,12 @@ class TipStore:
     def awaiting_since(self, before: float) -> list[tuple[str, int]]:
         """Parts awaiting a transcript since before `before` (seconds since the epoch), oldest first."""
         members = self._redis.zrangebyscore(keys.RECORDINGS_AWAITING, 0, before)
-        return [(reference, int(index)) for reference, _, index in (m.decode().rpartition(":") for m in members)]
+        return [(reference, int(index)) for reference, _, index in (as_text(m).rpartition(":") for m in members)]
 
     def awaited_job(self, reference: str, index: int) -> str | None:
         """The sealed handle of the job a part awaits (None once it is finished)."""
         raw = self._redis.hget(keys.tip(reference), f"part:{index}:job")
-        return raw.decode() if raw else None
+        return as_text(raw) if raw else None
 
     def forget_awaiting(self, reference: str, index: int) -> None:
         """A part found finished (or gone) while still listed as awaiting: unlist it."""
@@ -180,32 +182,32 @@ class TipStore:
 
     def pin_hash(self, reference: str) -> str | None:
         raw = self._redis.hget(keys.tip(reference), "pin_hash")
-        return raw.decode() if raw else None
+        return as_text(raw) if raw else None
 
     # -- the pipeline's results -----------------------------------------------------------
 
     def part_status(self, reference: str, index: int) -> PartStatus | None:
         raw = self._redis.hget(keys.tip(reference), f"part:{index}:status")
-        return PartStatus(raw.decode()) if raw else None
+        return PartStatus(as_text(raw)) if raw else None
 
     def finish_part(self, reference: str, index: int, status: PartStatus, transcript: str | None = None,
-                    kept_audio: dict | None = None) -> None:
+                    kept_audio: dict[str, Any] | None = None) -> None:
         """Record a part's outcome (and its ciphertext) and the tip's overall status, atomically."""
         key = keys.tip(reference)
 
         def record(pipe: redis.client.Pipeline) -> None:
-            fields = {k.decode(): v for k, v in pipe.hgetall(key).items()}
+            fields = {as_text(k): as_bytes(v) for k, v in pipe.hgetall(key).items()}
             if not fields:
                 raise LookupError("the tip this part belongs to no longer exists (shredded?)")
-            wrapped = fields["wrapped_key"].decode()
-            update: dict[str, str | bytes] = {f"part:{index}:status": status}
+            wrapped = as_text(fields["wrapped_key"])
+            update: HashFields = {f"part:{index}:status": status}
             if transcript is not None:
                 update[f"part:{index}:transcript"] = self._vault.seal(
                     wrapped, reference, f"part:{index}:transcript", transcript)
             if kept_audio is not None:
                 update[f"part:{index}:audio"] = self._vault.seal(
                     wrapped, reference, f"part:{index}:audio", json.dumps(kept_audio))
-            statuses = [update[f"part:{i}:status"] if i == index else fields[f"part:{i}:status"].decode()
+            statuses = [update[f"part:{i}:status"] if i == index else as_text(fields[f"part:{i}:status"])
                         for i in range(1, int(fields["parts"]) + 1)]
             update["status"] = next(s for s in _STATUS_PRECEDENCE if s in statuses)
             pipe.multi()
@@ -218,10 +220,10 @@ class TipStore:
     # -- reading, shredding, rotating -------------------------------------------------------
 
     def get(self, reference: str) -> Tip | None:
-        fields = {k.decode(): v for k, v in self._redis.hgetall(keys.tip(reference)).items()}
+        fields = {as_text(k): as_bytes(v) for k, v in self._redis.hgetall(keys.tip(reference)).items()}
         if not fields:
             return None
-        text = {k: v.decode() for k, v in fields.items() if not k.endswith((":transcript", ":audio"))}
+        text = {k: as_text(v) for k, v in fields.items() if not k.endswith((":transcript", ":audio"))}
         wrapped = text.get("wrapped_key")
         if wrapped is None:
             raise ShreddedTip("this tip was shredded")
@@ -236,12 +238,14 @@ class TipStore:
                    category=text["category"], received_hour=text["received_hour"], status=PartStatus(text["status"]),
                    triage=Triage(text["triage"]), parts=tuple(parts), arrival=Arrival(arrival) if arrival else None)
 
-    def kept_audio(self, reference: str, index: int) -> dict | None:
+    def kept_audio(self, reference: str, index: int) -> dict[str, Any] | None:
         """The sealed handle of a recording kept at the provider for a person, opened."""
         fields = self._redis.hmget(keys.tip(reference), "wrapped_key", f"part:{index}:audio")
         if not fields[0] or not fields[1]:
             return None
-        return json.loads(self._vault.open(fields[0].decode(), reference, f"part:{index}:audio", fields[1]))
+        handle: dict[str, Any] = json.loads(
+            self._vault.open(as_text(fields[0]), reference, f"part:{index}:audio", as_bytes(fields[1])))
+        return handle
 
     def drop_kept_audio(self, reference: str, index: int) -> None:
         """The recording is gone at the provider: forget its handle."""
@@ -249,7 +253,7 @@ class TipStore:
 
     def has_kept_audio(self, reference: str, pipe: redis.client.Pipeline | None = None) -> bool:
         """Does any part keep audio for a person? (With `pipe`: read inside its WATCH.)"""
-        return any(field.endswith(b":audio") for field in (pipe or self._redis).hkeys(keys.tip(reference)))
+        return any(as_bytes(field).endswith(b":audio") for field in (pipe or self._redis).hkeys(keys.tip(reference)))
 
     def seal_for(self, reference: str, field: str, text: str) -> bytes:
         """Seal text that belongs to a tip (a summary, a note) under the tip's own key."""
@@ -262,12 +266,12 @@ class TipStore:
         wrapped = self._redis.hget(keys.tip(reference), "wrapped_key")
         if wrapped is None:
             raise ShreddedTip("this tip was shredded, or never existed")
-        return wrapped.decode()
+        return as_text(wrapped)
 
     def triage(self, reference: str) -> Triage | None:
         """The triage status alone (no transcript opened)."""
         raw = self._redis.hget(keys.tip(reference), "triage")
-        return Triage(raw.decode()) if raw else None
+        return Triage(as_text(raw)) if raw else None
 
     def set_triage(self, reference: str, triage: Triage, pipe: redis.client.Pipeline | None = None) -> None:
         (pipe or self._redis).hset(keys.tip(reference), "triage", triage)
@@ -283,8 +287,8 @@ class TipStore:
             reference = key.decode().rsplit(":", 1)[1]
             wrapped = self._redis.hget(key, "wrapped_key")
             if wrapped:
-                rewrapped = self._vault.rewrap(wrapped.decode(), reference)
-                if rewrapped != wrapped.decode():
+                rewrapped = self._vault.rewrap(as_text(wrapped), reference)
+                if rewrapped != as_text(wrapped):
                     self._redis.hset(key, "wrapped_key", rewrapped)
                     moved += 1
         return moved

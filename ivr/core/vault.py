@@ -195,7 +195,7 @@ class SessionKeys:
 
     def candidates(self, number: str, now: float) -> tuple[str, ...]:
         """Today's session key first; yesterday's too, within one session TTL after midnight."""
-        moment = datetime.datetime.fromtimestamp(now, datetime.timezone.utc)
+        moment = datetime.datetime.fromtimestamp(now, datetime.UTC)
         normalised = "".join(number.split()).encode()
         days = [moment.date()]
         midnight = moment.replace(hour=0, minute=0, second=0, microsecond=0)

@@ -25,6 +25,7 @@ from ivr.core import sms_words as words
 from ivr.core.choices import Choices
 from ivr.core.pin_guard import PinGuard
 from ivr.core.prompts import Menus
+from ivr.core.redis_values import as_bytes, as_text
 from ivr.core.references import new_pin, new_reference
 from ivr.core.sms_cleanup import MessageCleanup
 from ivr.core.sms_sessions import CATEGORY, LANGUAGE, REPORT, Session, SessionStore
@@ -66,7 +67,7 @@ class SmsLine:
         seen = keys.sms_seen(self._message_key(message.message_sid or secrets.token_hex(16)))
         if not self._redis.set(seen, b"", nx=True, ex=SEEN_SECONDS):
             earlier = self._redis.get(seen)
-            return self._reply_sealer.open(earlier).decode() if earlier else ""
+            return self._reply_sealer.open(as_bytes(earlier)).decode() if earlier else ""
         try:
             reply = self._answer(message, body, keyword, session_key, now)
         except BaseException:
@@ -86,7 +87,9 @@ class SmsLine:
         rate = keys.sms_rate(session_key)
         with self._redis.pipeline() as pipe:
             # SET NX EX starts the window once; INCR keeps its TTL (no EXPIRE NX: Redis 6.2 has none).
-            _, count = pipe.set(rate, 0, ex=RATE_WINDOW_SECONDS, nx=True).incr(rate).execute()
+            pipe.set(rate, 0, ex=RATE_WINDOW_SECONDS, nx=True)
+            pipe.incr(rate)
+            _, count = pipe.execute()
         return int(count) > RATE_LIMIT_TEXTS
 
     def _answer(self, message: InboundMessage, body: str, keyword: str | None, session_key: str, now: float) -> str:
@@ -100,7 +103,7 @@ class SmsLine:
             return self._add_for_returning(returning, self._language_of(session_key))
         closed = self._redis.get(keys.sms_closed(session_key))
         if closed and not self.sessions.exists(session_key):
-            reference = closed.decode()
+            reference = as_text(closed)
             if body and keyword != "DONE":
                 self._add_text(reference, body)
             self.cleanup.enqueue(sid)
@@ -111,7 +114,7 @@ class SmsLine:
 
     def _language_of(self, session_key: str) -> str | None:
         raw = self._redis.hget(keys.sms_session(session_key), "language")
-        return raw.decode() if raw else None
+        return as_text(raw) if raw else None
 
     # -- the conversation ---------------------------------------------------------------
 

@@ -27,4 +27,5 @@ def build_sms_door(core: Core) -> SmsDoor:
 
 def sms_door() -> SmsDoor:
     """The current app's SMS line (inside a request)."""
-    return current_app.extensions[EXTENSION]
+    door: SmsDoor = current_app.extensions[EXTENSION]
+    return door

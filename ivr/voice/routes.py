@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import redis
 from flask import Blueprint, Response
@@ -39,22 +39,24 @@ def _twiml(twiml: str) -> Response:
 
 
 @bp.errorhandler(Exception)
-def _failure(error: Exception) -> Response:
+def _failure(error: Exception) -> Response | HTTPException:
     """Once the edge has accepted a call, the caller hears a sentence, never an error page."""
     if isinstance(error, HTTPException) and error.code is not None and error.code < 500:
-        return error  # type: ignore[return-value]  (a 405 or 413 stays what it is)
+        return error  # a 405 or 413 stays what it is
     log.exception("voice step failed")
     return _twiml(_script().failure())
 
 
-def call_step(on_bad_state: Callable[[], str] = lambda: _script().language_menu(CallState(), preface="start_again")):
+def call_step(
+    on_bad_state: Callable[[], str] = lambda: _script().language_menu(CallState(), preface="start_again"),
+) -> Callable[[Callable[[CallStep, CallState], str]], Callable[[], Response | str]]:
     """A voice step: the edge's checks, then the call state opened from the token.
 
     A missing, tampered or expired token gets `on_bad_state` (by default: start over).
     The step returns TwiML text.
     """
 
-    def decorator(handle: Callable[[CallStep, CallState], str]) -> Callable[[], Response]:
+    def decorator(handle: Callable[[CallStep, CallState], str]) -> Callable[[], Response | str]:
         @functools.wraps(handle)
         def step_with_state(step: CallStep) -> Response:
             try:

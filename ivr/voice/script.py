@@ -12,7 +12,8 @@ menu step (bench/webhook_throughput.py).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 from xml.sax.saxutils import escape
 
 from flask import url_for
@@ -45,12 +46,13 @@ class Script:
         self._menus = menus
         self._call_states = call_states
         self._base_url = public_base_url
-        self._rendered_menus: dict[tuple, str] = {}
+        self._rendered_menus: dict[tuple[object, ...], str] = {}
 
     def _url(self, endpoint: str, state: CallState, purpose: str = "step") -> str:
         """The absolute URL of the next step, carrying `state` sealed (needs a request context)."""
         token = self._call_states.dump(state, purpose)
-        return self._base_url + url_for(endpoint, **{TOKEN_PARAMETER: token})
+        query: dict[str, Any] = {TOKEN_PARAMETER: token}
+        return self._base_url + url_for(endpoint, **query)
 
     def _say(self, verb: VoiceResponse | Gather, catalogue: Catalogue, key: str, **fields: str) -> None:
         verb.say(catalogue.text(key, **fields), language=catalogue.say_language, voice=catalogue.say_voice)
@@ -61,7 +63,8 @@ class Script:
         response.redirect(url, method="POST")
         return gather
 
-    def _filled(self, key: tuple, render: Callable[[], VoiceResponse], endpoint: str, state: CallState) -> str:
+    def _filled(self, key: tuple[object, ...], render: Callable[[], VoiceResponse], endpoint: str,
+                state: CallState) -> str:
         """A menu rendered once per `key`, with this caller's next-step URL filled in."""
         if key not in self._rendered_menus:
             self._rendered_menus[key] = str(render())

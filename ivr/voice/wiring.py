@@ -42,4 +42,5 @@ def build_voice_line(core: Core) -> VoiceLine:
 
 def voice_line() -> VoiceLine:
     """The current app's voice line (inside a request)."""
-    return current_app.extensions[EXTENSION]
+    line: VoiceLine = current_app.extensions[EXTENSION]
+    return line

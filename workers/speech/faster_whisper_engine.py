@@ -39,9 +39,10 @@ import io
 import logging
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 # Offline even if a model name ever slipped in: huggingface_hub reads this when imported.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -164,7 +165,7 @@ class FasterWhisperRecogniser:
                  ", ".join(sorted(self.languages)))
 
     @classmethod
-    def embedded(cls, languages: frozenset[str] = EMBEDDED_MODEL_LANGUAGES) -> "FasterWhisperRecogniser":
+    def embedded(cls, languages: frozenset[str] = EMBEDDED_MODEL_LANGUAGES) -> FasterWhisperRecogniser:
         """The embedded Whisper tiny.en, checksums verified. It transcribes English only."""
         unsupported = languages - EMBEDDED_MODEL_LANGUAGES
         if unsupported:
@@ -174,7 +175,7 @@ class FasterWhisperRecogniser:
         return cls(embedded_model_dir(), languages, expected_sha256=EMBEDDED_MODEL_SHA256)
 
     @classmethod
-    def operator_model(cls, model_dir: Path, languages: frozenset[str]) -> "FasterWhisperRecogniser":
+    def operator_model(cls, model_dir: Path, languages: frozenset[str]) -> FasterWhisperRecogniser:
         """An operator's model directory (STT_MODEL_DIR) for `languages` (STT_LANGUAGES)."""
         return cls(model_dir, languages)
 
@@ -229,7 +230,7 @@ def _load_speech_detector() -> None:
 def _decode(wav: bytes) -> np.ndarray:
     """16 kHz mono float samples, decoded from memory."""
     try:
-        samples = decode_audio(io.BytesIO(wav), sampling_rate=SAMPLE_RATE)
+        samples: np.ndarray = decode_audio(io.BytesIO(wav), sampling_rate=SAMPLE_RATE)
     except (av.error.FFmpegError, IndexError) as error:  # IndexError: no audio stream
         raise AudioError(f"unreadable WAV recording ({type(error).__name__})") from error
     if len(samples) == 0:
