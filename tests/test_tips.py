@@ -10,6 +10,7 @@ from argon2 import PasswordHasher
 
 from dev.twilio.calls import TwilioLike
 from ivr.core import keys
+from ivr.core.choices import Choices
 from ivr.core.handler_queue import HandlerQueue
 from ivr.core.tips import AWAITING_TRANSCRIPT, NO_SPEECH, READY, TRANSCRIPTION_FAILED, ShreddedTip, TipStore
 from ivr.core.vault import CannotOpen, KeyRing, TipVault, UnknownKey
@@ -35,6 +36,7 @@ def test_a_call_becomes_a_tip_awaiting_its_transcript(twilio: TwilioLike, app, r
     tip = store_for(app).get(reference)
     assert tip is not None and tip.status == AWAITING_TRANSCRIPT and tip.triage == "new"
     assert (tip.channel, tip.language, tip.category) == ("voice", "en", "drugs")
+    assert tip.choices == Choices(language="en", category="drugs", reference=reference)  # the facts, declared once
     assert tip.received_hour.endswith(":00Z") and [p.seconds for p in tip.parts] == [40]
     raw = redis_client.hgetall(keys.tip(reference))
     assert PasswordHasher().verify(raw[b"pin_hash"].decode(), pin)

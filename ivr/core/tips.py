@@ -81,15 +81,27 @@ class Part:
 
 @dataclass(frozen=True)
 class Tip:
-    reference: str
+    """A stored tip as the console reads it; what the tipster chose is its `Choices`."""
+
+    choices: Choices
     channel: str
-    language: str
-    category: str
     received_hour: str
     status: PartStatus
     triage: Triage
     parts: tuple[Part, ...]
     arrival: Arrival | None = None
+
+    @property
+    def reference(self) -> str:
+        return self.choices.reference or ""
+
+    @property
+    def language(self) -> str:
+        return self.choices.language or ""
+
+    @property
+    def category(self) -> str:
+        return self.choices.category or ""
 
     @property
     def transcript(self) -> str:
@@ -234,8 +246,8 @@ class TipStore:
             parts.append(Part(index, PartStatus(text[f"part:{index}:status"]), int(text[f"part:{index}:seconds"]),
                               transcript))
         arrival = text.get("arrival")
-        return Tip(reference=reference, channel=text["channel"], language=text["language"],
-                   category=text["category"], received_hour=text["received_hour"], status=PartStatus(text["status"]),
+        return Tip(choices=Choices.from_mapping({**text, "reference": reference}), channel=text["channel"],
+                   received_hour=text["received_hour"], status=PartStatus(text["status"]),
                    triage=Triage(text["triage"]), parts=tuple(parts), arrival=Arrival(arrival) if arrival else None)
 
     def kept_audio(self, reference: str, index: int) -> dict[str, Any] | None:
