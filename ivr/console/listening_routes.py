@@ -14,8 +14,8 @@ from ivr.console.blueprint import bp, console
 from ivr.console.cases import FINISHED
 from ivr.console.listening import NothingToHear, disguised_recording
 from ivr.console.roles import requires
-from ivr.core.provider import Provider
 from ivr.core.provider_errors import ProviderError
+from ivr.current import current_core
 
 
 @bp.get("/tips/<reference>/parts/<int:index>/audio")
@@ -27,7 +27,7 @@ def listen(reference: str, index: int) -> ResponseReturnValue:
     if casework.case(reference).finished in FINISHED:
         return Response("This tip is finished; its audio is no longer offered.\n", 410, mimetype="text/plain")
     try:
-        with Provider(console().settings) as provider:
+        with current_core().provider() as provider:
             audio = disguised_recording(casework.tips, provider, reference, index)
     except NothingToHear as nothing:
         return Response(f"{nothing}\n", 404, mimetype="text/plain")
