@@ -24,7 +24,6 @@ from typing import Any
 
 import redis
 
-from config.settings import Settings
 from ivr.core.durability import NotDurable, check_durability_at_start
 from ivr.core.jobs import WORKER_QUEUES
 from ivr.core.provider import ProviderError
@@ -52,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requeue-after-seconds", type=int, default=int(STUCK_AFTER.total_seconds()),
                         help="queue again the job of a part awaiting its transcript this long with no job pending")
     args = parser.parse_args(argv)
-    configure_logging(Settings.from_env().log_level)
-    context = worker_context()
+    context = worker_context()  # the settings are read once, into the core
+    configure_logging(context.core.settings.log_level)
     try:
         check_durability_at_start(context.core.redis, context.core.settings)
     except NotDurable as error:

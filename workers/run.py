@@ -23,7 +23,6 @@ import redis
 from rq import SimpleWorker
 from rq.job import Job
 
-from config.settings import Settings
 from ivr.core.durability import NotDurable, check_durability_at_start
 from ivr.core.jobs import WORKER_QUEUES
 from ivr.core.redaction import configure_logging
@@ -69,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run Tipline's RQ worker.")
     parser.add_argument("--burst", action="store_true", help="work until the queues are empty, then exit")
     args = parser.parse_args(argv)
-    configure_logging(Settings.from_env().log_level)
-    context = worker_context()
+    context = worker_context()  # the settings are read once, into the core
+    configure_logging(context.core.settings.log_level)
     _ = context.recogniser  # load the model now: a broken model stops the worker at start, not mid-job
     connection = context.core.redis
     wait_for_redis(connection)

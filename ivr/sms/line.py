@@ -20,16 +20,15 @@ import secrets
 
 import redis
 
-from ivr.core import keys
+from ivr.core import Core, keys
 from ivr.core import sms_words as words
 from ivr.core.choices import Choices
 from ivr.core.pin_guard import PinGuard
-from ivr.core.prompts import Menus
 from ivr.core.redis_values import as_bytes, as_text
 from ivr.core.references import new_pin, new_reference
 from ivr.core.sms_cleanup import MessageCleanup
 from ivr.core.sms_sessions import CATEGORY, LANGUAGE, REPORT, Session, SessionStore
-from ivr.core.tips import PIN_HASHER, NewPart, TipStore
+from ivr.core.tips import PIN_HASHER, NewPart
 from ivr.core.transactions import atomically
 from ivr.core.vault import KeyedDigest, Sealer
 from ivr.edge import InboundMessage
@@ -42,15 +41,18 @@ SEEN_SECONDS = 15 * 60
 
 
 class SmsLine:
-    def __init__(self, secret_key: str, connection: redis.Redis, menus: Menus, tips: TipStore) -> None:
-        self._redis = connection
-        self._menus = menus
-        self._tips = tips
-        self.cleanup = MessageCleanup(secret_key, connection)
-        self.sessions = SessionStore(connection, menus, tips, self.cleanup)
-        self.pin_guard = PinGuard(secret_key, connection, tips)
-        self._message_key = KeyedDigest(secret_key, "message")
-        self._reply_sealer = Sealer(secret_key, "sms-reply")
+    """The conversation over the core's sessions, clean-up and PIN guard: the clock closes
+    idle sessions and the console reads the guard through those same objects."""
+
+    def __init__(self, core: Core) -> None:
+        self._redis = core.redis
+        self._menus = core.menus
+        self._tips = core.tips
+        self.cleanup: MessageCleanup = core.sms.cleanup
+        self.sessions: SessionStore = core.sms.sessions
+        self.pin_guard: PinGuard = core.pin_guard
+        self._message_key = KeyedDigest(core.settings.secret_key, "message")
+        self._reply_sealer = Sealer(core.settings.secret_key, "sms-reply")
 
     def receive(self, message: InboundMessage, now: float) -> str:
         """The reply to `message` (empty: send none)."""

@@ -22,7 +22,7 @@ class SmsDoor:
 
 
 def build_sms_door(core: Core) -> SmsDoor:
-    return SmsDoor(menus=core.menus, sms=SmsLine(core.settings.secret_key, core.redis, core.menus, core.tips))
+    return SmsDoor(menus=core.menus, sms=SmsLine(core))
 
 
 def sms_door() -> SmsDoor:
