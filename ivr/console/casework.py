@@ -41,7 +41,7 @@ from ivr.console.flags import find_flags
 from ivr.console.hotspots import HotspotCounts, iso_week
 from ivr.core import keys
 from ivr.core.coarse_time import current_hour
-from ivr.core.handler_queue import Claim, HandlerQueue, NotHeld
+from ivr.core.handler_queue import NOBODY, Claim, HandlerQueue, NotHeld
 from ivr.core.jobs import enqueue_reviewed_recordings_deletion
 from ivr.core.redis_values import HashFields, as_bytes, as_text
 from ivr.core.references import is_valid_reference
@@ -89,9 +89,10 @@ class Casework:
         return [claim.tip_id for claim in self._queue.held_by(handler)]
 
     def holder(self, reference: str) -> str | None:
+        """Who holds the tip now (None: nobody, including a returning tip nobody has taken)."""
         entry = self._entry(reference)
         lease = self._queue.lease(*entry) if entry else None
-        return lease.holder if lease else None
+        return lease.holder if lease and lease.holder != NOBODY else None
 
     def lease_left_seconds(self, reference: str) -> int | None:
         entry = self._entry(reference)
@@ -250,29 +251,32 @@ class Casework:
         self._finish(reference, CLOSED, {"close_reason": reason})
 
     def _finish(self, reference: str, outcome: Triage, fields: HashFields) -> None:
-        """Mark the case finished, count it in the hotspots, and queue the deletion of any
-        recording kept for review, at most once: two handlers (or two tabs) finishing at once
-        leave one outcome, and a part given kept audio meanwhile is not missed."""
+        """Mark the case finished, count it in the hotspots, take the tip off the queue and
+        queue the deletion of any recording kept for review, at most once and all in one
+        transaction: two handlers (or two tabs) finishing at once leave one outcome, a part
+        given kept audio meanwhile is not missed, and a tipster's answer arriving meanwhile
+        either lands first (and the tip is finished with it) or reopens the finished tip."""
         received = received_day(self.tip(reference))
-        entry = self._entry(reference)
         case_key = keys.case(reference)
 
         def finish(pipe: redis.client.Pipeline) -> None:
-            finished, area, category = pipe.hmget(case_key, "finished", "area", "category")
+            finished, area, category, stream, entry = pipe.hmget(case_key, "finished", "area", "category",
+                                                                 "stream", "entry")
             if finished is not None:
                 raise Finished("This tip has already been passed on or closed.")
             kept_audio = self.tips.has_kept_audio(reference, pipe=pipe)
             pipe.multi()
             pipe.hset(case_key, mapping={**fields, "finished": outcome})
+            pipe.hdel(case_key, "news")
             self.tips.set_triage(reference, outcome, pipe=pipe)
             if area and category:
                 self._hotspots.record(pipe, iso_week(received), as_text(area), as_text(category))
             if kept_audio:  # reviewed: the provider's copy can go now
                 enqueue_reviewed_recordings_deletion(self._redis, reference, pipeline=pipe)
+            if stream and entry:
+                self._queue.finish(as_text(stream), as_text(entry), pipe=pipe)
 
         atomically(self._redis, [case_key, keys.tip(reference)], finish)
-        if entry:
-            self._queue.finish(*entry)
 
     # -- what leaves -----------------------------------------------------------------------
 

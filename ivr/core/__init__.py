@@ -16,6 +16,7 @@ import redis
 from config.settings import Settings
 from ivr.core.accounts import AccountStore
 from ivr.core.audit import AuditLog
+from ivr.core.follow_up import FollowUp
 from ivr.core.handler_queue import HandlerQueue
 from ivr.core.jobs import JobArguments
 from ivr.core.pin_guard import PinGuard
@@ -52,6 +53,7 @@ class Core:
     session_keys: SessionKeys
     sms: SmsRecords
     pin_guard: PinGuard
+    follow_up: FollowUp  # questions to tipsters, their answers, the status they hear
     accounts: AccountStore
     audit: AuditLog
     arguments: JobArguments  # opens what a job carries (sealed by `recordings` and `sms.cleanup`)
@@ -77,15 +79,17 @@ def build_core(settings: Settings) -> Core:
     menus = load_menus()
     tips = TipStore(connection, TipVault(KeyRing(settings.vault_keys)), HandlerQueue(connection))
     cleanup = MessageCleanup(settings.secret_key, connection)
+    follow_up = FollowUp(connection, tips, menus, settings.console_lease_seconds)
     return Core(
         settings=settings,
         redis=connection,
         menus=menus,
         tips=tips,
-        recordings=RecordingIntake(settings.secret_key, connection, menus, tips),
+        recordings=RecordingIntake(settings.secret_key, connection, menus, tips, follow_up),
         session_keys=SessionKeys(settings.secret_key, grace_seconds=IDLE_SECONDS),
         sms=SmsRecords(sessions=SessionStore(connection, menus, tips, cleanup), cleanup=cleanup),
         pin_guard=PinGuard(settings.secret_key, connection, tips),
+        follow_up=follow_up,
         accounts=AccountStore(connection, settings.secret_key, settings.console_idle_seconds),
         audit=AuditLog(connection, settings.audit_key),
         arguments=JobArguments(settings.secret_key),

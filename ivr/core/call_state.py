@@ -40,10 +40,15 @@ class CallState:
     choices: Choices = field(default_factory=Choices)
     pin: str | None = None
     attempt: int = 0
+    # A caller back with a reference: True once its PIN was proven (choices.reference is it),
+    # and the number of the handler's question they heard (0: none), which a recording answers.
+    proven: bool = False
+    question: int = 0
 
     def advance(self, pin: str | None = None, **chosen: str) -> CallState:
         """The state for the next prompt: the given choices (and PIN), the attempt counter reset."""
-        return CallState(choices=self.choices.but(**chosen), pin=pin or self.pin)
+        return CallState(choices=self.choices.but(**chosen), pin=pin or self.pin, proven=self.proven,
+                         question=self.question)
 
     def again(self) -> CallState:
         return replace(self, attempt=self.attempt + 1)
@@ -54,8 +59,9 @@ class CallState:
         The names are flat (`language`, not `choices.language`): tokens minted before
         `Choices` existed look the same and still open.
         """
-        state = {**self.choices.to_mapping(), "pin": self.pin, "attempt": self.attempt}
-        return {name: value for name, value in state.items() if value not in (None, 0)}
+        state = {**self.choices.to_mapping(), "pin": self.pin, "attempt": self.attempt, "proven": self.proven,
+                 "question": self.question}
+        return {name: value for name, value in state.items() if value not in (None, 0, False)}
 
     @classmethod
     def from_token_fields(cls, token_fields: dict[str, Any]) -> CallState:
@@ -63,13 +69,17 @@ class CallState:
         unknown = set(token_fields) - TOKEN_FIELDS
         if unknown:
             raise ValueError(f"unknown call-state fields: {sorted(unknown)}")
-        attempt = token_fields.get("attempt", 0)
-        if not isinstance(attempt, int):
-            raise ValueError("attempt must be a whole number")
-        return cls(choices=Choices.from_mapping(token_fields), pin=token_fields.get("pin"), attempt=attempt)
+        attempt, question = token_fields.get("attempt", 0), token_fields.get("question", 0)
+        if not isinstance(attempt, int) or not isinstance(question, int) or isinstance(question, bool):
+            raise ValueError("attempt and question must be whole numbers")
+        proven = token_fields.get("proven", False)
+        if not isinstance(proven, bool):
+            raise ValueError("proven must be true or false")
+        return cls(choices=Choices.from_mapping(token_fields), pin=token_fields.get("pin"), attempt=attempt,
+                   proven=proven, question=question)
 
 
-TOKEN_FIELDS = frozenset({*FACTS, "pin", "attempt"})
+TOKEN_FIELDS = frozenset({*FACTS, "pin", "attempt", "proven", "question"})
 
 
 class _SealedJSON:

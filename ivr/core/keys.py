@@ -25,10 +25,12 @@ def recording_job_id(recording_key: str) -> str:
     return f"{PREFIX}-recording-{recording_key}"
 
 
-# The handlers' queue: urgent tips are claimed first.
+# The handlers' queue: urgent tips are claimed first, then tips the tipster came back to
+# (an answer, or more information: `ivr.core.follow_up`), then the rest.
 HANDLER_QUEUE_URGENT = f"{PREFIX}:queue:urgent"
+HANDLER_QUEUE_RETURNING = f"{PREFIX}:queue:returning"
 HANDLER_QUEUE = f"{PREFIX}:queue:normal"
-HANDLER_QUEUES = (HANDLER_QUEUE_URGENT, HANDLER_QUEUE)
+HANDLER_QUEUES = (HANDLER_QUEUE_URGENT, HANDLER_QUEUE_RETURNING, HANDLER_QUEUE)
 
 
 def tip(tip_id: str) -> str:
@@ -40,6 +42,20 @@ def case(tip_id: str) -> str:
     """A handler's work on a tip (a hash): summary, tags, notes, drafts (ciphertext under
     the tip's key, so shredding the tip shreds these too), partner, links."""
     return f"{PREFIX}:case:{tip_id}"
+
+
+def questions(tip_id: str) -> str:
+    """The handlers' questions to a tip's tipster (a hash; each question's text is ciphertext
+    under the tip's key) and which one waits (`ivr.core.follow_up`)."""
+    return f"{PREFIX}:questions:{tip_id}"
+
+
+# Tips with a question waiting for the tipster (a sorted set: reference by the coarse hour
+# it was asked, in ms), for the supervisors' deadlines page.
+QUESTIONS_WAITING = f"{PREFIX}:questions:waiting"
+# Tips whose tipster-facing status is still "received" or "being looked at" (a sorted set:
+# reference by the coarse hour that status began, in ms), for the deadlines page.
+TIPSTER_STATUS_SINCE = f"{PREFIX}:tipster-status:since"
 
 
 # Set once every stored status is a code, not words (ivr/core/status_migration.py).

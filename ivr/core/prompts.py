@@ -215,8 +215,10 @@ def _check_against_reference(catalogue: Catalogue, reference: Catalogue, categor
             raise CatalogueError(f"{where} lacks category labels: {', '.join(sorted(unlabelled))}.")
 
 
-# The longest values a reply's placeholders take: a reference and a PIN as minted today.
-WORST_CASE_FIELDS = {"reference": "8" * (REFERENCE_RANDOM_DIGITS + 1), "pin": "8" * PIN_DIGITS}
+# The longest values a reply's placeholders take: a reference and a PIN as minted today. A
+# handler's question is checked against its frame when asked (FollowUp.fits_a_text): here
+# only the frame.
+WORST_CASE_FIELDS = {"reference": "8" * (REFERENCE_RANDOM_DIGITS + 1), "pin": "8" * PIN_DIGITS, "question": ""}
 
 
 def _check_sms_lengths(menus: Menus, language: str) -> None:

@@ -8,6 +8,12 @@ does nothing: RQ itself would happily queue a second job with the same id.
 The part also keeps the sealed handle (`TipStore.await_transcript`) until it is finished,
 so the clock can queue its job again if the job is ever lost (`workers/stuck.py`).
 
+A recording made by a caller who came back with their reference and proven PIN
+(`CallState.proven`) joins their tip as a later part, answering the question they heard
+(`CallState.question`), and brings the tip back to a handler (`ivr.core.follow_up`), in
+the same transaction. If the tip is gone by then (shredded), nothing is lost: the
+recording becomes a tip of its own, like a swept one.
+
 The job carries a sealed handle (`ivr.core.jobs.RecordingHandle`), never raw provider sids: RQ
 stores job arguments in Redis and keeps failed jobs, and the sids must not be readable there.
 """
@@ -20,6 +26,7 @@ import redis
 
 from ivr.core import keys
 from ivr.core.call_state import CallState
+from ivr.core.follow_up import FollowUp
 from ivr.core.jobs import JobArguments, RecordingHandle, enqueue_transcription
 from ivr.core.prompts import Menus
 from ivr.core.references import new_reference
@@ -37,10 +44,12 @@ MAX_TRANSCRIPTION_SECONDS = 120 + 2 * MAX_RECORDING_SECONDS
 class RecordingIntake:
     """Turns an accepted recording into a tip part and exactly one queued job."""
 
-    def __init__(self, secret_key: str, connection: redis.Redis, menus: Menus, tips: TipStore) -> None:
+    def __init__(self, secret_key: str, connection: redis.Redis, menus: Menus, tips: TipStore,
+                 follow_up: FollowUp) -> None:
         self._redis = connection
         self._menus = menus
         self._tips = tips
+        self._follow_up = follow_up
         self._arguments = JobArguments(secret_key)
         self.recording_key = KeyedDigest(secret_key, "recording")
 
@@ -71,14 +80,23 @@ class RecordingIntake:
         pin_hash = PIN_HASHER.hash(state.pin) if state.pin else None
 
         def store(pipe: redis.client.Pipeline) -> bool:
+            nonlocal choices, reference
             if pipe.exists(seen):
                 return False
             existing_parts = self._tips.part_count(pipe, reference)
+            returning = state.proven and existing_parts > 0 and bool(pipe.hget(keys.tip(reference), "wrapped_key"))
+            if state.proven and not returning:  # the tip went meanwhile: a tip of its own
+                choices = choices.but(reference=new_reference())
+                reference, existing_parts = choices.reference or "", 0
+            came_back = (self._follow_up.read_before_return(pipe, reference, state.question or None)
+                         if returning else None)
             pipe.multi()
             pipe.set(seen, 1, ex=keys.RECORDING_SEEN_SECONDS)
             part = self._tips.add_part(pipe, NewPart(
                 choices=choices, pin_hash=pin_hash, channel="voice", urgent=urgent,
                 seconds=duration_seconds or 0), existing_parts)
+            if came_back is not None:
+                self._follow_up.queue_return(pipe, reference, part, came_back)
             pipe.set(keys.recording_part(recording_key), f"{reference}:{part}")
             handle = RecordingHandle(recording_sid=recording_sid, call_sid=call_sid, choices=choices, part=part,
                                      duration_seconds=duration_seconds or 0)
@@ -87,7 +105,10 @@ class RecordingIntake:
             self.queue_transcription(pipe, sealed, recording_key, duration_seconds, urgent)
             return True
 
-        return atomically(self._redis, [seen, keys.tip(reference)], store)
+        watched = [seen, keys.tip(reference)]
+        if state.proven:
+            watched += [keys.questions(reference), keys.case(reference)]
+        return atomically(self._redis, watched, store)
 
     def queue_transcription(self, pipe: redis.client.Pipeline, sealed_handle: str, recording_key: str,
                             duration_seconds: float | None, urgent: bool) -> None:

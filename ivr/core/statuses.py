@@ -39,3 +39,35 @@ class Arrival(StrEnum):
     # A text that reached the provider while we could not store it (Redis down), taken in
     # by the provider sweep: the tipster was never given a reference.
     LINE_DOWN = "line-down"
+
+
+class TipsterStatus(StrEnum):
+    """What a returning tipster is told about their tip (`ivr.core.follow_up`): four plain
+    stages, set by the casework through the triage (`for_triage`), never by hand. The words
+    the tipster hears are in config/prompts/<language>.json ("status_<code>")."""
+
+    RECEIVED = "received"
+    LOOKED_AT = "being-looked-at"
+    PASSED_ON = "passed-on"
+    CLOSED = "closed"
+
+    @classmethod
+    def for_triage(cls, triage: Triage) -> TipsterStatus:
+        """The stage a tipster hears for a triage status: a handler's own judgement (follow-up,
+        possibly malicious) is never told, only that someone is looking at it."""
+        return {Triage.NEW: cls.RECEIVED, Triage.PASSED_ON: cls.PASSED_ON,
+                Triage.CLOSED: cls.CLOSED}.get(triage, cls.LOOKED_AT)
+
+    @property
+    def is_final(self) -> bool:
+        """Passed on or closed: nothing more is owed to the tipster (the deadlines page stops counting)."""
+        return self in (TipsterStatus.PASSED_ON, TipsterStatus.CLOSED)
+
+
+class QuestionState(StrEnum):
+    """Where a handler's question to the tipster is."""
+
+    WAITING = "waiting"  # the tipster hears it when they call or text back
+    ANSWERED = "answered"
+    WITHDRAWN = "withdrawn"  # by a handler, before an answer came
+    ENDED = "ended"  # the tipster closed their reference: no answer can come

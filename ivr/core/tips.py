@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -25,7 +27,7 @@ from ivr.core.choices import Choices
 from ivr.core.coarse_time import current_hour, hour_milliseconds
 from ivr.core.handler_queue import HandlerQueue
 from ivr.core.redis_values import HashFields, as_bytes, as_text
-from ivr.core.statuses import Arrival, PartStatus, Triage
+from ivr.core.statuses import Arrival, PartStatus, TipsterStatus, Triage
 from ivr.core.transactions import atomically
 from ivr.core.vault import TipVault
 
@@ -39,6 +41,19 @@ LINE_DOWN = Arrival.LINE_DOWN
 FINAL_PART_STATUSES = (AWAITING_LANGUAGE, NO_SPEECH, TRANSCRIPTION_FAILED, READY)
 # What a tip with several parts shows: the part that most needs a person wins.
 _STATUS_PRECEDENCE = (TRANSCRIPTION_FAILED, AWAITING_LANGUAGE, AWAITING_TRANSCRIPT, READY, NO_SPEECH)
+
+# KEYS[1] tip, KEYS[2] the deadlines' "status since" set. ARGV: triage, tipster status,
+# its hour (text), the hour's ms, "1" when that status is final, the reference.
+# The tipster-facing status and its hour change only when the stage does, so the
+# deadlines page measures how long the tipster has heard the same thing.
+_SET_TRIAGE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'triage', ARGV[1])
+if redis.call('HGET', KEYS[1], 'tipster_status') == ARGV[2] then return 1 end
+redis.call('HSET', KEYS[1], 'tipster_status', ARGV[2], 'tipster_status_hour', ARGV[3])
+if ARGV[5] == '1' then redis.call('ZREM', KEYS[2], ARGV[6]) else redis.call('ZADD', KEYS[2], ARGV[4], ARGV[6]) end
+return 1
+"""
 
 # A 6-digit PIN cannot resist an offline search whatever the hash; argon2 at OWASP's
 # minimum keeps the hash from being a shortcut, and per-reference lock-outs
@@ -77,6 +92,9 @@ class Part:
     status: PartStatus
     seconds: int
     transcript: str | None
+    answers: int | None = None  # the number of the handler's question this part answers
+    later: bool = False  # brought by the tipster coming back with their reference and PIN
+    hour: str | None = None  # the coarse hour a later part arrived (the first parts share the tip's)
 
 
 @dataclass(frozen=True)
@@ -90,6 +108,9 @@ class Tip:
     triage: Triage
     parts: tuple[Part, ...]
     arrival: Arrival | None = None
+    tipster_status: TipsterStatus = TipsterStatus.RECEIVED
+    tipster_status_hour: str = ""
+    reference_closed: bool = False  # the tipster closed their reference: no follow-up can reach them
 
     @property
     def reference(self) -> str:
@@ -108,11 +129,19 @@ class Tip:
         return "\n".join(p.transcript for p in self.parts if p.transcript)
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class TipStore:
-    def __init__(self, connection: redis.Redis, vault: TipVault, queue: HandlerQueue) -> None:
+    def __init__(self, connection: redis.Redis, vault: TipVault, queue: HandlerQueue,
+                 clock: Callable[[], datetime] = utc_now) -> None:
         self._redis = connection
         self._vault = vault
         self.queue = queue
+        # What "now" is for the coarse hours written (tests of ages set it; nothing sleeps).
+        self.clock = clock
+        self._set_triage = connection.register_script(_SET_TRIAGE)
 
     @property
     def vault(self) -> TipVault:
@@ -134,18 +163,30 @@ class TipStore:
         """
         key = keys.tip(part.reference)
         index = existing_parts + 1
+        now = self.clock()
         if existing_parts == 0:
             pipe.hset(key, mapping={
                 **part.choices.to_record(), "pin_hash": part.pin_hash or "", "channel": part.channel,
                 "urgent": int(part.urgent),
-                "received_hour": current_hour(), "status": AWAITING_TRANSCRIPT, "triage": Triage.NEW,
+                "received_hour": current_hour(now), "status": AWAITING_TRANSCRIPT, "triage": Triage.NEW,
+                "tipster_status": TipsterStatus.RECEIVED, "tipster_status_hour": current_hour(now),
                 "wrapped_key": wrapped_key or self._vault.new_tip_key(part.reference),
                 **({"arrival": part.arrival} if part.arrival else {}),
             })
-            self.queue.add(pipe, part.reference, part.urgent, hour_milliseconds())
+            pipe.zadd(keys.TIPSTER_STATUS_SINCE, {part.reference: hour_milliseconds(now)})
+            self.queue.add(pipe, part.reference, part.urgent, hour_milliseconds(now))
         pipe.hset(key, mapping={"parts": index, f"part:{index}:status": AWAITING_TRANSCRIPT,
                                 f"part:{index}:seconds": part.seconds, "status": AWAITING_TRANSCRIPT})
         return index
+
+    def mark_later_part(self, pipe: redis.client.Pipeline, reference: str, index: int,
+                        answers: int | None) -> None:
+        """Queue (inside the caller's MULTI) the marks of a part a returning tipster brought:
+        its coarse hour, and the question it answers when it answers one."""
+        mapping: HashFields = {f"part:{index}:later": 1, f"part:{index}:hour": current_hour(self.clock())}
+        if answers:
+            mapping[f"part:{index}:answers"] = answers
+        pipe.hset(keys.tip(reference), mapping=mapping)
 
     def add_text_part(self, pipe: redis.client.Pipeline, part: NewPart, text: str,
                       new_wrapped_key: str | None = None) -> int:
@@ -243,12 +284,18 @@ class TipStore:
         for index in range(1, int(text.get("parts", 0)) + 1):
             sealed = fields.get(f"part:{index}:transcript")
             transcript = self._vault.open(wrapped, reference, f"part:{index}:transcript", sealed) if sealed else None
+            answers = text.get(f"part:{index}:answers")
             parts.append(Part(index, PartStatus(text[f"part:{index}:status"]), int(text[f"part:{index}:seconds"]),
-                              transcript))
+                              transcript, answers=int(answers) if answers else None,
+                              later=f"part:{index}:later" in text, hour=text.get(f"part:{index}:hour")))
         arrival = text.get("arrival")
+        triage = Triage(text["triage"])
         return Tip(choices=Choices.from_mapping({**text, "reference": reference}), channel=text["channel"],
                    received_hour=text["received_hour"], status=PartStatus(text["status"]),
-                   triage=Triage(text["triage"]), parts=tuple(parts), arrival=Arrival(arrival) if arrival else None)
+                   triage=triage, parts=tuple(parts), arrival=Arrival(arrival) if arrival else None,
+                   tipster_status=TipsterStatus(text.get("tipster_status") or TipsterStatus.for_triage(triage)),
+                   tipster_status_hour=text.get("tipster_status_hour") or text["received_hour"],
+                   reference_closed="reference_closed" in text)
 
     def kept_audio(self, reference: str, index: int) -> dict[str, Any] | None:
         """The sealed handle of a recording kept at the provider for a person, opened."""
@@ -286,7 +333,12 @@ class TipStore:
         return Triage(as_text(raw)) if raw else None
 
     def set_triage(self, reference: str, triage: Triage, pipe: redis.client.Pipeline | None = None) -> None:
-        (pipe or self._redis).hset(keys.tip(reference), "triage", triage)
+        """Set the triage, and with it the tipster-facing status when its stage changes."""
+        stage = TipsterStatus.for_triage(triage)
+        now = self.clock()
+        self._set_triage(keys=[keys.tip(reference), keys.TIPSTER_STATUS_SINCE],
+                         args=[triage, stage, current_hour(now), hour_milliseconds(now), int(stage.is_final),
+                               reference], client=pipe or self._redis)
 
     def shred(self, reference: str) -> None:
         """Crypto-shred: drop the wrapped data key; what ciphertext remains cannot be opened."""
