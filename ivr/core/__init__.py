@@ -25,6 +25,7 @@ from ivr.core.provider import Provider
 from ivr.core.recordings import RecordingIntake
 from ivr.core.sms_cleanup import MessageCleanup
 from ivr.core.sms_sessions import IDLE_SECONDS, SessionStore
+from ivr.core.support import Support, load_support
 from ivr.core.tips import TipStore
 from ivr.core.vault import KeyRing, SessionKeys, TipVault
 
@@ -54,6 +55,7 @@ class Core:
     sms: SmsRecords
     pin_guard: PinGuard
     follow_up: FollowUp  # questions to tipsters, their answers, the status they hear
+    support: Support  # where victims and witnesses can get support, per language
     accounts: AccountStore
     audit: AuditLog
     arguments: JobArguments  # opens what a job carries (sealed by `recordings` and `sms.cleanup`)
@@ -90,6 +92,7 @@ def build_core(settings: Settings) -> Core:
         sms=SmsRecords(sessions=SessionStore(connection, menus, tips, cleanup), cleanup=cleanup),
         pin_guard=PinGuard(settings.secret_key, connection, tips),
         follow_up=follow_up,
+        support=load_support(menus),
         accounts=AccountStore(connection, settings.secret_key, settings.console_idle_seconds),
         audit=AuditLog(connection, settings.audit_key),
         arguments=JobArguments(settings.secret_key),
