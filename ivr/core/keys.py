@@ -124,6 +124,13 @@ def sms_closed(session_key: str) -> str:
     return f"{PREFIX}:sms:closed:{session_key}"
 
 
+def sms_returning(session_key: str) -> str:
+    """A returning tipster's conversation after a proven `REF .. PIN ..` (sealed: which
+    reference, the question shown, a CLOSE waiting to be confirmed), ended by their next
+    text and expiring with the session's idle lifetime (`ivr.core.sms_returning`)."""
+    return f"{PREFIX}:sms:returning:{session_key}"
+
+
 def sms_rate(session_key: str) -> str:
     """How many texts this session key sent in the current window (INCR + EXPIRE)."""
     return f"{PREFIX}:sms:rate:{session_key}"

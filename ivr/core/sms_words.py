@@ -1,6 +1,6 @@
 """What a text says, read the way people type: any case, stray spaces, control characters.
 
-Keywords (HELP, STOP, START, DONE) are whole messages; a returning tipster's
+Keywords (HELP, STOP, START, SUPPORT, DONE, CLOSE) are whole messages; a returning tipster's
 `REF <reference> PIN <pin> <more text>` is recognised with spaces, hyphens or colons
 between the parts and inside the reference. Any digits are taken there, of any length:
 whether they make a reference and a PIN is the PIN guard's to judge, so a malformed one
@@ -17,7 +17,13 @@ from dataclasses import dataclass
 STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT"})
 START_WORDS = frozenset({"START", "UNSTOP", "YES", "OPTIN"})
 HELP_WORDS = frozenset({"HELP", "INFO"})
+# Ours alone: none is an opt-out or opt-in word at the provider (Twilio's defaults are STOP,
+# STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, START, YES, UNSTOP, HELP, INFO), so the provider
+# neither answers them nor keeps a list of who sent them. Never YES for a confirmation: it
+# is a START word.
+SUPPORT_WORDS = frozenset({"SUPPORT"})
 DONE_WORDS = frozenset({"DONE"})
+CLOSE_WORDS = frozenset({"CLOSE"})
 
 # Possessive: each part keeps what it took, so no body, however long, makes matching backtrack.
 _RETURNING = re.compile(r"^\s*+REF[\s:#.-]*+([\d\s-]*+)PIN[\s:#.-]*+(\d*+)(.*)$", re.IGNORECASE | re.DOTALL)
@@ -38,9 +44,10 @@ def clean(body: str) -> str:
 
 
 def keyword(body: str) -> str | None:
-    """The keyword a whole message is (STOP, START, HELP, DONE), or None."""
+    """The keyword a whole message is (STOP, START, HELP, SUPPORT, DONE, CLOSE), or None."""
     word = "".join(body.split()).upper()
-    for name, words in (("STOP", STOP_WORDS), ("START", START_WORDS), ("HELP", HELP_WORDS), ("DONE", DONE_WORDS)):
+    for name, words in (("STOP", STOP_WORDS), ("START", START_WORDS), ("HELP", HELP_WORDS),
+                        ("SUPPORT", SUPPORT_WORDS), ("DONE", DONE_WORDS), ("CLOSE", CLOSE_WORDS)):
         if word in words:
             return name
     return None

@@ -1,17 +1,25 @@
 """The SMS conversation: from a text (already stripped by the edge) to the reply's words.
 
 Order of checks, and why:
-1. STOP, START, HELP are answered at once and store nothing (no session, no counter); the
-   provider's record of the text is deleted like any other (a sealed job, gone once run).
+1. STOP, START, HELP and SUPPORT are answered at once and store nothing (no session, no
+   counter); the provider's record of the text is deleted like any other (a sealed job,
+   gone once run). SUPPORT gets the support services (ivr/core/support.py) in the
+   conversation's language.
 2. A flood from one session key gets a polite reply and its text is not kept: not here,
    and not at the provider either (the text is deleted there too).
 3. A retried webhook (same MessageSid) gets the reply the first attempt got, and is not
    processed again.
 4. Photos are refused (they carry location); the message is deleted at the provider.
-5. `REF <reference> PIN <pin> text` adds to an existing tip, voice or SMS, once the PIN
-   guard (ivr/core/pin_guard.py) has checked the PIN.
-6. Just after DONE, a text joins the tip it closed.
-7. Otherwise the conversation: language, category, report, DONE.
+5. `REF <reference> PIN <pin> ...` is for an existing tip, voice or SMS, once the PIN guard
+   (ivr/core/pin_guard.py) has checked the PIN: text after the PIN answers the waiting
+   question or adds to the tip at once (ivr/core/follow_up.py); CLOSE asks for a
+   confirmation; nothing gets the waiting question, else the tip's status, and starts a
+   returning conversation (ivr/core/sms_returning.py). Replies are in the tip's language.
+6. In a returning conversation the next text is the answer (or new information), or the
+   CLOSE that confirms a close. DONE, or anything but CLOSE while a close waits, ends it
+   and is taken like any other text, below.
+7. Just after DONE, a text joins the tip it closed.
+8. Otherwise the conversation: language, category, report, DONE.
 """
 
 from __future__ import annotations
@@ -27,8 +35,14 @@ from ivr.core.pin_guard import PinGuard
 from ivr.core.redis_values import as_bytes, as_text
 from ivr.core.references import new_pin, new_reference
 from ivr.core.sms_cleanup import MessageCleanup
+from ivr.core.sms_returning import (
+    ReturningConversation,
+    ReturningConversations,
+    check_status_replies,
+    status_reply,
+)
 from ivr.core.sms_sessions import CATEGORY, LANGUAGE, REPORT, Session, SessionStore
-from ivr.core.tips import PIN_HASHER, NewPart
+from ivr.core.tips import PIN_HASHER, NewPart, ShreddedTip
 from ivr.core.transactions import atomically
 from ivr.core.vault import KeyedDigest, Sealer
 from ivr.edge import InboundMessage
@@ -51,16 +65,22 @@ class SmsLine:
         self.cleanup: MessageCleanup = core.sms.cleanup
         self.sessions: SessionStore = core.sms.sessions
         self.pin_guard: PinGuard = core.pin_guard
+        self.follow_up = core.follow_up
+        self.returning = ReturningConversations(core.settings.secret_key, core.redis)
+        self._support = core.support
         self._message_key = KeyedDigest(core.settings.secret_key, "message")
         self._reply_sealer = Sealer(core.settings.secret_key, "sms-reply")
+        check_status_replies(core.menus)
 
     def receive(self, message: InboundMessage, now: float) -> str:
         """The reply to `message` (empty: send none)."""
         body = words.clean(message.body)
         keyword = words.keyword(body)
         sid = [message.message_sid] if message.message_sid else []
-        if keyword in ("STOP", "START", "HELP"):
+        if keyword in ("STOP", "START", "HELP", "SUPPORT"):
             self.cleanup.enqueue(sid)  # the provider's record of it holds the number
+            if keyword == "SUPPORT":
+                return self._support.for_language(self._language_of(self._session_key(message))).texted()
             return self._menus.sms_text(None, keyword.lower())
         session_key = self._session_key(message)
         if self._too_many(session_key):
@@ -81,7 +101,8 @@ class SmsLine:
     def _session_key(self, message: InboundMessage) -> str:
         """Of today's and (just after midnight) yesterday's keys, the one with a live conversation."""
         for candidate in message.session_keys:
-            if self._redis.exists(keys.sms_session(candidate), keys.sms_closed(candidate)):
+            if self._redis.exists(keys.sms_session(candidate), keys.sms_closed(candidate),
+                                  keys.sms_returning(candidate)):
                 return candidate
         return message.session_keys[0] if message.session_keys else secrets.token_hex(16)
 
@@ -99,10 +120,16 @@ class SmsLine:
         if message.num_media > 0:
             self.cleanup.enqueue(sid)
             return self._menus.sms_text(self._language_of(session_key), "photos")
-        returning = words.returning(body)
-        if returning:
+        quoted = words.returning(body)
+        if quoted:
             self.cleanup.enqueue(sid)
-            return self._add_for_returning(returning, self._language_of(session_key))
+            return self._quoted(quoted, session_key, now)
+        returning = self.returning.current(session_key, now)
+        if returning and keyword != "DONE" and (keyword == "CLOSE" or not returning.closing):
+            self.cleanup.enqueue(sid)
+            return self._returned(returning, body, keyword, session_key, now)
+        if returning:  # DONE, or a close not confirmed: it ends, and this text is taken like any other
+            self.returning.end(session_key)
         closed = self._redis.get(keys.sms_closed(session_key))
         if closed and not self.sessions.exists(session_key):
             reference = as_text(closed)
@@ -191,18 +218,63 @@ class SmsLine:
             return self._menus.sms_text(lang, "done_empty")
         return self._menus.sms_text(lang, "done", reference=reference)
 
-    # -- more for an existing tip -------------------------------------------------------
+    # -- returning tipsters -------------------------------------------------------------
 
-    def _add_for_returning(self, returning: words.Returning, lang: str | None) -> str:
-        if not returning.text:
-            return self._menus.sms_text(lang, "returning_needs_text")
-        if not self.pin_guard.proves(returning.reference, returning.pin):
-            return self._menus.sms_text(lang, "returning_refused")  # one answer, whatever was wrong
-        self._add_text(returning.reference, returning.text)
-        return self._menus.sms_text(lang, "returning_added", reference=returning.reference)
+    def _quoted(self, quoted: words.Returning, session_key: str, now: float) -> str:
+        """`REF <reference> PIN <pin> ...`: once proven, text answers at once, CLOSE asks for its
+        confirmation, and nothing starts a returning conversation with the question or the status."""
+        if not self.pin_guard.proves(quoted.reference, quoted.pin):
+            return self._menus.sms_text(self._language_of(session_key), "returning_refused")  # whatever was wrong
+        self.returning.end(session_key)  # a proven quote starts afresh
+        hears = self.follow_up.for_tipster(quoted.reference)
+        if hears is None:
+            return self._menus.sms_text(self._language_of(session_key), "returning_gone")
+        reference, lang = hears.reference, hears.language
+        shown = hears.question.number if hears.question else None
+        if words.keyword(quoted.text) == "CLOSE":
+            self.returning.await_close(session_key, reference, lang, now)
+            return self._menus.sms_text(lang, "close_confirm")
+        if quoted.text:
+            return self._add_for_returning(reference, lang, quoted.text, shown)
+        self.returning.start(session_key, reference, lang, shown, now)
+        if hears.question:
+            return self._menus.sms_text(lang, "question", question=hears.question.text)
+        return status_reply(self._menus, lang, hears.status)
+
+    def _returned(self, returning: ReturningConversation, body: str, keyword: str | None, session_key: str,
+                  now: float) -> str:
+        """The next text of a returning conversation: the CLOSE confirmed or asked for, or the answer."""
+        reference, lang = returning.reference, returning.language
+        if keyword == "CLOSE" and returning.closing:
+            self.returning.end(session_key)
+            closed = self.follow_up.close_reference(reference)
+            return self._menus.sms_text(lang, "reference_closed" if closed else "returning_gone")
+        if keyword == "CLOSE":  # proven a moment ago: the same as REF .. PIN .. CLOSE
+            self.returning.await_close(session_key, reference, lang, now)
+            return self._menus.sms_text(lang, "close_confirm")
+        if not body:
+            return self._menus.sms_text(lang, "empty")  # still waiting for the answer
+        reply = self._add_for_returning(reference, lang, body, returning.answers)
+        self.returning.end(session_key)
+        return reply
+
+    def _add_for_returning(self, reference: str, lang: str, text: str, answers: int | None) -> str:
+        """A returning tipster's text joins their tip: the answer to question `answers` (the one
+        they were shown), or new information; the tip goes back to a handler."""
+        if not self._tips.pin_hash(reference):  # closed since it was proven (from another phone)
+            return self._menus.sms_text(lang, "returning_gone")
+        try:
+            index = self.follow_up.answer_by_text(reference, text, answers)
+        except ShreddedTip:  # shredded while the answer was filed: the question cannot be opened
+            index = None
+        if index is None:
+            return self._menus.sms_text(lang, "returning_gone")
+        return self._menus.sms_text(lang, "returning_answered" if answers else "returning_added", reference=reference)
+
+    # -- just after DONE -------------------------------------------------------------------
 
     def _add_text(self, reference: str, text: str) -> None:
+        """A late addition joins the tip its session just closed, as part of the report."""
         atomically(self._redis, [keys.tip(reference)], lambda pipe: self._tips.add_text_part(
             pipe, NewPart(choices=Choices(reference=reference), pin_hash=None, channel="sms", urgent=False,
                           seconds=0), text))
-
