@@ -47,6 +47,12 @@ class ReturningConversation:
     closing: bool  # a CLOSE waits for its confirmation
     until: float  # seconds since the epoch; a text after this starts afresh
 
+    def continues_with(self, keyword: str | None) -> bool:
+        """Does a text (the keyword it is, if any) continue this conversation? CLOSE does; while
+        no CLOSE waits, so does anything but DONE. Any other text ends it, and is taken like
+        a text outside it."""
+        return keyword == "CLOSE" or (not self.closing and keyword != "DONE")
+
 
 class ReturningConversations:
     """The returning conversations in Redis, one per session key at most."""

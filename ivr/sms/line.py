@@ -125,7 +125,7 @@ class SmsLine:
             self.cleanup.enqueue(sid)
             return self._quoted(quoted, session_key, now)
         returning = self.returning.current(session_key, now)
-        if returning and keyword != "DONE" and (keyword == "CLOSE" or not returning.closing):
+        if returning and returning.continues_with(keyword):
             self.cleanup.enqueue(sid)
             return self._returned(returning, body, keyword, session_key, now)
         if returning:  # DONE, or a close not confirmed: it ends, and this text is taken like any other
