@@ -33,6 +33,7 @@ from dev.twilio.http_transport import http_post
 from dev.twilio.texts import Phone, reply_texts
 from ivr import MAX_WEBHOOK_BYTES
 from ivr.core import keys
+from ivr.core import sms_words as words
 from ivr.core.coarse_time import current_hour
 from ivr.core.prompts import CONFIG_DIR
 from ivr.core.segments import MAX_SEGMENTS, segment_count
@@ -76,6 +77,7 @@ class Phones:
 
     def __init__(self) -> None:
         self.made: list[Phone] = []
+        self.posted_sids: set[str] = set()  # texts posted without a Phone's help (the fuzz test's)
 
     def __call__(self, twilio: TwilioLike, number: str = CALLER_NUMBER) -> Phone:
         phone = Phone(twilio, number)
@@ -88,7 +90,7 @@ class Phones:
 
     @property
     def message_sids(self) -> set[str]:
-        return {sid for phone in self.made for sid in phone.message_sids}
+        return {sid for phone in self.made for sid in phone.message_sids} | self.posted_sids
 
 
 @pytest.fixture
@@ -113,7 +115,7 @@ def privacy_scan_after_every_flow(phones: Phones, redis_client: redis.Redis, red
     sids = phones.message_sids
     assert sids or not phones.made, "the scan would look for no MessageSid"
     for found in (scan_redis(redis_client, needles | sids), scan_lines(log_lines.lines, needles | sids),
-                  scan_files(redis_files, needles | sids), scan_files(settings.var_dir, needles)):
+                  scan_files(redis_files, needles | sids), scan_files(settings.var_dir, needles | sids)):
         assert found == []
 
 
@@ -480,6 +482,20 @@ def test_anything_but_close_cancels_the_close_and_is_taken_like_any_text(twilio,
     assert phone.sends(f"REF {reference} PIN {pin}") == status_reply(core.menus, "en", TipsterStatus.RECEIVED)
 
 
+# Twilio's default opt-out, opt-in and help keywords: the provider answers these itself (and keeps
+# who sent them), so no word of ours may be one.
+PROVIDER_KEYWORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "START", "YES", "UNSTOP", "HELP",
+                     "INFO"}
+
+
+def test_close_and_support_are_ours_alone_and_every_language_asks_for_close_itself(core) -> None:
+    assert not (words.CLOSE_WORDS | words.SUPPORT_WORDS) & (PROVIDER_KEYWORDS | words.STOP_WORDS
+                                                              | words.START_WORDS | words.HELP_WORDS)
+    for language in core.menus.languages:  # a translated "CLOSE" would be a word the line does not read
+        confirm = sms(core, "close_confirm", language)
+        assert "CLOSE" in confirm.split() and not set(confirm.upper().split()) & PROVIDER_KEYWORDS, confirm
+
+
 # -- SUPPORT ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("body", ["SUPPORT", " support ", "Support"])
@@ -611,6 +627,7 @@ def test_hostile_texts_through_the_returning_conversation_never_fail_and_fit_two
             for body in conversation:
                 with tally.case():
                     form = MultiDict(sender.fields(new_sid("SM"), body, 0))
+                    phones.posted_sids.add(form["MessageSid"])
                     mark = len(log_lines.lines)
                     response = signed.post("/sms/incoming", form)
                     failures = [line for line in log_lines.lines[mark:] if FAILURE_LINE.search(line)]
