@@ -568,7 +568,7 @@ def test_the_discretion_check_catches_a_telling_reply() -> None:
 
 # -- hostile texts through the returning conversation --------------------------------------------------
 
-RETURNING_CASES = 120  # conversations of one to four texts; each case restores the same starting state
+RETURNING_CASES = 80  # conversations of one to four texts; each case restores the same starting state
 
 
 @pytest.fixture
