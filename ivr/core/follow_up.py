@@ -198,11 +198,13 @@ class FollowUp:
         latest = int(pipe.hget(key, "count") or 0)
         asker_of = number or latest
         offered_to = None
-        if asker_of:
-            sealed = pipe.hget(key, f"q:{asker_of}")
-            if sealed:
+        sealed = pipe.hget(key, f"q:{asker_of}") if asker_of else None
+        if sealed:
+            try:
                 offered_to = json.loads(self._tips.open_for(reference, f"question:{asker_of}",
                                                             as_bytes(sealed)))["asked_by"]
+            except ShreddedTip:
+                offered_to = None  # the tip went meanwhile: the caller finds that out and stores nothing
         return ComingBack(answers=number, was_waiting=as_text(state or b"") == QuestionState.WAITING,
                           offered_to=offered_to)
 

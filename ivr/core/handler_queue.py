@@ -68,6 +68,7 @@ local offered, nobody, tip = ARGV[4], ARGV[5], ARGV[6]
 local stream, entry, finished = unpack(redis.call('HMGET', KEYS[1], 'stream', 'entry', 'finished'))
 redis.call('HSET', KEYS[1], 'news', 1)
 if finished then
+  if stream and entry then redis.call('XDEL', stream, entry) end  -- acknowledged when it finished
   redis.call('HDEL', KEYS[1], 'finished')
   redis.call('HSET', KEYS[1], 'reopened_from', finished)
   redis.call('HINCRBY', KEYS[1], 'reopened', 1)
