@@ -33,7 +33,7 @@ from ivr.core.choices import Choices
 from ivr.core.follow_up import WhatTheTipsterHears
 from ivr.core.references import is_valid_reference
 from ivr.edge import CallStep
-from ivr.voice.routes import MIN_RECORDING_SECONDS, bp, call_step
+from ivr.voice.routes import after_the_tone, bp, call_step
 from ivr.voice.script import AGAIN_KEY, CLOSE_KEY, RECORD_KEY, Script
 from ivr.voice.wiring import voice_line
 
@@ -107,13 +107,8 @@ def returning_menu(step: CallStep, state: CallState, reference: str) -> str:
 @bp.post("/returning/recorded")
 @proven_step
 def returning_recorded(step: CallStep, state: CallState, reference: str) -> str:
-    if step.digits == "hangup":
-        return Script.hang_up()
-    if step.recording_seconds >= MIN_RECORDING_SECONDS:
-        return _script().goodbye(state, preface="answer_received")
-    if state.attempt == 0:
-        return _script().record_answer(state.again(), retry=True)
-    return _script().goodbye(state, key="no_message")
+    return after_the_tone(step, state, received=lambda: _script().goodbye(state, preface="answer_received"),
+                          once_more=lambda: _script().record_answer(state.again(), retry=True))
 
 
 @bp.post("/returning/close")

@@ -110,12 +110,19 @@ def category(step: CallStep, state: CallState) -> str:
 @bp.post("/recorded")
 @call_step()
 def recorded(step: CallStep, state: CallState) -> str:
+    return after_the_tone(step, state, received=lambda: _script().received(state.advance()),
+                          once_more=lambda: _script().record(state.again(), retry=True))
+
+
+def after_the_tone(step: CallStep, state: CallState, received: Callable[[], str], once_more: Callable[[], str]) -> str:
+    """After a <Record> (a first message or a returning tipster's): `received` when something
+    was said; a recording too short (or none) gets `once_more` the first time, then a goodbye."""
     if step.digits == "hangup":
         return Script.hang_up()
     if step.recording_seconds >= MIN_RECORDING_SECONDS:
-        return _script().received(state.advance())
+        return received()
     if state.attempt == 0:
-        return _script().record(state.again(), retry=True)
+        return once_more()
     return _script().goodbye(state, key="no_message")
 
 
