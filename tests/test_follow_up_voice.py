@@ -218,7 +218,12 @@ def test_without_a_question_the_status_is_heard_and_2_adds_new_information(
     heard = call.heard_since_last_step()
     assert "Your information is being looked at." in heard and "To add information after the tone" in heard
     assert not re.search(r"police|crime|handler|officer", heard, re.IGNORECASE)  # discreet once in
-    call.presses("2").records(seconds=12)
+    call.presses("2")
+    record = call._waiting  # a first message's limits; never transcribed at the provider
+    assert (record.get("maxLength"), record.get("finishOnKey"), record.get("timeout")) == ("600", "#", "5")
+    assert record.get("transcribe") is None
+    assert record.get("recordingStatusCallback").startswith(f"{PUBLIC_BASE_URL}/voice/recording-status?t=")
+    call.records(seconds=12)
     assert call.ended
     later = casework.tip(reference).parts[-1]
     assert len(casework.tip(reference).parts) == 2 and later.later and later.answers is None
@@ -266,13 +271,31 @@ def test_a_typo_in_the_reference_is_caught_and_three_bad_tries_go_back_to_the_to
     assert call.waiting_for == "Record"
 
 
-def test_a_reference_keyed_without_the_hash_key_is_taken_after_the_pause(twilio: TwilioLike) -> None:
-    reference, pin = texted_tip(twilio)
-    call = twilio.call(CALLER_NUMBER).dials().presses(ENGLISH).presses(CALLING_BACK_KEY).presses(reference)
+@pytest.mark.parametrize("finish", ["#", ""])
+def test_a_reference_is_taken_at_the_hash_key_or_after_the_pause_as_twilio_sends_it(
+        twilio: TwilioLike, finish: str) -> None:
+    reference = new_reference()
+    call = twilio.call(CALLER_NUMBER).dials().presses(ENGLISH)
+    with pytest.raises(ValueError, match="press '9' at the next step"):
+        call.presses("19")  # a one-key menu takes one key
+    call.presses(CALLING_BACK_KEY).presses(reference + finish)
+    assert (call.last.form["Digits"], call.last.form["FinishedOnKey"]) == (reference, finish)
     assert step_of(call) == "/voice/returning/pin"
-    assert call.last.form["Digits"] == reference and call.last.form["FinishedOnKey"] == ""
-    call.presses(pin + "#")
-    assert step_of(call) == "/voice/returning/menu"
+
+
+def test_a_proven_call_carries_no_pin_and_lasts_an_hour_like_any_step(
+        twilio: TwilioLike, settings: Settings) -> None:
+    reference, pin = texted_tip(twilio)
+    call = calls_back(twilio.call(CALLER_NUMBER), reference, pin)
+    codec = CallStateCodec(settings.secret_key)
+    state = codec.load(call._waiting.get("action").split("?t=")[1])
+    assert (state.proven, state.choices.reference, state.pin) == (True, reference, None)
+    stale = codec.dump(state, now=time.time() - 3601)
+    answer = twilio.post(f"/voice/returning/menu?t={stale}", {"Digits": "2"})
+    assert "Let's start again" in answer.body and "<Record" not in answer.body
+    not_proven = codec.dump(CallState(Choices(language="en", reference=reference)))
+    answer = twilio.post(f"/voice/returning/menu?t={not_proven}", {"Digits": "2"})
+    assert "Let's start again" in answer.body and "<Record" not in answer.body
 
 
 # -- refusals: one sentence, one cost, one lock-out ---------------------------------------------------
