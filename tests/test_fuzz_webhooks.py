@@ -54,6 +54,7 @@ from tests.hostile_values import (
     sids,
     valid_references,
 )
+from tests.test_follow_up_voice import RETURNING_STEPS  # fuzzed there, with real tips behind them
 
 # A failing case with a huge value must still show its assertion, not hypothesis's warning
 # about the size of its report (pytest.ini makes warnings errors).
@@ -295,4 +296,4 @@ def test_a_signed_text_always_gets_a_twiml_reply(provider: SignedWebhooks, setti
 def test_every_webhook_route_is_fuzzed(app: Flask) -> None:
     """A new webhook route must join the fuzz tests above: its blueprint makes it a webhook."""
     webhook_rules = {rule.rule for rule in app.url_map.iter_rules() if rule.endpoint.split(".")[0] in ("voice", "sms")}
-    assert webhook_rules == {*VOICE_STEPS, "/voice/recording-status", "/sms/incoming"}
+    assert webhook_rules == {*VOICE_STEPS, *RETURNING_STEPS, "/voice/recording-status", "/sms/incoming"}

@@ -5,8 +5,9 @@ It behaves as Twilio does where our app depends on it:
   over the full URL and the form fields;
 - every call webhook carries the caller's number and the fields Twilio adds (From,
   Caller, From*/Caller* locations, StirVerstat, CallToken), so the edge's job is tested;
-- `<Gather>` waits for keys: a keypress POSTs its action with Digits; no input moves on
-  to the next verb (our `<Redirect>`);
+- `<Gather>` waits for keys: they POST its action with Digits once numDigits are pressed or
+  the finishOnKey (by default #, sent as FinishedOnKey, never in Digits); no input, or the
+  finishOnKey alone, moves on to the next verb (our `<Redirect>`);
 - `<Record>` with audio POSTs its action with RecordingSid/RecordingDuration and then the
   recordingStatusCallback; with no audio Twilio skips the action and moves on; a hang-up
   mid-recording POSTs the action with Digits=hangup;
@@ -36,6 +37,9 @@ from urllib.parse import urlsplit
 from twilio.request_validator import RequestValidator
 
 from dev.phone_audio import silence
+
+# What ends a <Gather> when its TwiML names no finishOnKey.
+DEFAULT_FINISH_ON_KEY = "#"
 
 # (absolute URL, form fields, headers) -> (HTTP status, body)
 Transport = Callable[[str, dict[str, str], dict[str, str]], tuple[int, str]]
@@ -138,9 +142,34 @@ class Call:
         self._request(self.twilio.base_url + "/voice/incoming", {"CallStatus": "ringing"})
         return self
 
-    def presses(self, digits: str) -> Call:
+    def presses(self, keys: str) -> Call:
+        """Presses `keys` at the waiting <Gather>, which takes them as Twilio does.
+
+        The <Gather> ends at its finishOnKey (Twilio's default "#"; "" for none), which is
+        not sent in Digits but as FinishedOnKey, or once it holds numDigits keys. Ended
+        before any other key (a "#" alone), it sends nothing and Twilio moves on to the
+        next verb, as after a timeout. Keys left over once it has ended are a mistake in
+        the test (Twilio would drop them or give them to the next step): press them there.
+        Characters no keypad has ("a", " ") are taken like keys, standing for odd Digits.
+        """
         gather = self._expect("Gather")
-        self._request(gather.get("action", ""), {"Digits": digits, "FinishedOnKey": "", "msg": "Gather End"})
+        finish_on_key = gather.get("finishOnKey", DEFAULT_FINISH_ON_KEY)
+        num_digits = int(gather.get("numDigits", "0")) or None
+        taken, finished_on = "", ""
+        for position, key in enumerate(keys):
+            if finish_on_key and key == finish_on_key:
+                finished_on = key
+            else:
+                taken += key
+            if finished_on or (num_digits and len(taken) == num_digits):
+                if keys[position + 1:]:
+                    raise ValueError(f"the <Gather> ended after {keys[:position + 1]!r}: press "
+                                     f"{keys[position + 1:]!r} at the next step")
+                break
+        if not taken:
+            self._run(self._rest)
+            return self
+        self._request(gather.get("action", ""), {"Digits": taken, "FinishedOnKey": finished_on, "msg": "Gather End"})
         return self
 
     def waits(self) -> Call:

@@ -25,6 +25,11 @@ from ivr.core.segments import MAX_SEGMENTS, is_gsm7, segment_count
 
 CONFIG_DIR = PROJECT_ROOT / "config"
 REFERENCE_LANGUAGE = "en"
+# Keys of the topic menu that choose no topic: calling back with a reference, and hearing
+# where to get support. Topics take 1 to 8, so they can never collide.
+CALLING_BACK_KEY = "9"
+SUPPORT_KEY = "0"
+MAX_CATEGORIES = 8
 Option = TypeVar("Option")
 
 
@@ -133,8 +138,12 @@ def load_menus(config_dir: Path = CONFIG_DIR) -> Menus:
     menus = _read_json(config_dir / "menus.json")
     languages = tuple(menus.get("languages", ()))
     categories = tuple(Category(id=c["id"], urgent=bool(c.get("urgent", False))) for c in menus.get("categories", ()))
-    if REFERENCE_LANGUAGE not in languages or len(languages) > 9 or not 0 < len(categories) <= 9:
-        raise CatalogueError("menus.json needs 'en' among at most 9 languages and 1 to 9 categories.")
+    if REFERENCE_LANGUAGE not in languages or len(languages) > 9 or not categories:
+        raise CatalogueError("menus.json needs 'en' among at most 9 languages, and at least one category.")
+    if len(categories) > MAX_CATEGORIES:
+        raise CatalogueError(f"menus.json offers {len(categories)} categories; at most {MAX_CATEGORIES} fit: the topic "
+                             f"menu keeps {CALLING_BACK_KEY} for calling back with a reference and {SUPPORT_KEY} for "
+                             "support. Merge two categories.")
     steps = _load_steps(menus.get("steps", {}), languages, categories)
     catalogues = {lang: _load_catalogue(config_dir / "prompts" / f"{lang}.json", lang) for lang in languages}
     reference = catalogues[REFERENCE_LANGUAGE]

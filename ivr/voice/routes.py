@@ -1,10 +1,12 @@
 """The voice line's steps: welcome, language, category, record, read-back.
 
 No step keeps state on the server: what the caller chose rides in the sealed token of
-the URL Twilio requests next. A keypress that chooses nothing (no input, 0, *, letters)
+the URL Twilio requests next. A keypress that chooses nothing (no input, *, letters)
 plays the menu again, up to the step's plays in config/menus.json; after that the caller
 is never turned away: the language and the topic take the step's fallback (English,
 "something else"), so their information is still taken. A missing, tampered or expired token starts the call over.
+At the topic menu, 9 leads a caller back with a reference to `ivr.voice.returning` and 0
+reads the support services; neither is a failed play.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from flask import Blueprint, Response
 from werkzeug.exceptions import HTTPException
 
 from ivr.core.call_state import BadCallState, CallState
+from ivr.core.prompts import CALLING_BACK_KEY, SUPPORT_KEY
 from ivr.core.references import new_pin, new_reference
 from ivr.edge import CallStep, RecordingStatus, twilio_webhook
 from ivr.voice.script import Script
@@ -92,6 +95,10 @@ def language(step: CallStep, state: CallState) -> str:
 @call_step()
 def category(step: CallStep, state: CallState) -> str:
     menus = voice_line().menus
+    if step.digits == CALLING_BACK_KEY:
+        return _script().keying(state.advance(), "reference_prompt", "voice.returning_reference")
+    if step.digits == SUPPORT_KEY:
+        return _script().category_menu(state, support=True)  # not a failed play: the same attempt
     chosen = menus.category_for_digit(step.digits)
     if chosen is None and state.attempt + 1 < menus.step("category").plays:
         return _script().category_menu(state.again(), preface="not_understood")
@@ -103,12 +110,19 @@ def category(step: CallStep, state: CallState) -> str:
 @bp.post("/recorded")
 @call_step()
 def recorded(step: CallStep, state: CallState) -> str:
+    return after_the_tone(step, state, received=lambda: _script().received(state.advance()),
+                          once_more=lambda: _script().record(state.again(), retry=True))
+
+
+def after_the_tone(step: CallStep, state: CallState, received: Callable[[], str], once_more: Callable[[], str]) -> str:
+    """After a <Record> (a first message or a returning tipster's): `received` when something
+    was said; a recording too short (or none) gets `once_more` the first time, then a goodbye."""
     if step.digits == "hangup":
         return Script.hang_up()
     if step.recording_seconds >= MIN_RECORDING_SECONDS:
-        return _script().received(state.advance())
+        return received()
     if state.attempt == 0:
-        return _script().record(state.again(), retry=True)
+        return once_more()
     return _script().goodbye(state, key="no_message")
 
 

@@ -20,10 +20,17 @@ from flask import url_for
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from ivr.core.call_state import CallState, CallStateCodec
-from ivr.core.prompts import REFERENCE_LANGUAGE, Catalogue, Menus
+from ivr.core.follow_up import WhatTheTipsterHears
+from ivr.core.prompts import CALLING_BACK_KEY, REFERENCE_LANGUAGE, SUPPORT_KEY, Catalogue, Menus
+from ivr.core.support import Support
 
 # Seconds Twilio waits for a keypress before moving on to the <Redirect> after <Gather>.
 GATHER_TIMEOUT_SECONDS = 6
+# Keying a reference or a PIN: seconds Twilio waits after the last key before sending what
+# was keyed (the caller may be reading it off a scrap of paper).
+KEYING_TIMEOUT_SECONDS = 10
+# The menu a caller hears once their PIN is proven.
+AGAIN_KEY, RECORD_KEY, CLOSE_KEY = "1", "2", "8"
 # <Record>: ten minutes at most; five seconds of silence end it, as does the # key.
 RECORD_MAX_SECONDS = 600
 RECORD_SILENCE_SECONDS = 5
@@ -42,8 +49,9 @@ def spoken_digits(digits: str) -> str:
 class Script:
     """Builds the TwiML (as text) for each prompt of the voice line."""
 
-    def __init__(self, menus: Menus, call_states: CallStateCodec, public_base_url: str) -> None:
+    def __init__(self, menus: Menus, support: Support, call_states: CallStateCodec, public_base_url: str) -> None:
         self._menus = menus
+        self._support = support
         self._call_states = call_states
         self._base_url = public_base_url
         self._rendered_menus: dict[tuple[object, ...], str] = {}
@@ -85,21 +93,27 @@ class Script:
 
         return self._filled(("language", welcome, preface), render, "voice.language", state)
 
-    def category_menu(self, state: CallState, preface: str | None = None) -> str:
+    def category_menu(self, state: CallState, preface: str | None = None, support: bool = False) -> str:
+        """The topics, then calling back and support; `support` reads the support services first."""
         catalogue = self._menus.catalogue(state.choices.language)
 
         def render() -> VoiceResponse:
             response = VoiceResponse()
             if preface:
                 self._say(response, catalogue, preface)
+            if support:
+                for sentence in self._support.for_language(catalogue.language).spoken(spoken_digits):
+                    response.say(sentence, language=catalogue.say_language, voice=catalogue.say_voice)
             gather = self._menu(response, URL_SLOT)
             self._say(gather, catalogue, "category_intro")
             for digit, category in enumerate(self._menus.categories, start=1):
                 label = catalogue.categories[category.id]
                 self._say(gather, catalogue, "category_option", category=label, digit=str(digit))
+            self._say(gather, catalogue, "returning_option", digit=CALLING_BACK_KEY)
+            self._say(gather, catalogue, "support_option", digit=SUPPORT_KEY)
             return response
 
-        return self._filled(("category", catalogue.language, preface), render, "voice.category", state)
+        return self._filled(("category", catalogue.language, preface, support), render, "voice.category", state)
 
     def record(self, state: CallState, preface: str | None = None, retry: bool = False) -> str:
         """Reference and PIN first (a caller who hangs up mid-message still has them), then the tone.
@@ -115,8 +129,14 @@ class Script:
         else:
             self._say(response, catalogue, "reference", **self._codes(state))
             self._say(response, catalogue, "record_instructions")
+        self._record(response, state, "voice.recorded")
+        return str(response)
+
+    def _record(self, response: VoiceResponse, state: CallState, endpoint: str) -> None:
+        """<Record> a message (a first one or a returning tipster's: the same limits), its
+        status callback carrying `state`, then a <Redirect> to `endpoint` for when nothing was said."""
         response.record(
-            action=self._url("voice.recorded", state),
+            action=self._url(endpoint, state),
             method="POST",
             max_length=RECORD_MAX_SECONDS,
             timeout=RECORD_SILENCE_SECONDS,
@@ -127,8 +147,7 @@ class Script:
             recording_status_callback_event="completed",
         )
         # Twilio skips the action when nothing was recorded and goes on to the next verb.
-        response.redirect(self._url("voice.recorded", state), method="POST")
-        return str(response)
+        response.redirect(self._url(endpoint, state), method="POST")
 
     def received(self, state: CallState, first_time: bool = True) -> str:
         """Thanks, the reference and PIN again, and an offer to hear them once more."""
@@ -141,9 +160,64 @@ class Script:
         self._say(gather, catalogue, "repeat_offer")
         return str(response)
 
-    def goodbye(self, state: CallState, key: str = "goodbye") -> str:
+    # -- a tipster calling back with their reference ---------------------------------------
+
+    def keying(self, state: CallState, prompt: str, endpoint: str) -> str:
+        """A prompt to key a reference or a PIN and then #: no numDigits, so the # (or a pause
+        after the last key) sends what was keyed; nothing keyed comes back to `endpoint` without Digits."""
+        catalogue = self._menus.catalogue(state.choices.language)
+
+        def render() -> VoiceResponse:
+            response = VoiceResponse()
+            gather = response.gather(finish_on_key=FINISH_KEY, timeout=KEYING_TIMEOUT_SECONDS, action=URL_SLOT,
+                                     method="POST")
+            self._say(gather, catalogue, prompt)
+            response.redirect(URL_SLOT, method="POST")
+            return response
+
+        return self._filled(("keying", catalogue.language, prompt, endpoint), render, endpoint, state)
+
+    def follow_up_menu(self, state: CallState, heard: WhatTheTipsterHears, preface: str | None = None) -> str:
+        """The handler's question (or the tip's status) in the tip's language, then: again, answer, close.
+
+        `state` is proven: its language is the tip's.
+        """
         response = VoiceResponse()
-        self._say(response, self._menus.catalogue(state.choices.language), key)
+        catalogue = self._menus.catalogue(state.choices.language)
+        if preface:
+            self._say(response, catalogue, preface)
+        if heard.question is not None:
+            self._say(response, catalogue, "question", question=heard.question.text)
+        else:
+            self._say(response, catalogue, f"status_{heard.status}")
+        gather = self._menu(response, self._url("voice.returning_menu", state))
+        self._say(gather, catalogue, "options_question" if heard.question is not None else "options_status",
+                  again=AGAIN_KEY, record=RECORD_KEY, close=CLOSE_KEY)
+        return str(response)
+
+    def record_answer(self, state: CallState, retry: bool = False) -> str:
+        """The tone for an answer (or more information), recorded as a first message is."""
+        response = VoiceResponse()
+        self._say(response, self._menus.catalogue(state.choices.language),
+                  "nothing_heard" if retry else "answer_instructions")
+        self._record(response, state, "voice.returning_recorded")
+        return str(response)
+
+    def close_confirm(self, state: CallState) -> str:
+        """What closing means, and the key again to confirm; anything else (or nothing) keeps it."""
+        response = VoiceResponse()
+        gather = self._menu(response, self._url("voice.returning_close", state))
+        self._say(gather, self._menus.catalogue(state.choices.language), "close_confirm", close=CLOSE_KEY)
+        return str(response)
+
+    # -- the end of a call ------------------------------------------------------------------
+
+    def goodbye(self, state: CallState, key: str = "goodbye", preface: str | None = None) -> str:
+        response = VoiceResponse()
+        catalogue = self._menus.catalogue(state.choices.language)
+        if preface:
+            self._say(response, catalogue, preface)
+        self._say(response, catalogue, key)
         response.hangup()
         return str(response)
 

@@ -13,6 +13,8 @@ from flask import current_app
 
 from ivr.core import Core
 from ivr.core.call_state import CallStateCodec
+from ivr.core.follow_up import FollowUp
+from ivr.core.pin_guard import PinGuard
 from ivr.core.prompts import Menus
 from ivr.core.recordings import RecordingIntake
 from ivr.voice.script import Script
@@ -28,15 +30,19 @@ class VoiceLine:
     call_states: CallStateCodec
     menus: Menus
     recordings: RecordingIntake
+    pin_guard: PinGuard  # a caller back with a reference: the same guard as SMS, one lock-out per reference
+    follow_up: FollowUp
 
 
 def build_voice_line(core: Core) -> VoiceLine:
     call_states = CallStateCodec(core.settings.secret_key)
     return VoiceLine(
-        script=Script(core.menus, call_states, core.settings.public_base_url),
+        script=Script(core.menus, core.support, call_states, core.settings.public_base_url),
         call_states=call_states,
         menus=core.menus,
         recordings=core.recordings,
+        pin_guard=core.pin_guard,
+        follow_up=core.follow_up,
     )
 
 
