@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ivr.core import keys
+from ivr.core.call_state import CallState
+from ivr.core.choices import Choices
 from ivr.core.follow_up import QuestionRefused
 from ivr.core.handler_queue import NOBODY
 from ivr.core.statuses import QuestionState, TipsterStatus, Triage
@@ -182,3 +184,12 @@ def test_two_answers_at_once_and_an_answer_racing_a_close_end_consistent(twilio,
                for p in core.redis.xpending_range(stream, "handlers", "-", "+", 100)]
     assert len(pending) == (0 if case.finished else 1)
     assert NOBODY.encode() not in {p["consumer"] for p in pending}
+
+
+def test_a_called_back_answer_on_an_urgent_tip_is_transcribed_first(twilio, core, redis_client) -> None:
+    reference = a_texted_tip(twilio, CALLER_NUMBER, REPORT, category_digit="2")  # weapons: urgent
+    proven = CallState(choices=Choices(reference=reference, language="en"), proven=True)
+    assert core.recordings.accept("RE" + "a" * 32, "CA" + "b" * 32, 20, proven)
+    assert redis_client.llen(f"rq:queue:{keys.QUEUE_URGENT_RECORDINGS}") == 1
+    assert redis_client.llen(f"rq:queue:{keys.QUEUE_RECORDINGS}") == 0
+    assert core.tips.get(reference).parts[-1].later

@@ -29,6 +29,7 @@ from ivr.core.call_state import CallState
 from ivr.core.follow_up import FollowUp
 from ivr.core.jobs import JobArguments, RecordingHandle, enqueue_transcription
 from ivr.core.prompts import Menus
+from ivr.core.redis_values import as_text
 from ivr.core.references import new_reference
 from ivr.core.tips import PIN_HASHER, NewPart, TipStore
 from ivr.core.transactions import atomically
@@ -73,7 +74,6 @@ class RecordingIntake:
             duration_seconds = None
         recording_key = self.recording_key(recording_sid)
         seen = keys.recording_seen(recording_key)
-        urgent = self._menus.is_urgent(state.choices)
         # A swept recording gets a reference of its own.
         choices = state.choices if state.choices.reference else state.choices.but(reference=new_reference())
         reference = choices.reference or ""
@@ -88,8 +88,12 @@ class RecordingIntake:
             if state.proven and not returning:  # the tip went meanwhile: a tip of its own
                 choices = choices.but(reference=new_reference())
                 reference, existing_parts = choices.reference or "", 0
-            came_back = (self._follow_up.read_before_return(pipe, reference, state.question or None)
-                         if returning else None)
+            came_back = None
+            if returning:  # the tip's own topic decides the queue (a proven call carries none)
+                category = pipe.hget(keys.tip(reference), "category")
+                choices = choices.but(category=as_text(category)) if category else choices
+                came_back = self._follow_up.read_before_return(pipe, reference, state.question or None)
+            urgent = self._menus.is_urgent(choices)
             pipe.multi()
             pipe.set(seen, 1, ex=keys.RECORDING_SEEN_SECONDS)
             part = self._tips.add_part(pipe, NewPart(
