@@ -29,7 +29,6 @@ from ivr.console.cases import (
     CaseworkError,
     Finished,
     FlagsUnresolved,
-    NewsArrived,
     Note,
     NotReady,
     NotYours,
@@ -38,12 +37,12 @@ from ivr.console.cases import (
     received_day,
 )
 from ivr.console.catalogue import ConsoleCatalogue
+from ivr.console.finishing import Finishing
 from ivr.console.flags import find_flags
-from ivr.console.hotspots import HotspotCounts, iso_week
+from ivr.console.hotspots import HotspotCounts
 from ivr.core import keys
 from ivr.core.coarse_time import current_hour
 from ivr.core.handler_queue import NOBODY, Claim, HandlerQueue, NotHeld
-from ivr.core.jobs import enqueue_reviewed_recordings_deletion
 from ivr.core.redis_values import HashFields, as_bytes, as_text
 from ivr.core.references import is_valid_reference
 from ivr.core.statuses import Triage
@@ -51,8 +50,6 @@ from ivr.core.tips import Tip, TipStore
 from ivr.core.transactions import atomically
 
 MAX_SUMMARY_CHARACTERS = 4000
-# The case's "hotspot" field for a tip finished without an area and a category: not counted.
-NOT_COUNTED = "-"
 MAX_NOTE_CHARACTERS = 2000
 
 
@@ -63,8 +60,8 @@ class Casework:
         self.tips = tips
         self._queue: HandlerQueue = tips.queue
         self._catalogue = catalogue
-        self._hotspots = HotspotCounts(connection)
         self.lease_seconds = lease_seconds
+        self._finishing = Finishing(connection, tips, HotspotCounts(connection))
 
     # -- claims ----------------------------------------------------------------------------
 
@@ -271,61 +268,15 @@ class Casework:
         unresolved = [flag for flag in find_flags(case.summary) if flag.fingerprint not in confirmed]
         if unresolved:
             raise FlagsUnresolved(unresolved)
-        self._finish(reference, PASSED_ON, {"partner": partner, "passed_hour": current_hour()}, parts_seen)
+        self._finishing.finish(reference, PASSED_ON, {"partner": partner, "passed_hour": current_hour()},
+                              parts_seen)
         return self.package(reference)
 
     def close(self, reference: str, handler: str, reason: str, parts_seen: int | None = None) -> None:
         self.renew(reference, handler)
         if reason not in self._catalogue.close_reasons:
             raise CaseworkError("Choose a reason for closing it.")
-        self._finish(reference, CLOSED, {"close_reason": reason}, parts_seen)
-
-    def _finish(self, reference: str, outcome: Triage, fields: HashFields, parts_seen: int | None) -> None:
-        """Mark the case finished, count it in the hotspots, take the tip off the queue and
-        queue the deletion of any recording kept for review, at most once and all in one
-        transaction: two handlers (or two tabs) finishing at once leave one outcome, a part
-        given kept audio meanwhile is not missed, and a tipster's answer arriving meanwhile
-        either lands first or reopens the finished tip. Landing first, it refuses the
-        finish (NewsArrived) when the handler's page showed fewer parts than the tip has:
-        the tip is watched, so a part that lands before EXEC makes the check run again.
-
-        A reopened tip is counted in the hotspots once: the case remembers the area and
-        category it was counted under ("hotspot"), and a re-tag moves the count.
-        """
-        received = received_day(self.tip(reference))
-        case_key, tip_key = keys.case(reference), keys.tip(reference)
-
-        def finish(pipe: redis.client.Pipeline) -> None:
-            finished, area, category, stream, entry, counted, passed_hour, reopened = pipe.hmget(
-                case_key, "finished", "area", "category", "stream", "entry", "hotspot", "passed_hour", "reopened")
-            if finished is not None:
-                raise Finished("This tip has already been passed on or closed.")
-            if parts_seen is not None and int(pipe.hget(tip_key, "parts") or 0) > parts_seen:
-                raise NewsArrived("pass it on" if outcome == PASSED_ON else "close it")
-            kept_audio = self.tips.has_kept_audio(reference, pipe=pipe)
-            tag = f"{as_text(area)}|{as_text(category)}" if area and category else NOT_COUNTED
-            mapping: HashFields = {**fields, "finished": outcome, "hotspot": tag}
-            if outcome == PASSED_ON and passed_hour:  # passed on before: this one supplements it
-                mapping["supplement_to"] = passed_hour
-            pipe.multi()
-            pipe.hset(case_key, mapping=mapping)
-            if outcome != PASSED_ON:
-                pipe.hdel(case_key, "supplement_to")
-            pipe.hdel(case_key, "news")
-            self.tips.set_triage(reference, outcome, pipe=pipe)
-            # Counted before this case remembered its count (reopened, no "hotspot"): left as it was.
-            previous = as_text(counted) if counted else (None if not reopened else tag)
-            if previous != tag:
-                for change, counted_tag in ((-1, previous), (1, tag)):
-                    if counted_tag and counted_tag != NOT_COUNTED:
-                        counted_area, _, counted_category = counted_tag.partition("|")
-                        self._hotspots.record(pipe, iso_week(received), counted_area, counted_category, change)
-            if kept_audio:  # reviewed: the provider's copy can go now
-                enqueue_reviewed_recordings_deletion(self._redis, reference, pipeline=pipe)
-            if stream and entry:
-                self._queue.finish(as_text(stream), as_text(entry), pipe=pipe)
-
-        atomically(self._redis, [case_key, tip_key], finish)
+        self._finishing.finish(reference, CLOSED, {"close_reason": reason}, parts_seen)
 
     # -- what leaves -----------------------------------------------------------------------
 
