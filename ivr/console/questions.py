@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import redis
 
-from ivr.console.cases import CaseworkError, FlagsUnresolved
+from ivr.console.cases import CaseworkError, FlagsUnresolved, NotYours
 from ivr.console.casework import Casework
 from ivr.console.flags import find_flags
 from ivr.core import keys
@@ -132,7 +132,7 @@ class Questions:
     def ask(self, reference: str, handler: str, text: str, confirmed: set[str]) -> Question:
         """Check `text` (the holder's question) for length and discretion, then ask it.
         `confirmed`: the fingerprints of the flags the handler ticked."""
-        self._casework.renew(reference, handler)
+        self._renew(reference, handler)
         tip = self._casework.tip(reference)
         text = " ".join("".join(ch for ch in text or "" if ch.isprintable() or ch.isspace()).split())
         if not text:
@@ -159,11 +159,20 @@ class Questions:
 
     def withdraw(self, reference: str, handler: str, number: int) -> None:
         """The holder withdraws the waiting question: the tipster no longer hears it."""
-        self._casework.renew(reference, handler)
+        self._renew(reference, handler)
         try:
             self._follow_up.withdraw(reference, number)
         except QuestionRefused as refused:
             raise NotAsked(str(refused)) from None
+
+    def _renew(self, reference: str, handler: str) -> None:
+        """Only the holder asks or withdraws (and doing so renews their lease)."""
+        try:
+            self._casework.renew(reference, handler)
+        except NotYours as lost:
+            raise NotAsked(f"{lost.holder} holds this tip now: only they can ask its tipster a question or "
+                           "withdraw one." if lost.holder else
+                           "Nobody holds this tip: claim it first to ask its tipster a question.") from None
 
     def giveaways_in(self, language: str | None, text: str) -> list[str]:
         giveaways = self._giveaways.get(language or REFERENCE_LANGUAGE, self._giveaways[REFERENCE_LANGUAGE])
