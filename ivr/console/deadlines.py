@@ -75,11 +75,11 @@ class DeadlinesReport:
 
 
 def age_text(age: timedelta) -> str:
-    """'3 d 4 h', '5 h', 'under 1 h': how long, to the hour."""
+    """'3 d 4 h', '40 d', '5 h', 'under 1 h': how long, to the hour."""
     hours = max(0, int(age.total_seconds() // 3600))
     days, hours = divmod(hours, 24)
     if days:
-        return f"{days} d {hours} h"
+        return f"{days} d {hours} h" if hours else f"{days} d"
     return f"{hours} h" if hours else "under 1 h"
 
 
