@@ -78,8 +78,7 @@ def tip(reference: str) -> ResponseReturnValue:
     recorded ("read_answer", once per answer: every view is recorded as "view" anyway, and
     the trail should say when the handler who must act on an answer first saw it)."""
     casework, audit = console().casework, console().audit
-    casework.tip(reference)
-    if casework.take_news(reference, current_user.name):
+    if casework.take_news(reference, current_user.name):  # before reading: the page shows what it took
         audit.append(current_user.name, "renew", tip=reference, detail="the tipster came back")
     tip_record = casework.tip(reference)
     case = casework.case(reference)
