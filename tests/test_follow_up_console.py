@@ -23,6 +23,7 @@ from ivr.console.flags import find_flags
 from ivr.console.hotspots import iso_week
 from ivr.core import keys
 from ivr.core.choices import Choices
+from ivr.core.pin_guard import PIN_CHECKS_PER_WINDOW
 from ivr.core.prompts import CONFIG_DIR, CatalogueError
 from ivr.core.references import new_reference
 from ivr.core.statuses import QuestionState, TipsterStatus, Triage
@@ -108,6 +109,11 @@ def test_a_question_waits_its_answer_shows_beneath_it_and_each_step_is_audited(
     assert "read out by the phone company's computer voice, or sent as a text message" in page
     assert "stays on the tipster's phone" in page
     assert "“Your information is being looked at.”" in page  # the words the tipster hears
+    assert 'id="question-under-attack"' not in page
+    for _ in range(PIN_CHECKS_PER_WINDOW):  # someone guesses the reference's PIN until it locks
+        assert not core.pin_guard.proves(reference, "000000")
+    page = handler.get(f"/console/tips/{reference}").get_data(as_text=True)
+    assert "whoever gets in hears the question too" in page[page.index('id="question-notice"'):]
 
     assert asks(handler, reference, QUESTION).status_code == 302
     page = handler.get(f"/console/tips/{reference}").get_data(as_text=True)
@@ -404,6 +410,10 @@ def test_the_deadlines_page_lists_what_is_owed_oldest_first_with_counts(app, twi
     asked = a_texted_tip(twilio, "+447700900632", REPORT)
     assert console.casework.claim_next("sam") == asked
     core.follow_up.ask(asked, "sam", QUESTION)
+    deleted = a_texted_tip(twilio, "+447700900635", REPORT)  # its question outlives it on the list
+    assert console.casework.claim_next("sam") == deleted
+    core.follow_up.ask(deleted, "sam", QUESTION)
+    core.tips.shred(deleted)
     clock[0] = now - timedelta(days=3, hours=5)
     waiting_long = a_texted_tip(twilio, "+447700900633", REPORT)
     clock[0] = now - timedelta(hours=2)
@@ -414,17 +424,18 @@ def test_the_deadlines_page_lists_what_is_owed_oldest_first_with_counts(app, twi
     page = boss.get("/console/deadlines").get_data(as_text=True)
     counts = {key: re.search(rf'id="count-{key}">(\d+)<', page).group(1) for key in
               ("unclaimed", "unanswered", "unchanged")}
-    assert counts == {"unclaimed": "2", "unanswered": "1", "unchanged": "1"}
+    assert counts == {"unclaimed": "2", "unanswered": "2", "unchanged": "1"}
     unclaimed = page[page.index('id="table-unclaimed"'):page.index("</table>", page.index('id="table-unclaimed"'))]
     assert unclaimed.index(waiting_long) < unclaimed.index(waiting_short)  # oldest first
     assert re.search(r">3 d 5 h<|>3 d 6 h<", unclaimed) and re.search(r">[23] h<", unclaimed)
     unanswered = page[page.index('id="table-unanswered"'):]
     assert asked in unanswered and re.search(r">10 d<", unanswered) and "asked by sam" in unanswered
+    assert deleted in unanswered and "the tip was deleted" in unanswered
     unchanged = page[page.index('id="table-unchanged"'):]
     assert stale in unchanged and "“Your information is being looked at.”" in unchanged
     assert "Status unchanged for over 90 days" in page
     svg = page[page.index("<svg"):page.index("</svg>")]
     assert "<script" not in svg and "over 3 months" in svg and "What is owed to tipsters" in svg
-    assert ("view_deadlines", "unclaimed=2 unanswered=1 unchanged=1") in [
+    assert ("view_deadlines", "unclaimed=2 unanswered=2 unchanged=1") in [
         (e.action, e.detail) for e in console.audit.entries(count=3, who="jo")]
     assert signed_in_as(app, enrolled(app, "sam2")).get("/console/deadlines").status_code == 403

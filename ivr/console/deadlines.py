@@ -24,7 +24,7 @@ import redis
 from ivr.core import keys
 from ivr.core.follow_up import FollowUp
 from ivr.core.redis_values import as_text
-from ivr.core.tips import TipStore
+from ivr.core.tips import ShreddedTip, TipStore
 
 # Rows shown per list: the counts and the chart are of every tip, the table only the oldest.
 MAX_ROWS = 200
@@ -116,7 +116,10 @@ class Deadlines:
         ))
 
     def _asker(self, reference: str) -> str:
-        question = self._follow_up.waiting_question(reference)
+        try:
+            question = self._follow_up.waiting_question(reference)
+        except ShreddedTip:  # deleted under the retention rules, its question with it
+            return "the tip was deleted"
         return f"asked by {question.asked_by}" if question else ""
 
     def _fields(self, references: list[str], key_of: Callable[[str], str], field: str) -> dict[str, str]:

@@ -47,6 +47,7 @@ def question(reference: str) -> ResponseReturnValue:
         "console/question.html", tip=tip, form=form, flags=find_flags(text) if text else [],
         confirmed=set(request.form.getlist("confirm")), mine=case.holder == current_user.name and not case.finished,
         waiting=questions.waiting(reference), withdraw_form=WithdrawForm(),
+        under_attack=console().pin_guard.under_attack(reference),
         fits=questions.fit_description(tip.language, text), things=things), status
 
 
