@@ -51,6 +51,7 @@ class Settings:
     console_lease_seconds: int
     console_idle_seconds: int
     console_trusted_proxies: int
+    feedback_deadline_days: int
 
     @property
     def is_production(self) -> bool:
@@ -131,6 +132,11 @@ class Settings:
             # for the client address it counts sign-in attempts by (ivr/console/client_address.py).
             console_trusted_proxies=_bounded_int("CONSOLE_TRUSTED_PROXIES",
                                                  env.get("CONSOLE_TRUSTED_PROXIES", "0"), 0, 5),
+            # A tip whose tipster has heard the same status ("received", "being looked at") this
+            # long is overdue on the supervisors' deadlines page: feedback within three months
+            # is the norm for reporting channels.
+            feedback_deadline_days=_bounded_int("FEEDBACK_DEADLINE_DAYS", env.get("FEEDBACK_DEADLINE_DAYS", "90"),
+                                                1, 365),
         )
 
 

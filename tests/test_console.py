@@ -315,17 +315,20 @@ def test_claim_read_summarise_and_pass_on(app, twilio, signed_in: ConsoleClient,
     form = signed_in.get(f"/console/tips/{reference}/pass-on")
     assert "could identify the tipster" in signed_in.text() and "<mark" in signed_in.text()
     version = console.casework.case(reference).summary_version
-    refused = signed_in.post(f"/console/tips/{reference}/pass-on", {"partner": "met", "summary_version": version})
+    refused = signed_in.post(f"/console/tips/{reference}/pass-on", {"partner": "met", "summary_version": version,
+                                                                     "parts_seen": "1"})
     assert refused.status_code == 400 and console.casework.case(reference).finished is None
     fingerprints = [f.fingerprint for f in __import__("ivr.console.flags", fromlist=["find_flags"]).find_flags(summary)]
     assert len(fingerprints) >= 2
     passed = signed_in.post(f"/console/tips/{reference}/pass-on",
-                            {"partner": "met", "summary_version": version, "confirm": fingerprints})
+                            {"partner": "met", "summary_version": version, "confirm": fingerprints,
+                             "parts_seen": "1"})
     assert passed.status_code == 302 and passed.headers["Location"].endswith(f"/tips/{reference}/package")
     assert form.status_code == 200
 
     package = json.loads(signed_in.get(f"/console/tips/{reference}/package.json").get_data())
-    assert set(package) == {"reference", "date", "category", "area", "summary"}
+    assert set(package) == {"reference", "date", "category", "area", "summary", "supplement_to"}
+    assert package["supplement_to"] is None  # the first pass-on
     assert package["summary"] == summary and package["area"] == "Hackney" and len(package["date"]) == 10
     printable = signed_in.get(f"/console/tips/{reference}/package").get_data(as_text=True)
     assert "chip shop" not in printable and summary in printable.replace("&#39;", "'")
@@ -361,7 +364,7 @@ def test_a_handler_cannot_change_a_tip_someone_else_holds_but_keeps_their_draft(
     for path, form in ((f"/console/tips/{reference}/summary", {"summary": "alex was here", "area": "hackney"}),
                        (f"/console/tips/{reference}/triage", {"triage": Triage.MALICIOUS}),
                        (f"/console/tips/{reference}/notes", {"text": "alex note"}),
-                       (f"/console/tips/{reference}/close", {"reason": "malicious"}),
+                       (f"/console/tips/{reference}/close", {"reason": "malicious", "confirm": "y", "parts_seen": "1"}),
                        (f"/console/tips/{reference}/release", {})):
         second.post(path, form)
         assert second.last.status_code == 302
@@ -411,7 +414,7 @@ def test_triage_notes_and_duplicates_stay_inside(app, twilio, signed_in: Console
     signed_in.post(f"/console/tips/{copy}/summary", {"summary": "A grey Golf is used to sell drugs.",
                                                      "area": "hackney", "category": "drugs"})
     version = console.casework.case(copy).summary_version
-    signed_in.post(f"/console/tips/{copy}/pass-on", {"partner": "met", "summary_version": version})
+    signed_in.post(f"/console/tips/{copy}/pass-on", {"partner": "met", "summary_version": version, "parts_seen": "1"})
     package = json.loads(signed_in.get(f"/console/tips/{copy}/package.json").get_data())
     assert "ex-partner" not in json.dumps(package) and "malicious" not in json.dumps(package)
 
@@ -462,11 +465,12 @@ def test_a_supervisor_reads_the_audit_trail_reassigns_and_sees_hotspots(app, twi
                                                            "area": "hackney" if reference != references[3]
                                                            else "camden", "category": "drugs"})
     for reference in references[:3]:
-        worker.post(f"/console/tips/{reference}/close", {"reason": "duplicate"})
+        worker.post(f"/console/tips/{reference}/close", {"reason": "duplicate", "confirm": "y", "parts_seen": "1"})
     boss.get(f"/console/tips/{references[3]}")
     assert boss.post(f"/console/tips/{references[3]}/reassign", {"handler": "alex"}).status_code == 302
     assert console.casework.holder(references[3]) == "alex"
-    signed_in_as(app, alex).post(f"/console/tips/{references[3]}/close", {"reason": "not-crime"})
+    signed_in_as(app, alex).post(f"/console/tips/{references[3]}/close",
+                                 {"reason": "not-crime", "confirm": "y", "parts_seen": "1"})
 
     page = boss.get("/console/audit")
     assert page.status_code == 200 and "Chain intact" in boss.text() and "reassign" in boss.text()
@@ -545,7 +549,7 @@ def test_a_recording_kept_for_review_is_heard_disguised_then_deleted_once_the_ti
     assert heard.headers["Cache-Control"] == "no-store"
     assert ("sam", "listen") in [(e.who, e.action) for e in console.audit.for_tip(reference)]
 
-    signed_in.post(f"/console/tips/{reference}/close", {"reason": "no-information"})
+    signed_in.post(f"/console/tips/{reference}/close", {"reason": "no-information", "confirm": "y", "parts_seen": "1"})
     assert run_worker_burst(environment).returncode == 0
     assert recording_sid not in {r.sid for r in standin.recordings()}  # reviewed: gone at the provider
     assert console.casework.tips.kept_audio(reference, 1) is None

@@ -14,7 +14,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pyotp
@@ -24,6 +24,7 @@ from werkzeug.serving import make_server
 from config.settings import PROJECT_ROOT
 from ivr.console.hotspots import iso_week
 from ivr.core import keys
+from ivr.core.tips import utc_now
 from tests.console_people import a_texted_tip, enrolled
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="make test installs playwright")
@@ -254,3 +255,65 @@ def test_a_form_whose_csrf_token_was_removed_is_refused(browser, site: LiveConso
     sam.click("#claim-next")
     assert "Form refused" in sam.inner_text("h1")
     assert app.extensions["console"].casework.held_by("sam") == []  # nothing was claimed
+
+
+# -- the way back to the tipster --------------------------------------------------------------------------
+
+def test_a_question_asked_in_the_browser_shows_its_answer_on_reload_and_closing_needs_a_tick(
+        browser, site: LiveConsole, app, twilio) -> None:
+    reference = a_texted_tip(twilio, "+447700900485", REPORT)
+    sam = signed_in_page(browser, site, enrolled(app, "sam"))
+    sam.click("#claim-next")
+    sam.wait_for_url(re.compile(rf"/console/tips/{reference}$"))
+    assert "lease about 15 min" in sam.inner_text("#holder")
+    assert "stays on the tipster's phone" in sam.inner_text("#question-notice")
+
+    sam.fill("#question", "Which door do the drugs go through?")
+    sam.click("#ask")
+    assert sam.locator(".flash.error").count() == 1 and "“drugs”" in sam.inner_text(".flash.error")
+    assert sam.input_value("#question") == "Which door do the drugs go through?"  # kept, to edit
+    sam.fill("#question", "Which door do they use?")
+    sam.click("#ask")
+    sam.wait_for_url(re.compile(rf"/console/tips/{reference}$"))
+    assert "question waiting" in sam.inner_text("#question-1")
+
+    app.extensions["tipline"].follow_up.answer_by_text(reference, "The side door by the bins.", answers=1)
+    sam.reload()
+    answer = sam.inner_text("#question-1 .answer")
+    assert "The side door by the bins." in answer and "added later by the tipster" in answer
+    assert "answered" in sam.inner_text("#question-1 .state")
+    site.shoot(sam, "question")
+
+    # Closing: no reason chosen for you, and nothing happens without the tick (the browser's own check).
+    assert sam.input_value("select[name=reason]") == ""
+    sam.select_option("select[name=reason]", "no-information")
+    sam.click("#close")
+    assert sam.url.endswith(f"/console/tips/{reference}")
+    assert app.extensions["console"].casework.case(reference).finished is None
+    sam.check("#close-form input[name=confirm]")
+    sam.click("#close")
+    sam.wait_for_url(re.compile(r"/console/$"))
+    assert app.extensions["console"].casework.case(reference).finished == "closed"
+
+
+def test_the_deadlines_page_shows_tips_of_various_ages(browser, site: LiveConsole, app, twilio) -> None:
+    core = app.extensions["tipline"]
+    now = datetime.now(UTC)
+    try:
+        for days, number in ((120, "+447700900486"), (40, "+447700900487"), (2, "+447700900488")):
+            core.tips.clock = lambda days=days: now - timedelta(days=days)
+            reference = a_texted_tip(twilio, number, REPORT)
+            if days == 120:  # claimed then, and looked at since: its tipster has heard nothing new
+                oldest = reference
+                assert app.extensions["console"].casework.claim_next("sam") == oldest
+    finally:
+        core.tips.clock = utc_now
+    boss = signed_in_page(browser, site, enrolled(app, "jo", "supervisor"))
+    boss.click("text=Deadlines")
+    boss.wait_for_url(re.compile(r"/console/deadlines$"))
+    assert [boss.inner_text(f"#count-{key}") for key in ("unclaimed", "unanswered", "unchanged")] == ["2", "0", "1"]
+    ages = boss.locator("#table-unclaimed td.age").all_inner_texts()
+    assert [age.split(" d")[0] for age in ages] == ["40", "2"]  # oldest first
+    assert oldest in boss.inner_text("#table-unchanged")
+    assert boss.locator("figure.chart svg rect[fill='#b3261e']").count() >= 1
+    site.shoot(boss, "deadlines")

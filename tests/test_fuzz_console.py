@@ -63,6 +63,11 @@ def summaries() -> st.SearchStrategy[str]:
     return st.sampled_from(["He was seen at 10:42 on Tuesday.", "I saw my neighbour sell drugs.", ""]) | st.text()
 
 
+def questions() -> st.SearchStrategy[str]:
+    return st.sampled_from(["Which door do they use?", "Was it at 22:15?", "Were the police there?",
+                            "Czy widziałeś nóż?", "Where? " * 60, ""]) | st.text()
+
+
 AREAS = st.sampled_from(["camden", "unknown", ""])
 CATEGORIES = st.sampled_from(["drugs", "fraud", "other", ""])
 
@@ -85,6 +90,11 @@ CONSOLE_FORMS = [
                 {"triage": st.sampled_from(["in-review", "follow-up", "malicious"])}, cases=350),
     ConsoleForm("/console/tips/{reference}/notes", {"text": st.text(min_size=1)}, cases=280),
     ConsoleForm("/console/tips/{reference}/duplicate", {"original": valid_references()}, cases=350),
+    # A question to the tipster: each case that passes the checks waits, so the next is refused
+    # as "one waiting" until a withdraw case comes along with the right number.
+    ConsoleForm("/console/tips/{reference}/question", {"text": questions(), "confirm": st.text(max_size=20)},
+                cases=200),
+    ConsoleForm("/console/tips/{reference}/question/withdraw", {"number": st.integers(0, 3).map(str)}, cases=120),
     ConsoleForm("/console/hotspots", {"first": st.dates().map(str), "last": st.dates().map(str)}, cases=190,
                 method="GET"),
     ConsoleForm("/console/hotspots.svg", {"first": st.dates().map(str), "last": st.dates().map(str)}, cases=110,
@@ -100,9 +110,11 @@ CONSOLE_FORMS = [
                 cases=230),
     ConsoleForm("/console/tips/{reference}/pass-on", {"partner": st.sampled_from(["met", "nca", ""]),
                                                        "summary_version": st.sampled_from(["", "0", "1"]),
-                                                       "confirm": st.text(max_size=20)}, cases=280),
-    ConsoleForm("/console/tips/{reference}/close", {"reason": st.sampled_from(["duplicate", "malicious", ""])},
-                cases=150),
+                                                       "confirm": st.text(max_size=20),
+                                                       "parts_seen": st.sampled_from(["1", "0", ""])}, cases=280),
+    ConsoleForm("/console/tips/{reference}/close", {"reason": st.sampled_from(["duplicate", "malicious", ""]),
+                                                    "confirm": st.sampled_from(["y", ""]),
+                                                    "parts_seen": st.sampled_from(["1", "0", ""])}, cases=150),
     ConsoleForm("/console/admin/accounts/{name}/disable", cases=110),
 ]
 

@@ -24,6 +24,7 @@ def test_a_fresh_machine_gets_generated_development_secrets_once(tmp_path) -> No
     assert first.public_base_url == "http://127.0.0.1:5000"
     assert first.redis_url == f"unix://{tmp_path}/redis/redis.sock"
     assert first.twilio_api_base == "https://api.twilio.com"
+    assert first.feedback_deadline_days == 90
 
 
 def test_secrets_are_not_shown_in_the_settings_repr(tmp_path) -> None:
@@ -53,6 +54,8 @@ def test_secrets_are_not_shown_in_the_settings_repr(tmp_path) -> None:
     ({"SECRET_KEY": "short"}, "SECRET_KEY"),
     ({"AUDIT_KEY": "short"}, "AUDIT_KEY"),
     ({"REDIS_URL": "localhost:6379"}, "REDIS_URL"),
+    ({"FEEDBACK_DEADLINE_DAYS": "0"}, "FEEDBACK_DEADLINE_DAYS"),
+    ({"FEEDBACK_DEADLINE_DAYS": "three months"}, "FEEDBACK_DEADLINE_DAYS"),
 ])
 def test_a_bad_or_missing_setting_names_its_variable(tmp_path, environ, names) -> None:
     with pytest.raises(SettingsError, match=names):

@@ -10,6 +10,7 @@ would start it.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from ivr.console.catalogue import load_console_catalogue
 from ivr.core import keys
 from ivr.core.coarse_time import current_hour
 from ivr.core.prompts import CONFIG_DIR, CatalogueError
+from ivr.core.redis_values import as_text
 from ivr.core.references import new_reference
 from ivr.core.status_migration import migrate_statuses
 from ivr.core.tips import TipStore
@@ -134,6 +136,46 @@ def test_a_worker_start_rewrites_every_stored_word_as_a_code_and_handlers_read_t
     after = everything(redis_client)
     assert redis_client.exists(keys.STATUS_CODES_MIGRATED) and migrate_statuses(redis_client) == 0
     redis_client.delete(keys.STATUS_CODES_MIGRATED)
+    assert migrate_statuses(redis_client) == 0 and everything(redis_client) == after
+
+
+def test_tips_from_before_the_tipster_facing_status_get_one_and_open_ones_join_the_deadlines(
+        app, redis_client: redis.Redis) -> None:
+    # Given tips stored before the tipster-facing status (codes already), one shredded since
+    tips: TipStore = app.extensions["tipline"].tips
+    rows = {"new": "received", "in-review": "being-looked-at", "follow-up": "being-looked-at",
+            "passed-on": "passed-on", "closed": "closed"}
+    older = {}
+    for triage in rows:
+        reference = a_tip_written_before_codes(redis_client, tips, [("ready", True)], "ready", triage, None, None)
+        redis_client.hset(keys.tip(reference), "received_hour", "2026-03-02T09:00Z")
+        older[triage] = reference
+    shredded = a_tip_written_before_codes(redis_client, tips, [("ready", True)], "ready", "in-review", None, None)
+    tips.shred(shredded)
+    redis_client.delete(keys.TIPSTER_STATUSES_BACKFILLED)
+    redis_client.set(keys.STATUS_CODES_MIGRATED, 1)
+
+    # When a worker starts (the step it runs)
+    assert migrate_statuses(redis_client) == len(rows) + 1
+
+    # Then each has the stage its triage maps to, dated from the hour it was received
+    for triage, reference in older.items():
+        record = stored(redis_client, keys.tip(reference))
+        assert record["tipster_status"].decode() == rows[triage]
+        assert record["tipster_status_hour"] == b"2026-03-02T09:00Z"
+        assert tips.get(reference).tipster_status == rows[triage]
+    # and the open ones (not the finished, not the shredded) are listed for the deadlines page
+    listed = {as_text(member): score for member, score in redis_client.zrange(keys.TIPSTER_STATUS_SINCE, 0, -1,
+                                                                             withscores=True)}
+    march = datetime(2026, 3, 2, 9, tzinfo=UTC).timestamp() * 1000
+    assert listed == {older["new"]: march, older["in-review"]: march, older["follow-up"]: march}
+    follow_up = app.extensions["tipline"].follow_up
+    assert {reference for reference, _ in follow_up.status_unchanged_since(int(march) + 1)} == set(listed)
+
+    # and starting again, with or without the marker, changes nothing
+    after = everything(redis_client)
+    assert migrate_statuses(redis_client) == 0
+    redis_client.delete(keys.TIPSTER_STATUSES_BACKFILLED)
     assert migrate_statuses(redis_client) == 0 and everything(redis_client) == after
 
 

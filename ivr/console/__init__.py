@@ -4,9 +4,10 @@ Read top-down: `install(app, core)` here builds the console's objects from the c
 wires the blueprint into the app (sign-in, CSRF, cookie, app-wide error pages);
 `blueprint.py` holds the blueprint, every hook on it and one handler per refusal type.
 The routes, by audience: `auth_routes` (everyone); `work_routes`, `pass_on_routes` and
-`listening_routes` (handlers); `supervise_routes` (supervisors: audit trail, hotspots,
-reassign); `admin_routes` (admins). What they work with: `casework.py`, `cases.py`,
-`flags.py`, `hotspots.py`, `listening.py`, `catalogue.py`, `forms.py`, `roles.py`.
+`listening_routes` and `question_routes` (handlers); `supervise_routes` (supervisors: audit
+trail, hotspots, deadlines, reassign); `admin_routes` (admins). What they work with:
+`casework.py`, `cases.py`, `flags.py`, `questions.py`, `hotspots.py`, `deadlines.py`,
+`listening.py`, `catalogue.py`, `forms.py`, `roles.py`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from flask_wtf.csrf import CSRFError
 
 from ivr.core import Core
 from ivr.core.audit import AuditTrailBroken
+from ivr.core.statuses import TipsterStatus
 
 
 def install(app: Flask, core: Core) -> None:
@@ -31,24 +33,32 @@ def install(app: Flask, core: Core) -> None:
         client_address,
         listening_routes,
         pass_on_routes,
+        question_routes,
         supervise_routes,
         work_routes,
     )
     from ivr.console.blueprint import Console, ConsoleUser, bp, console, csrf
     from ivr.console.casework import Casework
     from ivr.console.catalogue import load_console_catalogue
+    from ivr.console.deadlines import Deadlines
     from ivr.console.hotspots import HotspotCounts
+    from ivr.console.questions import Questions
 
     settings = core.settings
     catalogue = load_console_catalogue(core.menus)
+    casework = Casework(core.redis, core.tips, catalogue, settings.console_lease_seconds)
     app.extensions["console"] = Console(
         accounts=core.accounts,
-        casework=Casework(core.redis, core.tips, catalogue, settings.console_lease_seconds),
+        casework=casework,
         audit=core.audit,
         hotspots=HotspotCounts(core.redis),
         catalogue=catalogue,
         settings=settings,
         pin_guard=core.pin_guard,
+        questions=Questions(core.redis, core.follow_up, casework, core.menus, catalogue.giveaway_words),
+        deadlines=Deadlines(core.redis, core.tips, core.follow_up, settings.feedback_deadline_days,
+                            {status: core.menus.catalogue("en").voice.get(f"status_{status}", status)
+                             for status in TipsterStatus}),
     )
     app.config.update(
         SESSION_COOKIE_NAME="tipline_console",

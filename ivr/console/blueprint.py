@@ -23,7 +23,9 @@ from config.settings import Settings
 from ivr.console.cases import CaseworkError, UnknownTip
 from ivr.console.casework import Casework
 from ivr.console.catalogue import ConsoleCatalogue
+from ivr.console.deadlines import Deadlines
 from ivr.console.hotspots import HotspotCounts
+from ivr.console.questions import Questions
 from ivr.core.accounts import Account, AccountStore
 from ivr.core.audit import AuditLog
 from ivr.core.pin_guard import PinGuard
@@ -73,6 +75,8 @@ class Console:
     catalogue: ConsoleCatalogue
     settings: Settings
     pin_guard: PinGuard  # whether a tip's reference is under attack (its PIN being guessed)
+    questions: Questions  # a handler's questions to a tip's tipster, and what the tipster is told
+    deadlines: Deadlines  # what is owed to tipsters, and for how long (supervisors)
 
 
 class ConsoleUser(UserMixin):

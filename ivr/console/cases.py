@@ -46,10 +46,22 @@ class NotReady(CaseworkError):
 
 
 class FlagsUnresolved(CaseworkError):
-    def __init__(self, flags: list[Flag]) -> None:
-        super().__init__(f"{len(flags)} thing(s) in the summary could identify the tipster: "
+    def __init__(self, flags: list[Flag], what: str = "the summary") -> None:
+        super().__init__(f"{things(len(flags))} in {what} could identify the tipster: "
                          "edit them out, or confirm each one.")
         self.flags = flags
+
+
+class NewsArrived(CaseworkError):
+    """The tipster added to the tip after the handler's page was drawn: they must read it first."""
+
+    def __init__(self, then: str) -> None:
+        super().__init__(f"New information from the tipster arrived: read it, then {then}.")
+
+
+def things(count: int) -> str:
+    """'1 thing', '2 things': the count a handler reads."""
+    return f"{count} thing" if count == 1 else f"{count} things"
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,17 @@ class Case:
     notes: tuple[Note, ...]
     holder: str | None
     finished: Triage | None  # PASSED_ON or CLOSED once it is
+    # The tipster came back after it was finished: the outcome it had, and how often.
+    reopened_from: Triage | None = None
+    reopened: int = 0
+    news: bool = False  # the tipster came back and the holder has not opened the tip since
+    passed_hour: str | None = None  # the coarse hour of its last pass-on
+    supplement_to: str | None = None  # that pass-on supplemented the one of this coarse hour
+
+    @property
+    def earlier_pass_on(self) -> str | None:
+        """While the tip is open again: the day of the pass-on its next one supplements."""
+        return self.passed_hour[:10] if self.passed_hour and self.finished != Triage.PASSED_ON else None
 
     @property
     def summary_version(self) -> str:
@@ -88,10 +111,12 @@ class Package:
     category: str
     area: str
     summary: str
+    # The day of the earlier pass-on this one supplements (the tipster came back with more).
+    supplement_to: str | None = None
 
-    def as_json(self) -> dict[str, str]:
+    def as_json(self) -> dict[str, str | None]:
         return {"reference": self.reference, "date": self.date, "category": self.category, "area": self.area,
-                "summary": self.summary}
+                "summary": self.summary, "supplement_to": self.supplement_to}
 
 
 def received_day(tip: Tip) -> date:

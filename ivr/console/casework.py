@@ -37,12 +37,12 @@ from ivr.console.cases import (
     received_day,
 )
 from ivr.console.catalogue import ConsoleCatalogue
+from ivr.console.finishing import Finishing
 from ivr.console.flags import find_flags
-from ivr.console.hotspots import HotspotCounts, iso_week
+from ivr.console.hotspots import HotspotCounts
 from ivr.core import keys
 from ivr.core.coarse_time import current_hour
 from ivr.core.handler_queue import NOBODY, Claim, HandlerQueue, NotHeld
-from ivr.core.jobs import enqueue_reviewed_recordings_deletion
 from ivr.core.redis_values import HashFields, as_bytes, as_text
 from ivr.core.references import is_valid_reference
 from ivr.core.statuses import Triage
@@ -60,8 +60,8 @@ class Casework:
         self.tips = tips
         self._queue: HandlerQueue = tips.queue
         self._catalogue = catalogue
-        self._hotspots = HotspotCounts(connection)
         self.lease_seconds = lease_seconds
+        self._finishing = Finishing(connection, tips, HotspotCounts(connection))
 
     # -- claims ----------------------------------------------------------------------------
 
@@ -79,14 +79,37 @@ class Casework:
         self._redis.hset(keys.case(claim.tip_id), mapping={"stream": claim.stream, "entry": claim.entry_id})
 
     def waiting(self) -> dict[str, int]:
-        """Unclaimed and claimed tips, urgent and not (for the dashboard)."""
+        """Unclaimed and claimed tips: urgent, returning (a tipster came back, nobody has taken
+        it) and the rest (for the dashboard)."""
         counts = self._queue.waiting()
-        urgent, normal = counts[keys.HANDLER_QUEUE_URGENT], counts[keys.HANDLER_QUEUE]
-        return {"urgent": urgent["unclaimed"], "normal": normal["unclaimed"],
-                "claimed": urgent["claimed"] + normal["claimed"]}
+        urgent, returning, normal = (counts[stream] for stream in keys.HANDLER_QUEUES)
+        return {"urgent": urgent["unclaimed"], "returning": returning["unclaimed"], "normal": normal["unclaimed"],
+                "claimed": urgent["claimed"] + returning["claimed"] + normal["claimed"]}
 
     def held_by(self, handler: str) -> list[str]:
         return [claim.tip_id for claim in self._queue.held_by(handler)]
+
+    def with_news(self, references: list[str]) -> set[str]:
+        """Those of `references` the tipster came back to since their holder last opened them."""
+        with self._redis.pipeline(transaction=False) as pipe:
+            for reference in references:
+                pipe.hexists(keys.case(reference), "news")
+            flags = pipe.execute()
+        return {reference for reference, news in zip(references, flags, strict=True) if news}
+
+    def take_news(self, reference: str, handler: str) -> bool:
+        """The holder opened a tip its tipster came back to: it is theirs now (the lease is
+        renewed) and no longer news. False when there was no news or it is not theirs."""
+        if not self._redis.hexists(keys.case(reference), "news"):
+            return False
+        try:
+            self.renew(reference, handler)
+        except (NotYours, Finished):
+            return False
+        # Cleared after the renew and before the page reads the tip: news arriving after
+        # this sets it again, so nothing the page does not show is marked as taken.
+        self._redis.hdel(keys.case(reference), "news")
+        return True
 
     def holder(self, reference: str) -> str | None:
         """Who holds the tip now (None: nobody, including a returning tip nobody has taken)."""
@@ -154,7 +177,10 @@ class Casework:
                     duplicate_of=text.get("duplicate_of"),
                     duplicates=tuple(sorted(k[4:] for k in text if k.startswith("dup:"))),
                     notes=tuple(notes), holder=self.holder(reference),
-                    finished=Triage(text["finished"]) if "finished" in text else None)
+                    finished=Triage(text["finished"]) if "finished" in text else None,
+                    reopened_from=Triage(text["reopened_from"]) if "reopened_from" in text else None,
+                    reopened=int(text.get("reopened", 0)), news="news" in text,
+                    passed_hour=text.get("passed_hour"), supplement_to=text.get("supplement_to"))
 
     def draft(self, reference: str, handler: str) -> str | None:
         sealed = self._redis.hget(keys.case(reference), f"draft:{handler}")
@@ -226,8 +252,9 @@ class Casework:
             pipe.execute()
 
     def pass_on(self, reference: str, handler: str, partner: str, confirmed: set[str],
-                summary_version: str) -> Package:
-        """Disseminate: every flag in the summary must be confirmed; the tip leaves the queue."""
+                summary_version: str, parts_seen: int | None = None) -> Package:
+        """Disseminate: every flag in the summary must be confirmed; the tip leaves the queue.
+        `parts_seen`: how many parts the handler's page showed (None: not checked)."""
         self.renew(reference, handler)
         case = self.case(reference)
         if partner not in self._catalogue.partners:
@@ -241,42 +268,15 @@ class Casework:
         unresolved = [flag for flag in find_flags(case.summary) if flag.fingerprint not in confirmed]
         if unresolved:
             raise FlagsUnresolved(unresolved)
-        self._finish(reference, PASSED_ON, {"partner": partner, "passed_hour": current_hour()})
+        self._finishing.finish(reference, PASSED_ON, {"partner": partner, "passed_hour": current_hour()},
+                              parts_seen)
         return self.package(reference)
 
-    def close(self, reference: str, handler: str, reason: str) -> None:
+    def close(self, reference: str, handler: str, reason: str, parts_seen: int | None = None) -> None:
         self.renew(reference, handler)
         if reason not in self._catalogue.close_reasons:
             raise CaseworkError("Choose a reason for closing it.")
-        self._finish(reference, CLOSED, {"close_reason": reason})
-
-    def _finish(self, reference: str, outcome: Triage, fields: HashFields) -> None:
-        """Mark the case finished, count it in the hotspots, take the tip off the queue and
-        queue the deletion of any recording kept for review, at most once and all in one
-        transaction: two handlers (or two tabs) finishing at once leave one outcome, a part
-        given kept audio meanwhile is not missed, and a tipster's answer arriving meanwhile
-        either lands first (and the tip is finished with it) or reopens the finished tip."""
-        received = received_day(self.tip(reference))
-        case_key = keys.case(reference)
-
-        def finish(pipe: redis.client.Pipeline) -> None:
-            finished, area, category, stream, entry = pipe.hmget(case_key, "finished", "area", "category",
-                                                                 "stream", "entry")
-            if finished is not None:
-                raise Finished("This tip has already been passed on or closed.")
-            kept_audio = self.tips.has_kept_audio(reference, pipe=pipe)
-            pipe.multi()
-            pipe.hset(case_key, mapping={**fields, "finished": outcome})
-            pipe.hdel(case_key, "news")
-            self.tips.set_triage(reference, outcome, pipe=pipe)
-            if area and category:
-                self._hotspots.record(pipe, iso_week(received), as_text(area), as_text(category))
-            if kept_audio:  # reviewed: the provider's copy can go now
-                enqueue_reviewed_recordings_deletion(self._redis, reference, pipeline=pipe)
-            if stream and entry:
-                self._queue.finish(as_text(stream), as_text(entry), pipe=pipe)
-
-        atomically(self._redis, [case_key, keys.tip(reference)], finish)
+        self._finishing.finish(reference, CLOSED, {"close_reason": reason}, parts_seen)
 
     # -- what leaves -----------------------------------------------------------------------
 
@@ -287,7 +287,8 @@ class Casework:
         tip = self.tip(reference)
         return Package(reference=reference, date=received_day(tip).isoformat(),
                        category=self._catalogue.categories.get(case.category or "", "Not given"),
-                       area=self._catalogue.areas.get(case.area or "", "Not given"), summary=case.summary)
+                       area=self._catalogue.areas.get(case.area or "", "Not given"), summary=case.summary,
+                       supplement_to=case.supplement_to[:10] if case.supplement_to else None)
 
 
 def _bounded(text: str, limit: int, what: str) -> str:

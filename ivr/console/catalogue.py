@@ -1,5 +1,5 @@
-"""The console's lists (areas, partners, close reasons) and the words for each status code,
-read from `config/console.json`.
+"""The console's lists (areas, partners, close reasons), the words for each status code and
+the words a question to a tipster must not say, read from `config/console.json`.
 
 Handlers pick from these; the ids are what is stored and counted, the labels what is
 shown and printed. Read and checked once at start-up, so a typo fails `make run`, not a
@@ -34,6 +34,9 @@ class ConsoleCatalogue:
     part_statuses: Mapping[str, str]  # the line shown in place of a part's missing transcript
     triage: Mapping[str, str]
     arrivals: Mapping[str, str]
+    # Per language: words that would tell whoever reads the tipster's phone what they
+    # reported (`ivr.console.questions`); "word*" matches every word it starts.
+    giveaway_words: Mapping[str, tuple[str, ...]]
 
 # Each status list in console.json, and the codes it must give words for.
 STATUS_LISTS: Mapping[str, type[StrEnum]] = MappingProxyType({
@@ -55,7 +58,8 @@ def load_console_catalogue(menus: Menus, path: Path = CONFIG_DIR / "console.json
     english = menus.catalogue("en")
     categories = {c.id: english.categories[c.id] for c in menus.categories}
     return ConsoleCatalogue(**{k: MappingProxyType(v) for k, v in lists.items()},
-                            categories=MappingProxyType(categories))
+                            categories=MappingProxyType(categories),
+                            giveaway_words=_giveaway_words(path, raw, menus.languages))
 
 
 def _pairs(path: Path, raw: dict[str, Any], name: str) -> dict[str, str]:
@@ -71,3 +75,28 @@ def _pairs(path: Path, raw: dict[str, Any], name: str) -> dict[str, str]:
             raise CatalogueError(f"{path}: '{name}' lists {entry[0]!r} twice.")
         pairs[entry[0]] = entry[1]
     return pairs
+
+
+# A "word*" stem shorter than this would match half the dictionary.
+SHORTEST_STEM = 3
+
+
+def _giveaway_words(path: Path, raw: dict[str, Any], languages: tuple[str, ...]) -> Mapping[str, tuple[str, ...]]:
+    """Each menu language's list: a language without one would let any question through."""
+    entries = raw.get("giveaway_words")
+    if not isinstance(entries, dict):
+        raise CatalogueError(f"{path}: 'giveaway_words' must map each language to a list of words.")
+    lists = {language: words for language, words in entries.items() if not language.startswith("_")}
+    missing, unknown = set(languages) - set(lists), set(lists) - set(languages)
+    if missing or unknown:
+        raise CatalogueError(f"{path}: 'giveaway_words' must list words for each language of config/menus.json"
+                             f"{f', missing {sorted(missing)}' if missing else ''}"
+                             f"{f', unknown {sorted(unknown)}' if unknown else ''}.")
+    for language, words in lists.items():
+        if not isinstance(words, list) or not words or not all(isinstance(w, str) and w.strip() for w in words):
+            raise CatalogueError(f"{path}: 'giveaway_words' for {language!r} must be a non-empty list of words.")
+        for word in words:
+            if "*" in word[:-1] or (word.endswith("*") and len(word.rstrip("*")) < SHORTEST_STEM):
+                raise CatalogueError(f"{path}: giveaway word {word!r} ({language}): a * may only end a word, "
+                                     f"after at least {SHORTEST_STEM} letters.")
+    return MappingProxyType({language: tuple(words) for language, words in lists.items()})

@@ -5,8 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, PasswordField, SelectChoice, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length, Optional, Regexp
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    IntegerField,
+    PasswordField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
+from wtforms.widgets import HiddenInput
 
 from ivr.console.casework import MAX_NOTE_CHARACTERS, MAX_SUMMARY_CHARACTERS
 from ivr.core.accounts import MAX_PASSWORD_CHARACTERS, ROLES
@@ -53,13 +63,31 @@ class DuplicateForm(FlaskForm):
     original = StringField("Duplicate of reference", validators=[DataRequired(), Length(max=32)])
 
 
+# How many parts the handler's page showed: a finish is refused when the tipster added more since.
+def parts_seen_field() -> IntegerField:
+    return IntegerField(widget=HiddenInput(), validators=[InputRequired(), NumberRange(min=0, max=10_000)])
+
+
 class PassOnForm(FlaskForm):
     partner = SelectField("Pass on to", validators=[DataRequired()])
     summary_version = HiddenField()
+    parts_seen = parts_seen_field()
 
 
 class CloseForm(FlaskForm):
+    # No reason is chosen for the handler: the first option is a placeholder that does not validate.
     reason = SelectField("Reason", validators=[DataRequired()])
+    confirm = BooleanField("Yes, close this tip", validators=[DataRequired()])
+    parts_seen = parts_seen_field()
+
+
+class QuestionForm(FlaskForm):
+    # Bounded here only against floods: what fits is the reply's (Questions.ask says how much).
+    text = TextAreaField("Your question", validators=[DataRequired(), Length(max=4000)])
+
+
+class WithdrawForm(FlaskForm):
+    number = IntegerField(widget=HiddenInput(), validators=[InputRequired(), NumberRange(min=1, max=10_000)])
 
 
 class ReassignForm(FlaskForm):

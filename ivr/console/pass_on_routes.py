@@ -8,7 +8,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from ivr.console.blueprint import bp, console
-from ivr.console.cases import CaseworkError, FlagsUnresolved
+from ivr.console.cases import CaseworkError, FlagsUnresolved, NewsArrived, things
 from ivr.console.flags import Flag, find_flags
 from ivr.console.forms import PassOnForm, choices
 from ivr.console.roles import requires
@@ -18,19 +18,26 @@ from ivr.console.roles import requires
 @bp.route("/tips/<reference>/pass-on", methods=["GET", "POST"])
 @requires("handler")
 def pass_on(reference: str) -> ResponseReturnValue:
+    """The summary with its flags marked, then the pass-on. The tip page's link carries how
+    many parts it showed (?seen=), and the form carries that on: a tipster's news arriving
+    meanwhile refuses the pass-on (NewsArrived: back to the tip, to read it)."""
     casework = console().casework
-    casework.tip(reference)
+    tip = casework.tip(reference)
     form = PassOnForm()
     form.partner.choices = choices(console().catalogue.partners.items())
     case = casework.case(reference)
     status = 200
+    refused_for_flags = False
     if form.validate_on_submit():
         confirmed = set(request.form.getlist("confirm"))
         try:
-            casework.pass_on(reference, current_user.name, form.partner.data, confirmed, form.summary_version.data)
-        except FlagsUnresolved as unresolved:
-            flash(str(unresolved), "error")
+            casework.pass_on(reference, current_user.name, form.partner.data, confirmed, form.summary_version.data,
+                             form.parts_seen.data)
+        except FlagsUnresolved:
+            refused_for_flags = True  # the page says so once, above the marked summary
             status = 400
+        except NewsArrived:
+            raise  # to the tip's page, where the news is (the blueprint's handler says why)
         except CaseworkError as error:
             flash(str(error), "error")
             status = 400
@@ -39,12 +46,17 @@ def pass_on(reference: str) -> ResponseReturnValue:
             flash(f"Tip {reference} was passed on to {console().catalogue.partners[form.partner.data]}.", "info")
             return redirect(url_for("console.package", reference=reference))
     elif form.is_submitted():
-        flash("Choose who it is passed on to.", "error")
+        flash("This form is out of date: reload the tip and try again." if form.parts_seen.errors
+              else "Choose who it is passed on to.", "error")
         status = 400
+    else:
+        seen = request.args.get("seen", "")
+        form.parts_seen.data = int(seen) if seen.isascii() and seen.isdigit() and len(seen) < 6 else len(tip.parts)
     form.summary_version.data = case.summary_version
     flags = find_flags(case.summary)
-    return render_template("console/pass_on.html", case=case, form=form, flags=flags,
-                           marked=_marked(case.summary, flags), confirmed=set(request.form.getlist("confirm"))), status
+    return render_template("console/pass_on.html", case=case, form=form, flags=flags, things=things,
+                           refused_for_flags=refused_for_flags, marked=_marked(case.summary, flags),
+                           confirmed=set(request.form.getlist("confirm"))), status
 
 
 def _marked(summary: str, flags: list[Flag]) -> list[tuple[str, Flag | None]]:

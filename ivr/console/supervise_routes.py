@@ -1,4 +1,4 @@
-"""A supervisor's pages: the audit trail, the hotspots, and reassigning a tip."""
+"""A supervisor's pages: the audit trail, the hotspots, the deadlines, and reassigning a tip."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from markupsafe import Markup
 
 from ivr.console.blueprint import bp, console
 from ivr.console.cases import CaseworkError
+from ivr.console.deadlines import AGE_BANDS
+from ivr.console.deadlines import render_svg as render_deadlines_svg
 from ivr.console.forms import ReassignForm
 from ivr.console.hotspots import HotspotTable, build_table, iso_week, render_svg, weeks_between
 from ivr.console.roles import requires
@@ -82,6 +84,18 @@ def hotspots_svg() -> ResponseReturnValue:
     _, _, table = _hotspot_table()
     catalogue = console().catalogue
     return Response(render_svg(table, dict(catalogue.areas), dict(catalogue.categories)), mimetype="image/svg+xml")
+
+
+@bp.get("/deadlines")
+@requires("supervisor")
+def deadlines() -> ResponseReturnValue:
+    """What is owed to tipsters, oldest first: unclaimed tips, unanswered questions, stale statuses."""
+    report = console().deadlines.report()
+    console().audit.append(current_user.name, "view_deadlines",
+                           detail=" ".join(f"{deadline.key}={deadline.count}" for deadline in report.lists))
+    svg = render_deadlines_svg(report)
+    chart = Markup(svg)  # nosec B704  # static labels, escaped, and numbers; no script (test_follow_up_console)
+    return render_template("console/deadlines.html", report=report, chart=chart, bands=[b for _, b in AGE_BANDS])
 
 
 def _int(raw: str | None, default: int) -> int:

@@ -21,9 +21,11 @@ from ivr.console.forms import (
     CloseForm,
     DuplicateForm,
     NoteForm,
+    QuestionForm,
     ReassignForm,
     SummaryForm,
     TriageForm,
+    WithdrawForm,
     choices,
 )
 from ivr.console.listening import AUDIO_KEPT_STATUSES
@@ -38,8 +40,9 @@ from ivr.core.tips import Tip
 @requires("handler")
 def dashboard() -> ResponseReturnValue:
     casework = console().casework
-    return render_template("console/dashboard.html", waiting=casework.waiting(),
-                           mine=casework.held_by(current_user.name), form=ActionForm())
+    mine = casework.held_by(current_user.name)
+    return render_template("console/dashboard.html", waiting=casework.waiting(), mine=mine,
+                           came_back=casework.with_news(mine), form=ActionForm())
 
 
 @bp.post("/claim")
@@ -70,10 +73,20 @@ def search() -> ResponseReturnValue:
 @bp.get("/tips/<reference>")
 @requires("handler")
 def tip(reference: str) -> ResponseReturnValue:
-    casework = console().casework
+    """A tip's page. Its holder opening a tip the tipster came back to takes it (the lease is
+    renewed, the dashboard stops marking it), and each answer first shown to the holder is
+    recorded ("read_answer", once per answer: every view is recorded as "view" anyway, and
+    the trail should say when the handler who must act on an answer first saw it)."""
+    casework, audit = console().casework, console().audit
+    if casework.take_news(reference, current_user.name):  # before reading: the page shows what it took
+        audit.append(current_user.name, "renew", tip=reference, detail="the tipster came back")
     tip_record = casework.tip(reference)
     case = casework.case(reference)
-    console().audit.append(current_user.name, "view", tip=reference)
+    audit.append(current_user.name, "view", tip=reference)
+    if case.holder == current_user.name and not case.finished:
+        for part in console().questions.answers_first_shown(tip_record):
+            audit.append(current_user.name, "read_answer", tip=reference,
+                         detail=f"question={part.answers} part={part.index}")
     return render_tip_page(tip_record, case)
 
 
@@ -85,15 +98,19 @@ def render_tip_page(tip_record: Tip, case: Case, status: int = 200,
     summary_form = summary_form or SummaryForm(summary=draft if draft is not None else case.summary,
                                                area=case.area or "", category=case.category or tip_record.category)
     _area_and_category_choices(summary_form)
-    close_form = CloseForm()
-    close_form.reason.choices = choices(catalogue.close_reasons.items())
+    questions = console().questions
     return render_template(
         "console/tip.html", tip=tip_record, case=case, mine=mine, draft_pending=draft is not None,
+        asked=questions.on_tip(tip_record), waiting=questions.waiting(tip_record.reference),
+        answer_parts={part.index for part in tip_record.parts if part.answers},
+        status_words=questions.status_words(tip_record), question_form=QuestionForm(),
+        withdraw_form=WithdrawForm(), fits=questions.fit_description(tip_record.language),
+        close_form=_close_choices(CloseForm(parts_seen=len(tip_record.parts))),
         audio_kept_statuses=AUDIO_KEPT_STATUSES, catalogue=catalogue, history=console().audit.for_tip(case.reference),
         lease_left=casework.lease_left_seconds(case.reference) if mine else None,
         summary_form=summary_form, triage_form=_triage_choices(TriageForm(triage=tip_record.triage)),
         note_form=NoteForm(),
-        duplicate_form=DuplicateForm(), close_form=close_form, action_form=ActionForm(),
+        duplicate_form=DuplicateForm(), action_form=ActionForm(),
         reassign_form=ReassignForm(), received_day=received_day(tip_record).isoformat(),
         under_attack=console().pin_guard.under_attack(tip_record.reference),
         attack_days=LOCK_MEMORY_SECONDS // (24 * 3600),
@@ -104,6 +121,12 @@ def _area_and_category_choices(form: SummaryForm) -> None:
     catalogue = console().catalogue
     form.area.choices = choices([("", "Choose an area"), *catalogue.areas.items()])
     form.category.choices = choices([("", "Choose a category"), *catalogue.categories.items()])
+
+
+def _close_choices(form: CloseForm) -> CloseForm:
+    """No reason preselected: the placeholder's empty value does not validate."""
+    form.reason.choices = choices([("", "Choose a reason"), *console().catalogue.close_reasons.items()])
+    return form
 
 
 def _triage_choices(form: TriageForm) -> TriageForm:
@@ -203,11 +226,12 @@ def release(reference: str) -> ResponseReturnValue:
 @bp.post("/tips/<reference>/close")
 @requires("handler")
 def close(reference: str) -> ResponseReturnValue:
-    form = CloseForm()
-    form.reason.choices = choices(console().catalogue.close_reasons.items())
+    form = _close_choices(CloseForm())
     if not form.validate_on_submit():
-        raise CaseworkError("Choose a reason for closing it.")
-    console().casework.close(reference, current_user.name, form.reason.data)
+        if form.parts_seen.errors:
+            raise CaseworkError("This form is out of date: reload the tip and try again.")
+        raise CaseworkError("Choose a reason for closing it, and tick “Yes, close this tip”.")
+    console().casework.close(reference, current_user.name, form.reason.data, form.parts_seen.data)
     flash(f"Tip {reference} is closed.", "info")
     console().audit.append(current_user.name, "close", tip=reference, detail=f"reason={form.reason.data}")
     return redirect(url_for("console.dashboard"))

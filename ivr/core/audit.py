@@ -49,7 +49,8 @@ ACTIONS = (
     "sign_in", "sign_in_failed", "sign_in_locked", "sign_out",
     "view", "claim", "release", "renew", "listen",
     "edit_summary", "tag", "triage", "note", "link_duplicate", "pass_on", "close", "reassign",
-    "view_audit", "view_hotspots", "export",
+    "ask", "withdraw", "read_answer",
+    "view_audit", "view_hotspots", "view_deadlines", "export",
     "account_created", "account_enrolled", "role_changed", "account_disabled",
     "trail_resealed",
 )

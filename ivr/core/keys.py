@@ -60,6 +60,8 @@ TIPSTER_STATUS_SINCE = f"{PREFIX}:tipster-status:since"
 
 # Set once every stored status is a code, not words (ivr/core/status_migration.py).
 STATUS_CODES_MIGRATED = f"{PREFIX}:migrated:status-codes"
+# Set once every tip from before the tipster-facing status has one (ivr/core/status_migration.py).
+TIPSTER_STATUSES_BACKFILLED = f"{PREFIX}:migrated:tipster-statuses"
 
 
 # The console's accounts and sign-ins. Names are handler account names, never a tipster's.
