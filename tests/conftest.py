@@ -26,6 +26,7 @@ from dev.standin.server import StandInServer
 from dev.twilio.calls import Call, TwilioLike
 from ivr import create_app
 from ivr.core.redaction import RedactingFormatter
+from tests.console_people import enrolled
 from tests.privacy import start_a_fresh_aof
 
 if TYPE_CHECKING:
@@ -210,3 +211,28 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("hostile input and faults")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+# -- the app's long-lived objects, as tests reach them -------------------------------------------
+
+@pytest.fixture
+def core(app):
+    """The app's core (ivr/core/__init__.py): what every door of this app shares."""
+    return app.extensions["tipline"]
+
+
+@pytest.fixture
+def console(app):
+    """The console's own objects (casework, catalogue, accounts, audit)."""
+    return app.extensions["console"]
+
+
+@pytest.fixture
+def casework(console):
+    return console.casework
+
+
+@pytest.fixture
+def sam(app):
+    """A handler, enrolled and ready to sign in."""
+    return enrolled(app, "sam", "handler")

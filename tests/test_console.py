@@ -26,16 +26,6 @@ SENDER = "+447700900461"
 
 
 @pytest.fixture
-def console(app):
-    return app.extensions["console"]
-
-
-@pytest.fixture
-def sam(app) -> Person:
-    return enrolled(app, "sam", "handler")
-
-
-@pytest.fixture
 def alex(app) -> Person:
     return enrolled(app, "alex", "handler")
 

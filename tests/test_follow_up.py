@@ -23,16 +23,6 @@ from tests.console_people import a_texted_tip
 REPORT = "Two men sell cocaine from a grey Golf outside the chip shop on Mare Street most evenings."
 
 
-@pytest.fixture
-def core(app):
-    return app.extensions["tipline"]
-
-
-@pytest.fixture
-def casework(app):
-    return app.extensions["console"].casework
-
-
 def claimed_tip(twilio, casework, handler: str = "sam") -> str:
     reference = a_texted_tip(twilio, CALLER_NUMBER, REPORT)
     assert casework.claim_next(handler) == reference

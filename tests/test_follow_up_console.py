@@ -39,21 +39,6 @@ QUESTION = "Which door of the shop do they use?"
 
 
 @pytest.fixture
-def core(app):
-    return app.extensions["tipline"]
-
-
-@pytest.fixture
-def console(app):
-    return app.extensions["console"]
-
-
-@pytest.fixture
-def sam(app) -> Person:
-    return enrolled(app, "sam", "handler")
-
-
-@pytest.fixture
 def handler(app, sam: Person) -> ConsoleClient:
     client = ConsoleClient(app, sam)
     assert client.signs_in().status_code == 302

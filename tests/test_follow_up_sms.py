@@ -119,16 +119,6 @@ def privacy_scan_after_every_flow(phones: Phones, redis_client: redis.Redis, red
         assert found == []
 
 
-@pytest.fixture
-def core(app):
-    return app.extensions["tipline"]
-
-
-@pytest.fixture
-def casework(app):
-    return app.extensions["console"].casework
-
-
 def codes_in(reply: str) -> tuple[str, str]:
     match = CODES.search(reply)
     assert match, f"no reference and PIN in {reply!r}"

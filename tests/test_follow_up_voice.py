@@ -95,16 +95,6 @@ def privacy_scan_after_every_flow(request: pytest.FixtureRequest, redis_client: 
 
 # -- helpers -----------------------------------------------------------------------------------
 
-@pytest.fixture
-def core(app: Flask):
-    return app.extensions["tipline"]
-
-
-@pytest.fixture
-def casework(app: Flask):
-    return app.extensions["console"].casework
-
-
 def texted_tip(twilio: TwilioLike, language: str = "en", number: str = TIPSTER) -> tuple[str, str]:
     """A tip as a tipster texts it in `language` (welcome, language, topic, report, DONE); (reference, PIN)."""
     phone = Phone(twilio, number)
