@@ -183,3 +183,12 @@ def test_a_called_back_answer_on_an_urgent_tip_is_transcribed_first(twilio, core
     assert redis_client.llen(f"rq:queue:{keys.QUEUE_URGENT_RECORDINGS}") == 1
     assert redis_client.llen(f"rq:queue:{keys.QUEUE_RECORDINGS}") == 0
     assert core.tips.get(reference).parts[-1].later
+
+
+def test_a_tip_queued_before_cases_knew_their_entry_keeps_one_entry_when_its_tipster_comes_back(
+        twilio, core, casework, redis_client) -> None:
+    reference = a_texted_tip(twilio, CALLER_NUMBER, REPORT)
+    redis_client.hdel(keys.case(reference), "stream", "entry")  # as a tip queued by an older release
+    core.follow_up.answer_by_text(reference, "More: it is a grey Golf.", answers=None)
+    assert core.tips.queue.tip_ids() == [reference]
+    assert casework.claim_next("sam") == reference and casework.claim_next("alex") is None

@@ -83,6 +83,8 @@ elseif stream and entry then
   end
   redis.call('XACK', stream, group, entry)
   redis.call('XDEL', stream, entry)
+else
+  return 'waiting'  -- queued before cases knew their entry, and never claimed: still unclaimed
 end
 local id = xadd_at_hour(KEYS[2], hour_ms, tip)
 -- Nothing else ever waits undelivered in this stream, so '>' reads the entry just added.
