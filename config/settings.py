@@ -52,6 +52,7 @@ class Settings:
     console_idle_seconds: int
     console_trusted_proxies: int
     feedback_deadline_days: int
+    retention: RetentionSettings = field(default_factory=lambda: RetentionSettings())
 
     @property
     def is_production(self) -> bool:
@@ -137,7 +138,27 @@ class Settings:
             # is the norm for reporting channels.
             feedback_deadline_days=_bounded_int("FEEDBACK_DEADLINE_DAYS", env.get("FEEDBACK_DEADLINE_DAYS", "90"),
                                                 1, 365),
+            retention=RetentionSettings.from_env(env),
         )
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    """How long tips and what is left of them are kept (`ivr.core.retention`; README "How long we keep things")."""
+
+    # A tip passed on or closed this long ago is crypto-shredded and removed.
+    days: int = 365
+    # What is left of it (the reference, the PIN's hash, the month, a coarse outcome) goes this long after.
+    tombstone_days: int = 730
+    # A tip its tipster added to this recently is kept, however long ago it was finished.
+    grace_days: int = 90
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RetentionSettings:
+        days = _bounded_int("RETENTION_DAYS", env.get("RETENTION_DAYS", "365"), 30, 3650)
+        return cls(days=days,
+                   tombstone_days=_bounded_int("TOMBSTONE_DAYS", env.get("TOMBSTONE_DAYS", "730"), 1, 3650),
+                   grace_days=_bounded_int("RETENTION_GRACE_DAYS", env.get("RETENTION_GRACE_DAYS", "90"), 0, days))
 
 
 def _port(raw: str) -> int:

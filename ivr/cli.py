@@ -6,6 +6,7 @@
     tipline handler disable NAME             sign them out everywhere and refuse sign-in
     tipline audit verify                     check the audit trail's HMAC chain (exit 1 if broken)
     tipline audit reseal --confirm           after a failed check: keep the damaged trail aside, start anew
+    tipline retention plan|run [--as-of D]   tips whose time is up: count them, or delete them
 
 No password is ever printed or taken on the command line: the person sets theirs through
 the link. Settings come from the environment, as for `make run` (same var/ folder).
@@ -22,6 +23,8 @@ from config.settings import Settings, SettingsError
 from ivr.audit_cli import reseal_command, verify_command
 from ivr.core import Core, build_core
 from ivr.core.accounts import ROLES, AccountError
+from ivr.retention_cli import add_parser as add_retention_parser
+from ivr.retention_cli import retention_command
 
 OPERATOR = "operator"
 
@@ -43,10 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     reseal = audit.add_parser("reseal", help="after a failed check, set the damaged trail aside and start anew")
     reseal.add_argument("--confirm", action="store_true", required=True,
                         help="you have recorded what `tipline audit verify` found")
+    add_retention_parser(topics)
     args = parser.parse_args(argv)
 
     try:
         settings = Settings.from_env()
+        if args.topic == "retention":
+            return retention_command(settings, args)
         if args.topic == "audit":
             return verify_command(settings) if args.action == "verify" else reseal_command(settings, OPERATOR)
         return _handler_command(build_core(settings), args)

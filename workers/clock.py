@@ -3,7 +3,8 @@
 Every few seconds it hands back jobs abandoned by a dead worker on this host (started, or
 only claimed), queues again the job of a part stuck awaiting its transcript for minutes
 with no job pending (`workers.stuck`), and closes SMS conversations idle past their
-timeout into tips (never dropped); every few minutes it sweeps the provider: recordings no
+timeout into tips (never dropped), and once a day (one clock only) deletes the tips whose
+time is up (`workers.retention_daily`); every few minutes it sweeps the provider: recordings no
 tip accounts for (`sweep_provider`), texts no conversation accounts for
 (`sweep_inbound_messages`), finished calls no job will delete (`sweep_calls`), and the SMS
 replies Twilio made from our TwiML once they are final (`sweep_replies`). Each piece of
@@ -32,6 +33,7 @@ from workers.call_sweep import sweep_calls
 from workers.context import WorkerContext, worker_context
 from workers.inbound_sweep import sweep_inbound_messages
 from workers.recovery import requeue_abandoned, requeue_unclaimed
+from workers.retention_daily import run_daily_retention
 from workers.stuck import STUCK_AFTER, requeue_stuck
 from workers.sweep import sweep_provider, sweep_replies
 
@@ -71,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         _run_guarded("unclaimed jobs", lambda: requeue_unclaimed(context.core.redis, WORKER_QUEUES))
         _run_guarded("stuck parts", lambda: requeue_stuck(context, stuck_after=stuck_after))
         _run_guarded("idle conversations", lambda: context.core.sms.sessions.close_idle(time.time()))
+        _run_guarded("retention", lambda: run_daily_retention(context.core))
         if time.monotonic() >= next_sweep:
             for name, sweep in provider_sweeps(context, args.sweep_grace_seconds):
                 _run_guarded(name, sweep)

@@ -144,3 +144,11 @@ def delete_reviewed_recordings(reference: str) -> None:
         if kept:
             context.provider.delete_recording(kept["recording_sid"])
             tips.drop_kept_audio(reference, part.index)
+
+
+def delete_recordings(sealed_sids: str) -> None:
+    """Retention deleted a tip that still had recordings kept at the provider for a person:
+    they go too. Gone already counts as done, so a retry is harmless."""
+    context = worker_context()
+    for recording_sid in context.core.arguments.open_recording_sids(sealed_sids):
+        context.provider.delete_recording(recording_sid)

@@ -10,6 +10,7 @@ import redis
 from ivr.console.cases import PASSED_ON, Finished, NewsArrived, UnknownTip, received_day
 from ivr.console.hotspots import HotspotCounts, iso_week
 from ivr.core import keys
+from ivr.core.coarse_time import current_hour
 from ivr.core.jobs import enqueue_reviewed_recordings_deletion
 from ivr.core.redis_values import HashFields, as_text
 from ivr.core.statuses import Triage
@@ -58,7 +59,9 @@ class Finishing:
             tag = f"{as_text(area)}|{as_text(category)}" if area and category else NOT_COUNTED
             # Counted before cases remembered their count (reopened, no "hotspot"): left as it was.
             previous = as_text(counted) if counted else (tag if reopened else None)
-            mapping: HashFields = {**fields, "finished": outcome, "hotspot": tag}
+            # When it was finished (the retention clock starts here: `ivr.core.retention`).
+            mapping: HashFields = {**fields, "finished": outcome, "hotspot": tag,
+                                   "finished_hour": current_hour(self._tips.clock())}
             if outcome == PASSED_ON and passed_hour:  # passed on before: this one supplements it
                 mapping["supplement_to"] = passed_hour
             pipe.multi()

@@ -21,6 +21,13 @@ entries *and* deleting the head shows only as a missing head, not as which entri
 Whoever holds AUDIT_KEY (the web app's host) can of course rewrite the trail; the key is
 what has to be guarded.
 
+Entries name a tip by a keyed digest of its reference (`tip_digest`, under AUDIT_KEY),
+never the reference itself: the trail outlives tips (retention, `ivr/core/retention.py`),
+and once a tip is deleted nothing in the trail may still read as its reference. Whoever
+looks a reference up (the tip page's history, the audit page's filter) computes the same
+digest. Entries written before that named tips in clear; `ivr/core/audit_digests.py`
+rewrites them once, into a new chain.
+
 Entries hold who did what to which tip, never what a tip says: no transcript or summary
 text, only short details such as "partner=Metropolitan Police" or "status=possibly
 malicious", and only the coarse hour (promise 6).
@@ -40,7 +47,7 @@ from ivr.core.audit_chain import GENESIS, AuditEntry, AuditReport, check_chain, 
 from ivr.core.coarse_time import current_hour
 from ivr.core.redis_values import as_bytes
 from ivr.core.transactions import atomically
-from ivr.core.vault import ChainMac
+from ivr.core.vault import ChainMac, KeyedDigest
 
 __all__ = ["ACTIONS", "AuditEntry", "AuditLog", "AuditReport", "AuditTrailBroken"]
 
@@ -52,7 +59,7 @@ ACTIONS = (
     "ask", "withdraw", "read_answer",
     "view_audit", "view_hotspots", "view_deadlines", "export",
     "account_created", "account_enrolled", "role_changed", "account_disabled",
-    "trail_resealed",
+    "trail_resealed", "trail_rewritten", "retention_run",
 )
 WHO_MAX = 64
 DETAIL_MAX = 200
@@ -83,9 +90,17 @@ class AuditLog:
     def __init__(self, connection: redis.Redis, audit_key: str) -> None:
         self._redis = connection
         self._chain = ChainMac(audit_key)
+        # The name a tip has in the trail: its reference's keyed digest (see the module's docstring).
+        self.tip_digest = KeyedDigest(audit_key, "audit.tip")
+
+    @property
+    def chain(self) -> ChainMac:
+        """The MAC the trail is chained under (for a rewrite of the whole trail: `ivr.core.audit_digests`)."""
+        return self._chain
 
     def append(self, who: str, action: str, tip: str | None = None, detail: str = "") -> AuditEntry:
-        """Record that `who` did `action` (to `tip`), chained onto the last entry; safe across processes.
+        """Record that `who` did `action` (to the tip whose reference is `tip`, stored as its
+        digest), chained onto the last entry; safe across processes.
 
         WATCH the head, read it with the trail's length, compute the next link here (the key
         never goes to Redis), then push the entry and move the head in one MULTI; another
@@ -97,10 +112,11 @@ class AuditLog:
         detail = clean_text(detail, "detail", DETAIL_MAX, required=False)
         if tip is not None and not (isinstance(tip, str) and TIP_PATTERN.fullmatch(tip)):
             raise ValueError(f"tip must be a tip's reference (letters, digits, - or _, at most 40), not {tip!r}")
+        named = self.tip_digest(tip) if tip is not None else None
 
         def append(pipe: redis.client.Pipeline) -> AuditEntry:
             last_seq, last_mac = self._head(*self._snapshot())
-            unsigned = AuditEntry(seq=last_seq + 1, hour=current_hour(), who=who, action=action, tip=tip,
+            unsigned = AuditEntry(seq=last_seq + 1, hour=current_hour(), who=who, action=action, tip=named,
                                   detail=detail, mac="")
             entry = replace(unsigned, mac=self._chain.mac(last_mac, unsigned.signed_bytes()))
             pipe.multi()
@@ -161,7 +177,7 @@ class AuditLog:
     def entries(self, start: int = 0, count: int = 50, newest_first: bool = True, tip: str | None = None,
                 who: str | None = None) -> list[AuditEntry]:
         """A page of the trail for the supervisor: `count` entries after skipping `start`, optionally
-        only those for one tip or by one person (filtering scans the trail)."""
+        only those for one tip (its reference) or by one person (filtering scans the trail)."""
         if start < 0 or count < 0:
             raise ValueError(f"start and count must not be negative (got start={start}, count={count})")
         if count == 0:
@@ -174,8 +190,9 @@ class AuditLog:
             return list(_readable(raw))
         page: list[AuditEntry] = []
         skipped = 0
+        names = self._names_of(tip) if tip is not None else ()
         for entry in self._scan(newest_first):
-            if (tip is None or entry.tip == tip) and (who is None or entry.who == who):
+            if (tip is None or entry.tip in names) and (who is None or entry.who == who):
                 if skipped < start:
                     skipped += 1
                     continue
@@ -185,8 +202,13 @@ class AuditLog:
         return page
 
     def for_tip(self, tip: str) -> list[AuditEntry]:
-        """Everything done to one tip, oldest first."""
-        return [entry for entry in self._scan(newest_first=False) if entry.tip == tip]
+        """Everything done to one tip (its reference), oldest first."""
+        names = self._names_of(tip)
+        return [entry for entry in self._scan(newest_first=False) if entry.tip in names]
+
+    def _names_of(self, reference: str) -> tuple[str, str]:
+        """What entries call a tip: its digest, or its reference in a trail not yet rewritten."""
+        return self.tip_digest(reference), reference
 
     def _scan(self, newest_first: bool) -> Iterator[AuditEntry]:
         """Every readable entry, in chunks; entries appended meanwhile are not included."""

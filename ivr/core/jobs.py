@@ -35,6 +35,7 @@ TRANSCRIBE_RECORDING = "workers.recordings.transcribe_recording"
 DELETE_CALL = "workers.recordings.delete_call"
 DELETE_REVIEWED_RECORDINGS = "workers.recordings.delete_reviewed_recordings"
 DELETE_MESSAGES = "workers.messages.delete_messages"
+DELETE_RECORDINGS = "workers.recordings.delete_recordings"
 
 # The queues a worker listens on, first to last: urgent recordings, other recordings, then
 # message clean-up (a flood of refused texts never delays a transcription).
@@ -114,6 +115,7 @@ class JobArguments:
     def __init__(self, secret_key: str) -> None:
         self._handles = Sealer(secret_key, "recording-handle")
         self._message_sids = Sealer(secret_key, "message-sids")
+        self._recording_sids = Sealer(secret_key, "recording-sids")
 
     def seal_handle(self, handle: RecordingHandle) -> str:
         return self._handles.seal(json.dumps(handle.to_mapping()).encode()).hex()
@@ -129,6 +131,13 @@ class JobArguments:
             return []
         text = sealed.decode() if isinstance(sealed, bytes) else sealed
         return list(json.loads(self._message_sids.open(bytes.fromhex(text))))
+
+
+    def seal_recording_sids(self, recording_sids: list[str]) -> str:
+        return self._recording_sids.seal(json.dumps(recording_sids).encode()).hex()
+
+    def open_recording_sids(self, sealed: str) -> list[str]:
+        return list(json.loads(self._recording_sids.open(bytes.fromhex(sealed))))
 
 
 # -- queueing -----------------------------------------------------------------------------
@@ -161,6 +170,15 @@ def enqueue_reviewed_recordings_deletion(connection: redis.Redis, reference: str
     """Queue the deletion of the recordings a handler reviewed, once the tip is finished."""
     _queue(connection, keys.QUEUE_RECORDINGS).enqueue_call(
         DELETE_REVIEWED_RECORDINGS, args=(reference,), description="delete reviewed recordings",
+        result_ttl=RESULT_TTL, failure_ttl=FAILED_JOB_TTL, retry=DELETE_REVIEWED_RETRY, pipeline=pipeline)
+
+
+def enqueue_recordings_deletion(connection: redis.Redis, sealed_sids: str,
+                                pipeline: Pipeline | None = None) -> None:
+    """Queue the deletion at the provider of recordings whose tip is already gone (retention):
+    the job carries their sids sealed, not the tip's reference."""
+    _queue(connection, keys.QUEUE_RECORDINGS).enqueue_call(
+        DELETE_RECORDINGS, args=(sealed_sids,), description="delete recordings of a deleted tip",
         result_ttl=RESULT_TTL, failure_ttl=FAILED_JOB_TTL, retry=DELETE_REVIEWED_RETRY, pipeline=pipeline)
 
 

@@ -178,3 +178,19 @@ AUDIT_ARCHIVES = f"{PREFIX}:audit:archives"
 def audit_archive(number: int) -> str:
     """A damaged trail set aside by `tipline audit reseal` (its head beside it, `:head`): evidence, kept."""
     return f"{PREFIX}:audit:archive:{number}"
+
+
+# Retention (ivr/core/retention.py): what is left of a tip deleted under the retention rules.
+def tombstone(reference: str) -> str:
+    """A deleted tip's tombstone (a hash: the PIN's argon2 hash, the month it came, a coarse
+    outcome), so its tipster hears it was dealt with; it expires after TOMBSTONE_DAYS."""
+    return f"{PREFIX}:tombstone:{reference}"
+
+
+def retention_day(day: str) -> str:
+    """Taken (SET NX, expiring) by the one clock that runs a day's retention ("2026-11-30")."""
+    return f"{PREFIX}:retention:day:{day}"
+
+
+# Set once the audit trail names tips only by keyed digest (ivr/core/audit_digests.py).
+AUDIT_TIPS_DIGESTED = f"{PREFIX}:migrated:audit-tip-digests"

@@ -11,6 +11,11 @@ Three promises, and how each is kept:
 - **Nothing tells a known reference from an unknown one.** Malformed, unknown, locked
   and wrong all cost exactly one argon2 verify with the same parameters and get the same
   answer (the caller words it).
+- **A deleted tip's tipster is told, and nobody else.** A tip deleted under the retention
+  rules leaves a tombstone holding its PIN's hash (`ivr.core.retention`); a proven PIN on a
+  tombstone is `Proof.DELETED`. The tip's hash and the tombstone's are read together, in
+  the one round trip that read the tip's alone, on every path: a tombstone costs no more
+  and no less than a tip, and its refusals are the same refusal.
 
 What a tipster types here is unverified: it names a key only through a keyed digest
 (a phone number typed as a reference must not turn up in a key name or the AOF), and a
@@ -21,11 +26,13 @@ from __future__ import annotations
 
 import logging
 import secrets
+from enum import Enum
 
 import redis
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from ivr.core import keys
+from ivr.core.redis_values import as_text
 from ivr.core.references import is_valid_pin, is_valid_reference
 from ivr.core.tips import PIN_HASHER, TipStore
 from ivr.core.vault import KeyedDigest
@@ -63,6 +70,14 @@ return seconds
 """
 
 
+class Proof(Enum):
+    """What a checked reference and PIN prove."""
+
+    REFUSED = "refused"  # wrong, unknown, malformed, locked, closed: one answer for all
+    PROVEN = "proven"  # the tip's PIN: the tipster may hear about it and add to it
+    DELETED = "deleted"  # a tombstone's PIN: the tip was dealt with and deleted
+
+
 class PinGuard:
     """PIN checks for quoted references: counted first, locked while failing, timed alike."""
 
@@ -74,7 +89,11 @@ class PinGuard:
         self._count_failure = connection.register_script(_COUNT_FAILURE)
 
     def proves(self, reference: str, pin: str) -> bool:
-        """True when `pin` is `reference`'s PIN and the reference may be checked now.
+        """True when `pin` is `reference`'s PIN (a tip, not a tombstone) and it may be checked now."""
+        return self.check(reference, pin) is Proof.PROVEN
+
+    def check(self, reference: str, pin: str) -> Proof:
+        """Whether `pin` proves `reference`: its tip's PIN, its tombstone's, or neither.
 
         Every path makes the same three Redis round trips around one argon2 verify; a
         malformed reference or PIN makes read-only ones, so it stores nothing.
@@ -83,18 +102,32 @@ class PinGuard:
         named = self._reference_key(reference)
         if well_formed:
             admitted = self._admitted(named)
-            pin_hash = self._tips.pin_hash(reference)
+            tip_hash, tombstone_hash = self._pin_hashes(reference)
         else:
-            admitted, pin_hash = False, None
+            admitted, tip_hash, tombstone_hash = False, None, None
             self._redis.exists(keys.pin_attempts(named))
             self._redis.exists(keys.pin_locks(named))
+        pin_hash = tip_hash or tombstone_hash
         if _pin_matches(pin_hash if admitted and pin_hash else _UNMATCHABLE_PIN_HASH, pin):
-            return True
+            return Proof.PROVEN if tip_hash else Proof.DELETED
         if admitted:
             self._failed(named)
         else:
             self._redis.exists(keys.pin_locks(named))  # not a failure to count: only checked PINs count
-        return False
+        return Proof.REFUSED
+
+    def _pin_hashes(self, reference: str) -> tuple[str | None, str | None]:
+        """The tip's PIN hash and its tombstone's (one round trip; at most one exists)."""
+        with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hget(keys.tip(reference), "pin_hash")
+            pipe.hget(keys.tombstone(reference), "pin_hash")
+            tip_hash, tombstone_hash = pipe.execute()
+        return (as_text(tip_hash) if tip_hash else None), (as_text(tombstone_hash) if tombstone_hash else None)
+
+    def keys_of(self, reference: str) -> tuple[str, str]:
+        """The attempt and lock keys of `reference` (retention deletes them with the tip)."""
+        named = self._reference_key(reference)
+        return keys.pin_attempts(named), keys.pin_locks(named)
 
     def under_attack(self, reference: str) -> bool:
         """True while a lock on this reference's PIN is remembered: someone has been guessing it."""

@@ -12,7 +12,8 @@ Order of checks, and why:
 4. Photos are refused (they carry location); the message is deleted at the provider.
 5. `REF <reference> PIN <pin> ...` is for an existing tip, voice or SMS, once the PIN guard
    (ivr/core/pin_guard.py) has checked the PIN: text after the PIN answers the waiting
-   question or adds to the tip at once (ivr/core/follow_up.py); CLOSE asks for a
+   question or adds to the tip at once (ivr/core/follow_up.py), or, for a tip deleted under
+   the retention rules, says it was dealt with and deleted; CLOSE asks for a
    confirmation; nothing gets the waiting question, else the tip's status, and starts a
    returning conversation (ivr/core/sms_returning.py). Replies are in the tip's language.
 6. In a returning conversation the next text is the answer (or new information), or the
@@ -31,7 +32,7 @@ import redis
 from ivr.core import Core, keys
 from ivr.core import sms_words as words
 from ivr.core.choices import Choices
-from ivr.core.pin_guard import PinGuard
+from ivr.core.pin_guard import PinGuard, Proof
 from ivr.core.redis_values import as_bytes, as_text
 from ivr.core.references import new_pin, new_reference
 from ivr.core.sms_cleanup import MessageCleanup
@@ -223,8 +224,11 @@ class SmsLine:
     def _quoted(self, quoted: words.Returning, session_key: str, now: float) -> str:
         """`REF <reference> PIN <pin> ...`: once proven, text answers at once, CLOSE asks for its
         confirmation, and nothing starts a returning conversation with the question or the status."""
-        if not self.pin_guard.proves(quoted.reference, quoted.pin):
-            return self._menus.sms_text(self._language_of(session_key), "returning_refused")  # whatever was wrong
+        proof = self.pin_guard.check(quoted.reference, quoted.pin)
+        if proof is not Proof.PROVEN:  # whatever was wrong; or the tip was deleted under the retention rules
+            deleted = proof is Proof.DELETED
+            return self._menus.sms_text(self._language_of(session_key), "report_deleted" if deleted
+                                        else "returning_refused")
         self.returning.end(session_key)  # a proven quote starts afresh
         hears = self.follow_up.for_tipster(quoted.reference)
         if hears is None:

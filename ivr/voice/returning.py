@@ -11,6 +11,8 @@ What it keeps and why:
   choice, the PIN never (it is not needed once proven). A proven token lives as long as any
   step token (an hour), so nothing links this call to the tipster's others beyond the
   reference they typed.
+- A proven PIN on a tip deleted under the retention rules (its tombstone) hears "this report
+  has been dealt with and its details deleted", then the topic menu.
 - Every refusal (wrong PIN, unknown, locked or closed reference, a tip gone) is the same
   sentence after the same work (`ivr.core.pin_guard`), and the caller is back at the topic
   menu; nothing says which part was wrong. The guard is the SMS line's: one lock-out per
@@ -31,6 +33,7 @@ from flask import Response
 from ivr.core.call_state import CallState
 from ivr.core.choices import Choices
 from ivr.core.follow_up import WhatTheTipsterHears
+from ivr.core.pin_guard import Proof
 from ivr.core.references import is_valid_reference
 from ivr.edge import CallStep
 from ivr.voice.routes import after_the_tone, bp, call_step
@@ -85,7 +88,10 @@ def returning_pin(step: CallStep, state: CallState) -> str:
     line = voice_line()
     reference = "" if state.proven else state.choices.reference or ""
     # The guard does the same work for every refusal, malformed digits and no digits included.
-    heard = line.follow_up.for_tipster(reference) if line.pin_guard.proves(reference, step.digits or "") else None
+    proof = line.pin_guard.check(reference, step.digits or "")
+    if proof is Proof.DELETED:  # the tipster of a tip deleted under the retention rules
+        return _topics(state, "report_deleted")
+    heard = line.follow_up.for_tipster(reference) if proof is Proof.PROVEN else None
     if heard is None:
         return _topics(state, "returning_refused")
     proven = CallState(Choices(language=heard.language, reference=reference), proven=True, question=_asked(heard))
