@@ -282,3 +282,17 @@ def test_two_clocks_at_once_run_it_once_a_day(twilio, core, casework, redis_clie
     actions = [AuditEntry.from_json(raw).action for raw in redis_client.lrange(keys.AUDIT_TRAIL, 0, -1)]
     assert actions.count("retention_run") == 1
     assert run_daily_retention(core, AS_OF + timedelta(days=1)).total == 0  # the next day runs again
+
+
+def test_an_open_tip_past_the_retention_period_shows_on_the_deadlines_page(twilio, core, console, casework,
+                                                                          at) -> None:
+    old = datetime(2026, 2, 2, 10, tzinfo=UTC)
+    open_old, _ = texted_tip(twilio, at, old)
+    young, _ = texted_tip(twilio, at, AS_OF - timedelta(days=20))
+    at[0] = AS_OF
+
+    past = {deadline.key: deadline for deadline in console.deadlines.report().lists}["retention"]
+
+    assert [row.reference for row in past.rows] == [open_old] and past.count == 1
+    assert "365 days" in past.title and young not in {row.reference for row in past.rows}
+    assert retention_of(core).run(AS_OF, "operator").total == 0 and core.tips.get(open_old) is not None

@@ -21,6 +21,7 @@ from flask_wtf.csrf import CSRFError
 
 from ivr.core import Core
 from ivr.core.audit import AuditTrailBroken
+from ivr.core.retention import retention_of
 from ivr.core.statuses import TipsterStatus
 
 
@@ -58,7 +59,7 @@ def install(app: Flask, core: Core) -> None:
         questions=Questions(core.redis, core.follow_up, casework, core.menus, catalogue.giveaway_words),
         deadlines=Deadlines(core.redis, core.tips, core.follow_up, settings.feedback_deadline_days,
                             {status: core.menus.catalogue("en").voice.get(f"status_{status}", status)
-                             for status in TipsterStatus}),
+                             for status in TipsterStatus}, retention_of(core)),
     )
     app.config.update(
         SESSION_COOKIE_NAME="tipline_console",

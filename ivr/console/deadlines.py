@@ -1,9 +1,11 @@
 """What is owed to tipsters, and for how long: the supervisors' deadlines page.
 
-Three lists, oldest first: tips nobody has claimed yet (new ones, and returning ones
-nobody took), questions the tipster has not answered, and tips whose tipster has heard the
+Four lists, oldest first: tips nobody has claimed yet (new ones, and returning ones
+nobody took), questions the tipster has not answered, tips whose tipster has heard the
 same status ("received", "being looked at") for longer than FEEDBACK_DEADLINE_DAYS
-(feedback within three months is the norm for reporting channels). Each row carries its
+(feedback within three months is the norm for reporting channels), and tips still open
+past the retention period: retention never deletes an open tip silently
+(`ivr.core.retention`), so someone must pass it on or close it. Each row carries its
 age from the coarse hour it began (so an age is "about": never more precise than the
 hour), measured against the core's clock (`TipStore.clock`), which tests set.
 
@@ -24,6 +26,7 @@ import redis
 from ivr.core import keys
 from ivr.core.follow_up import FollowUp
 from ivr.core.redis_values import as_text
+from ivr.core.retention import Retention
 from ivr.core.tips import ShreddedTip, TipStore
 
 # Rows shown per list: the counts and the chart are of every tip, the table only the oldest.
@@ -90,12 +93,13 @@ def band(age: timedelta) -> int:
 
 class Deadlines:
     def __init__(self, connection: redis.Redis, tips: TipStore, follow_up: FollowUp, feedback_days: int,
-                 status_words: Mapping[str, str]) -> None:
+                 status_words: Mapping[str, str], retention: Retention | None = None) -> None:
         self._redis = connection
         self._tips = tips
         self._follow_up = follow_up
         self.feedback_days = feedback_days
         self._status_words = status_words  # the English words the tipster hears, per status code
+        self._retention = retention
 
     def report(self) -> DeadlinesReport:
         now = self._tips.clock()
@@ -113,7 +117,16 @@ class Deadlines:
             _list("unanswered", "Questions unanswered", now, unanswered, self._asker),
             _list("unchanged", f"Status unchanged for over {self.feedback_days} days", now, unchanged,
                   lambda reference: f"“{self._status_words.get(statuses.get(reference, ''), '?')}”"),
+            *self._open_past(now),
         ))
+
+    def _open_past(self, now: datetime) -> tuple[DeadlineList, ...]:
+        """Open tips older than the retention period, by the hour they came in: kept until finished."""
+        if self._retention is None:
+            return ()
+        days = self._retention.settings.days
+        return (_list("retention", f"Open for over {days} days: kept until passed on or closed", now,
+                      self._retention.open_past(now), lambda reference: "never deleted while open"),)
 
     def _asker(self, reference: str) -> str:
         try:
@@ -145,7 +158,7 @@ def _list(key: str, title: str, now: datetime, scored: list[tuple[str, int]],
 
 
 # -- the picture ---------------------------------------------------------------------------
-_COLOURS = {"unclaimed": "#1f5fbf", "unanswered": "#d9730d", "unchanged": "#b3261e"}
+_COLOURS = {"unclaimed": "#1f5fbf", "unanswered": "#d9730d", "unchanged": "#b3261e", "retention": "#6b3fa0"}
 _FONT = 'font-family="system-ui, sans-serif"'
 _BAR, _GAP, _GROUP_GAP, _LEFT, _TOP, _PLOT_HEIGHT = 26, 4, 28, 40, 56, 150
 
