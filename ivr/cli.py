@@ -6,6 +6,7 @@
     tipline handler disable NAME             sign them out everywhere and refuse sign-in
     tipline audit verify                     check the audit trail's HMAC chain (exit 1 if broken)
     tipline audit reseal --confirm           after a failed check: keep the damaged trail aside, start anew
+    tipline keys new|list|rewrap             the vault's keys (ivr/keys_cli.py)
 
 No password is ever printed or taken on the command line: the person sets theirs through
 the link. Settings come from the environment, as for `make run` (same var/ folder).
@@ -22,6 +23,7 @@ from config.settings import Settings, SettingsError
 from ivr.audit_cli import reseal_command, verify_command
 from ivr.core import Core, build_core
 from ivr.core.accounts import ROLES, AccountError
+from ivr.keys_cli import add_keys_commands, keys_command
 
 OPERATOR = "operator"
 
@@ -43,9 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     reseal = audit.add_parser("reseal", help="after a failed check, set the damaged trail aside and start anew")
     reseal.add_argument("--confirm", action="store_true", required=True,
                         help="you have recorded what `tipline audit verify` found")
+    add_keys_commands(topics)
     args = parser.parse_args(argv)
 
     try:
+        if args.topic == "keys":
+            return keys_command(args)
         settings = Settings.from_env()
         if args.topic == "audit":
             return verify_command(settings) if args.action == "verify" else reseal_command(settings, OPERATOR)

@@ -178,3 +178,13 @@ AUDIT_ARCHIVES = f"{PREFIX}:audit:archives"
 def audit_archive(number: int) -> str:
     """A damaged trail set aside by `tipline audit reseal` (its head beside it, `:head`): evidence, kept."""
     return f"{PREFIX}:audit:archive:{number}"
+
+
+# Keys (ivr/core/rekeying.py): tips still wrapped directly under a master key, from before
+# period keys (a hash: master key id -> count, exact once `..:counted` is set), and the
+# SCAN cursor of `tipline keys rewrap`'s job while it runs. No key material is ever in Redis.
+OLD_FORMAT_TIPS = f"{PREFIX}:keys:old-format-tips"
+OLD_FORMAT_TIPS_COUNTED = f"{PREFIX}:keys:old-format-tips:counted"
+KEYS_REWRAP_CURSOR = f"{PREFIX}:keys:rewrap-cursor"
+# RQ queue for slow housekeeping (re-wrapping keys): listened to last, after every recording and message.
+QUEUE_MAINTENANCE = "tipline-maintenance"
