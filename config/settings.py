@@ -52,6 +52,9 @@ class Settings:
     console_idle_seconds: int
     console_trusted_proxies: int
     feedback_deadline_days: int
+    # Where the period keys live (ivr/core/period_keys.py): outside Redis, outside its
+    # backups, on storage every web and worker machine mounts. README, "Keys".
+    period_keys_dir: Path
     retention: RetentionSettings = field(default_factory=lambda: RetentionSettings())
 
     @property
@@ -103,6 +106,8 @@ class Settings:
         if not stt_languages:
             raise SettingsError("STT_LANGUAGES must name at least one language the model transcribes, e.g. 'en'.")
 
+        period_keys_dir = _period_keys_dir(env, environment, var_dir)
+
         redis_url = env.get("REDIS_URL", "").strip() or f"unix://{var_dir / 'redis' / 'redis.sock'}"
         if urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
             raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://.")
@@ -139,6 +144,7 @@ class Settings:
             feedback_deadline_days=_bounded_int("FEEDBACK_DEADLINE_DAYS", env.get("FEEDBACK_DEADLINE_DAYS", "90"),
                                                 1, 365),
             retention=RetentionSettings.from_env(env),
+            period_keys_dir=period_keys_dir,
         )
 
 
@@ -159,6 +165,21 @@ class RetentionSettings:
         return cls(days=days,
                    tombstone_days=_bounded_int("TOMBSTONE_DAYS", env.get("TOMBSTONE_DAYS", "730"), 1, 3650),
                    grace_days=_bounded_int("RETENTION_GRACE_DAYS", env.get("RETENTION_GRACE_DAYS", "90"), 0, days))
+
+
+def _period_keys_dir(env: Mapping[str, str], environment: str, var_dir: Path) -> Path:
+    """PERIOD_KEYS_DIR: required in production (a shared volume, never in a Redis backup);
+    in development `var/period-keys`."""
+    raw = env.get("PERIOD_KEYS_DIR", "").strip()
+    if not raw:
+        if environment == "production":
+            raise SettingsError("PERIOD_KEYS_DIR is not set; it is required when TIPLINE_ENV=production: a "
+                                "directory on storage every web and worker machine mounts, never inside a Redis "
+                                "backup (README, \"Keys\").")
+        return var_dir / "period-keys"
+    if not Path(raw).is_absolute():
+        raise SettingsError(f"PERIOD_KEYS_DIR must be an absolute path, not {raw!r}.")
+    return Path(raw).resolve()
 
 
 def _port(raw: str) -> int:

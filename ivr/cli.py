@@ -7,6 +7,7 @@
     tipline audit verify                     check the audit trail's HMAC chain (exit 1 if broken)
     tipline audit reseal --confirm           after a failed check: keep the damaged trail aside, start anew
     tipline retention plan|run [--as-of D]   tips whose time is up: count them, or delete them
+    tipline keys new|list|rewrap             the vault's keys (ivr/keys_cli.py)
 
 No password is ever printed or taken on the command line: the person sets theirs through
 the link. Settings come from the environment, as for `make run` (same var/ folder).
@@ -23,6 +24,7 @@ from config.settings import Settings, SettingsError
 from ivr.audit_cli import reseal_command, verify_command
 from ivr.core import Core, build_core
 from ivr.core.accounts import ROLES, AccountError
+from ivr.keys_cli import add_keys_commands, keys_command
 from ivr.retention_cli import add_parser as add_retention_parser
 from ivr.retention_cli import retention_command
 
@@ -47,9 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     reseal.add_argument("--confirm", action="store_true", required=True,
                         help="you have recorded what `tipline audit verify` found")
     add_retention_parser(topics)
+    add_keys_commands(topics)
     args = parser.parse_args(argv)
 
     try:
+        if args.topic == "keys":
+            return keys_command(args)
         settings = Settings.from_env()
         if args.topic == "retention":
             return retention_command(settings, args)

@@ -88,11 +88,13 @@ def environment_for(redis_url: str, var_dir: Path) -> dict[str, str]:
     privacy scan of var/ reads a folder that exists and holds what they wrote.
     """
     (var_dir / "tmp").mkdir(parents=True, exist_ok=True)
+    (var_dir / "period-keys").mkdir(mode=0o700, exist_ok=True)  # production wants it there (a mounted volume)
     return {
         "TIPLINE_ENV": "development",
         "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
         "REDIS_URL": redis_url,
         "TIPLINE_VAR_DIR": str(var_dir),
+        "PERIOD_KEYS_DIR": str(var_dir / "period-keys"),
         "TMPDIR": str(var_dir / "tmp"),
         "SECRET_KEY": secrets.token_urlsafe(48),
         "VAULT_KEYS": "test1:" + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),

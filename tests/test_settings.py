@@ -56,6 +56,10 @@ def test_secrets_are_not_shown_in_the_settings_repr(tmp_path) -> None:
     ({"REDIS_URL": "localhost:6379"}, "REDIS_URL"),
     ({"FEEDBACK_DEADLINE_DAYS": "0"}, "FEEDBACK_DEADLINE_DAYS"),
     ({"FEEDBACK_DEADLINE_DAYS": "three months"}, "FEEDBACK_DEADLINE_DAYS"),
+    ({"PERIOD_KEYS_DIR": "relative/keys"}, "PERIOD_KEYS_DIR"),
+    ({"TIPLINE_ENV": "production", "TWILIO_ACCOUNT_SID": GOOD_SID, "TWILIO_AUTH_TOKEN": "t" * 32,
+      "SECRET_KEY": "k" * 40, "VAULT_KEYS": "k1:" + "A" * 43 + "=", "AUDIT_KEY": "a" * 40,
+      "REDIS_URL": "redis://10.0.0.5:6380/0"}, "PERIOD_KEYS_DIR"),
 ])
 def test_a_bad_or_missing_setting_names_its_variable(tmp_path, environ, names) -> None:
     with pytest.raises(SettingsError, match=names):
@@ -67,8 +71,10 @@ def test_production_generates_nothing(tmp_path) -> None:
         "TIPLINE_ENV": "production", "TIPLINE_VAR_DIR": str(tmp_path), "TWILIO_ACCOUNT_SID": GOOD_SID,
         "TWILIO_AUTH_TOKEN": "t" * 32, "SECRET_KEY": "k" * 40, "REDIS_URL": "redis://10.0.0.5:6380/0",
         "VAULT_KEYS": "k1:" + "A" * 43 + "=", "AUDIT_KEY": "a" * 40,
-        "PUBLIC_BASE_URL": "https://tips.example.org/", "HOST": "0.0.0.0", "PORT": "8080"})
+        "PUBLIC_BASE_URL": "https://tips.example.org/", "HOST": "0.0.0.0", "PORT": "8080",
+        "PERIOD_KEYS_DIR": "/mnt/tipline-keys"})
     assert settings.is_production and not settings.twilio_credentials_generated
+    assert str(settings.period_keys_dir) == "/mnt/tipline-keys"
     assert settings.audit_key == "a" * 40
     assert settings.public_base_url == "https://tips.example.org"
     assert (settings.host, settings.port) == ("0.0.0.0", 8080)

@@ -12,6 +12,7 @@ from dev.twilio.calls import TwilioLike
 from ivr.core import keys
 from ivr.core.choices import Choices
 from ivr.core.handler_queue import HandlerQueue
+from ivr.core.period_keys import PeriodKeys
 from ivr.core.tips import AWAITING_TRANSCRIPT, NO_SPEECH, READY, TRANSCRIPTION_FAILED, ShreddedTip, TipStore
 from ivr.core.vault import CannotOpen, KeyRing, TipVault, UnknownKey
 from tests.calls import leave_a_message
@@ -28,7 +29,9 @@ def store_for(app, vault_keys: str | None = None) -> TipStore:
     services = app.extensions["tipline"]
     if vault_keys is None:
         return services.tips
-    return TipStore(services.redis, TipVault(KeyRing(vault_keys)), HandlerQueue(services.redis))
+    ring = KeyRing(vault_keys)
+    periods = PeriodKeys(services.settings.period_keys_dir, ring, must_exist=True)
+    return TipStore(services.redis, TipVault(ring, periods), HandlerQueue(services.redis))
 
 
 def test_a_call_becomes_a_tip_awaiting_its_transcript(twilio: TwilioLike, app, redis_client) -> None:
@@ -135,7 +138,10 @@ def test_rotation_rewraps_data_keys_without_touching_the_data(twilio: TwilioLike
     rotated = store_for(app, vault_keys=f"{new_key('k2')},{old_key}")
     assert rotated.rewrap_all() == 1 and rotated.rewrap_all() == 0
     assert redis_client.hget(keys.tip(reference), "part:1:transcript") == ciphertext
-    assert redis_client.hget(keys.tip(reference), "wrapped_key").startswith(b"k2:")
+    # The tip's month was re-keyed: its new period key is sealed under k2, the old one destroyed.
+    (label,) = rotated.vault.periods.labels()
+    assert redis_client.hget(keys.tip(reference), "wrapped_key").startswith(f"{label}:".encode())
+    assert rotated.vault.periods.master_id_of(label) == "k2"
     with pytest.raises(UnknownKey):
         store_for(app).get(reference)  # the old ring alone no longer knows k2
     assert rotated.get(reference).transcript == "what was said"

@@ -27,6 +27,7 @@ import redis
 
 from ivr.core.durability import NotDurable, check_durability_at_start
 from ivr.core.jobs import WORKER_QUEUES
+from ivr.core.keys_in_use import MissingMasterKey
 from ivr.core.provider import ProviderError
 from ivr.core.redaction import configure_logging
 from workers.call_sweep import sweep_calls
@@ -57,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(context.core.settings.log_level)
     try:
         check_durability_at_start(context.core.redis, context.core.settings)
-    except NotDurable as error:
+        context.core.check_keys_in_use()
+    except (NotDurable, MissingMasterKey) as error:
         log.error("%s", error)
         return 2
     except redis.RedisError:

@@ -25,6 +25,7 @@ from rq.job import Job
 
 from ivr.core.durability import NotDurable, check_durability_at_start
 from ivr.core.jobs import WORKER_QUEUES
+from ivr.core.keys_in_use import MissingMasterKey
 from ivr.core.redaction import configure_logging
 from ivr.core.status_migration import migrate_statuses
 from workers.claiming import ClaimingQueue
@@ -75,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     wait_for_redis(connection)
     try:
         check_durability_at_start(connection, context.core.settings)
-    except NotDurable as error:
+        context.core.check_keys_in_use()
+    except (NotDurable, MissingMasterKey) as error:
         log.error("%s", error)
         return 2
     migrate_statuses(connection)

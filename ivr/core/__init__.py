@@ -19,6 +19,8 @@ from ivr.core.audit import AuditLog
 from ivr.core.follow_up import FollowUp
 from ivr.core.handler_queue import HandlerQueue
 from ivr.core.jobs import JobArguments
+from ivr.core.keys_in_use import check_master_keys
+from ivr.core.period_keys import PeriodKeys
 from ivr.core.pin_guard import PinGuard
 from ivr.core.prompts import Menus, load_menus
 from ivr.core.provider import Provider
@@ -60,6 +62,14 @@ class Core:
     audit: AuditLog
     arguments: JobArguments  # opens what a job carries (sealed by `recordings` and `sms.cleanup`)
 
+    def check_keys_in_use(self) -> None:
+        """Refuse (MissingMasterKey, naming it) when a master key that period key files or tips
+        from before period keys still use is missing from VAULT_KEYS. Needs Redis."""
+        periods = self.tips.vault.periods
+        if not isinstance(periods, PeriodKeys):
+            raise TypeError("the core's vault has no period keys")
+        check_master_keys(periods, self.tips.vault.key_ring, self.redis)
+
     def provider(self) -> Provider:
         """A client for the provider's REST API (close it, or use it as a context manager)."""
         return Provider(self.settings)
@@ -76,10 +86,17 @@ def connect_redis(settings: Settings) -> redis.Redis:
 
 
 def build_core(settings: Settings) -> Core:
-    """Build the core without connecting: a process starts while Redis is away."""
+    """Build the core without connecting: a process starts while Redis is away.
+
+    Refuses (`MissingMasterKey`) when a period key file is sealed under a master key that
+    VAULT_KEYS lacks (`ivr.core.keys_in_use`).
+    """
     connection = connect_redis(settings)
     menus = load_menus()
-    tips = TipStore(connection, TipVault(KeyRing(settings.vault_keys)), HandlerQueue(connection))
+    ring = KeyRing(settings.vault_keys)
+    periods = PeriodKeys(settings.period_keys_dir, ring, must_exist=settings.is_production)
+    check_master_keys(periods, ring)
+    tips = TipStore(connection, TipVault(ring, periods), HandlerQueue(connection))
     cleanup = MessageCleanup(settings.secret_key, connection)
     follow_up = FollowUp(connection, tips, menus, settings.console_lease_seconds)
     return Core(

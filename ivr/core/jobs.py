@@ -36,10 +36,11 @@ DELETE_CALL = "workers.recordings.delete_call"
 DELETE_REVIEWED_RECORDINGS = "workers.recordings.delete_reviewed_recordings"
 DELETE_MESSAGES = "workers.messages.delete_messages"
 DELETE_RECORDINGS = "workers.recordings.delete_recordings"
+REWRAP_KEYS = "workers.keys.rewrap_keys"
 
-# The queues a worker listens on, first to last: urgent recordings, other recordings, then
-# message clean-up (a flood of refused texts never delays a transcription).
-WORKER_QUEUES = (*keys.RECORDING_QUEUES, keys.QUEUE_MESSAGES)
+# The queues a worker listens on, first to last: urgent recordings, other recordings,
+# message clean-up (a flood of refused texts never delays a transcription), then housekeeping.
+WORKER_QUEUES = (*keys.RECORDING_QUEUES, keys.QUEUE_MESSAGES, keys.QUEUE_MAINTENANCE)
 
 # -- retry policies -----------------------------------------------------------------------
 
@@ -51,6 +52,11 @@ DELETE_CALL_RETRY = Retry(max=8, interval=[30, 60, 120, 300, 600, 1200, 1800, 36
 DELETE_MESSAGES_RETRY = Retry(max=8, interval=[10, 30, 60, 120, 300, 600, 1800, 3600])
 # The provider being away when a handler finishes a tip.
 DELETE_REVIEWED_RETRY = Retry(max=8, interval=[30, 60, 120, 300, 600, 1800, 3600, 3600])
+
+# Re-wrapping keys is resumable (its cursor is in Redis): a failure goes on where it stopped.
+REWRAP_KEYS_RETRY = Retry(max=3, interval=[60, 300, 900])
+REWRAP_KEYS_TIMEOUT = 6 * 3600
+REWRAP_KEYS_JOB_ID = "tipline-keys-rewrap"
 
 # -- how long jobs are kept ---------------------------------------------------------------
 
@@ -180,6 +186,12 @@ def enqueue_recordings_deletion(connection: redis.Redis, sealed_sids: str,
     _queue(connection, keys.QUEUE_RECORDINGS).enqueue_call(
         DELETE_RECORDINGS, args=(sealed_sids,), description="delete recordings of a deleted tip",
         result_ttl=RESULT_TTL, failure_ttl=FAILED_JOB_TTL, retry=DELETE_REVIEWED_RETRY, pipeline=pipeline)
+def enqueue_key_rewrap(connection: redis.Redis) -> str:
+    """Queue the one job that moves every tip to the current keys (`workers.keys`); its id."""
+    job = _queue(connection, keys.QUEUE_MAINTENANCE).enqueue_call(
+        REWRAP_KEYS, job_id=REWRAP_KEYS_JOB_ID, description="move tips to the current keys",
+        result_ttl=RESULT_TTL, failure_ttl=FAILED_JOB_TTL, timeout=REWRAP_KEYS_TIMEOUT, retry=REWRAP_KEYS_RETRY)
+    return str(job.id)
 
 
 def _queue(connection: redis.Redis, name: str) -> Queue:

@@ -194,3 +194,11 @@ def retention_day(day: str) -> str:
 
 # Set once the audit trail names tips only by keyed digest (ivr/core/audit_digests.py).
 AUDIT_TIPS_DIGESTED = f"{PREFIX}:migrated:audit-tip-digests"
+# Keys (ivr/core/rekeying.py): tips still wrapped directly under a master key, from before
+# period keys (a hash: master key id -> count, exact once `..:counted` is set), and the
+# SCAN cursor of `tipline keys rewrap`'s job while it runs. No key material is ever in Redis.
+OLD_FORMAT_TIPS = f"{PREFIX}:keys:old-format-tips"
+OLD_FORMAT_TIPS_COUNTED = f"{PREFIX}:keys:old-format-tips:counted"
+KEYS_REWRAP_CURSOR = f"{PREFIX}:keys:rewrap-cursor"
+# RQ queue for slow housekeeping (re-wrapping keys): listened to last, after every recording and message.
+QUEUE_MAINTENANCE = "tipline-maintenance"

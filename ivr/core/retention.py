@@ -134,10 +134,8 @@ class Retention:
         removed = [tip for tip in due if self._remove(tip, mentions, as_of)]
         for tip in removed:
             retention_index.delete_jobs(self._redis, mentions.jobs.get(tip.reference, []))
-        rekey_period = getattr(self._tips, "rekey_period", None)  # period keys: when the store has them
-        if rekey_period is not None:
-            for month in sorted({tip.month for tip in removed}):
-                rekey_period(month)
+        # Shreds made final even in an older backup: each month shredded in gets a fresh key version.
+        self._tips.rekey_periods({tip.month for tip in removed})
         counts = _counted(removed, len(open_past))
         self._audit.append(who, "retention_run", detail=f"as-of={as_of.date().isoformat()} {counts.detail()}")
         return counts

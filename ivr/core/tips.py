@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +26,9 @@ from ivr.core import keys
 from ivr.core.choices import Choices
 from ivr.core.coarse_time import current_hour, hour_milliseconds
 from ivr.core.handler_queue import HandlerQueue
+from ivr.core.period_keys import PeriodKeyGone
 from ivr.core.redis_values import HashFields, as_bytes, as_text
+from ivr.core.rekeying import move_old_format_tips, rekey_periods
 from ivr.core.statuses import Arrival, PartStatus, TipsterStatus, Triage
 from ivr.core.transactions import atomically
 from ivr.core.vault import TipVault
@@ -170,7 +172,7 @@ class TipStore:
                 "urgent": int(part.urgent),
                 "received_hour": current_hour(now), "status": AWAITING_TRANSCRIPT, "triage": Triage.NEW,
                 "tipster_status": TipsterStatus.RECEIVED, "tipster_status_hour": current_hour(now),
-                "wrapped_key": wrapped_key or self._vault.new_tip_key(part.reference),
+                "wrapped_key": wrapped_key or self._vault.new_tip_key(part.reference, now),
                 **({"arrival": part.arrival} if part.arrival else {}),
             })
             pipe.zadd(keys.TIPSTER_STATUS_SINCE, {part.reference: hour_milliseconds(now)})
@@ -203,7 +205,8 @@ class TipStore:
             raise ShreddedTip("this tip was shredded")
         statuses = [as_text(s) for s in pipe.hmget(key, *[f"part:{i}:status" for i in range(1, existing + 1)])
                     if s] if existing else []
-        wrapped = as_text(wrapped_raw) if wrapped_raw else (new_wrapped_key or self._vault.new_tip_key(part.reference))
+        wrapped = as_text(wrapped_raw) if wrapped_raw else (
+            new_wrapped_key or self._vault.new_tip_key(part.reference, self.clock()))
         pipe.multi()
         index = self.add_part(pipe, part, existing, wrapped_key=wrapped)
         pipe.hset(key, mapping={
@@ -283,7 +286,7 @@ class TipStore:
         parts = []
         for index in range(1, int(text.get("parts", 0)) + 1):
             sealed = fields.get(f"part:{index}:transcript")
-            transcript = self._vault.open(wrapped, reference, f"part:{index}:transcript", sealed) if sealed else None
+            transcript = self._open_part(wrapped, reference, index, sealed) if sealed else None
             answers = text.get(f"part:{index}:answers")
             parts.append(Part(index, PartStatus(text[f"part:{index}:status"]), int(text[f"part:{index}:seconds"]),
                               transcript, answers=int(answers) if answers else None,
@@ -296,6 +299,12 @@ class TipStore:
                    tipster_status=TipsterStatus(text.get("tipster_status") or TipsterStatus.for_triage(triage)),
                    tipster_status_hour=text.get("tipster_status_hour") or text["received_hour"],
                    reference_closed="reference_closed" in text)
+
+    def _open_part(self, wrapped: str, reference: str, index: int, sealed: bytes) -> str:
+        try:
+            return self._vault.open(wrapped, reference, f"part:{index}:transcript", sealed)
+        except PeriodKeyGone:
+            raise ShreddedTip("this tip was shredded (its period key is destroyed: restored from a backup?)") from None
 
     def kept_audio(self, reference: str, index: int) -> dict[str, Any] | None:
         """The sealed handle of a recording kept at the provider for a person, opened."""
@@ -344,15 +353,19 @@ class TipStore:
         """Crypto-shred: drop the wrapped data key; what ciphertext remains cannot be opened."""
         self._redis.hdel(keys.tip(reference), "wrapped_key")
 
+    def rekey_period(self, period: str) -> int:
+        """Make shreds in `period` ("2026-11") final, even in a Redis backup: re-wrap its surviving
+        tips under a fresh version of its key and destroy the old versions. Returns how many
+        records moved."""
+        return self.rekey_periods([period])
+
+    def rekey_periods(self, periods: Collection[str]) -> int:
+        """`rekey_period` for several periods in one scan (the retention run's, after its shreds)."""
+        return rekey_periods(self._redis, self._vault, periods)
+
     def rewrap_all(self) -> int:
-        """Rotation: re-wrap every tip's data key under the current master key. Returns how many moved."""
-        moved = 0
-        for key in self._redis.scan_iter(match=keys.tip("*"), count=500):
-            reference = key.decode().rsplit(":", 1)[1]
-            wrapped = self._redis.hget(key, "wrapped_key")
-            if wrapped:
-                rewrapped = self._vault.rewrap(as_text(wrapped), reference)
-                if rewrapped != as_text(wrapped):
-                    self._redis.hset(key, "wrapped_key", rewrapped)
-                    moved += 1
-        return moved
+        """Rotation: re-key every period with a key sealed under an older master key, and move
+        tips from before period keys onto period keys. Returns how many records moved.
+        (`tipline keys rewrap` does this in a worker job.)"""
+        stale = self._vault.periods.periods_to_reseal() if self._vault.periods is not None else []
+        return rekey_periods(self._redis, self._vault, stale) + move_old_format_tips(self._redis, self._vault)

@@ -6,8 +6,10 @@
 - `ChainMac` chains the console's audit trail under AUDIT_KEY, so that an entry cannot be
   edited, dropped or made up without the key;
 - `SessionKeys` turns an SMS sender's number into a daily-rotating session key;
-- `TipVault` encrypts tips at rest: a data key per tip, wrapped by rotatable master keys
-  (`KeyRing`, from VAULT_KEYS). Shredding a tip is deleting its wrapped key.
+- `TipVault` encrypts tips at rest: a data key per tip, wrapped under the key of the month
+  it arrived (a period key, `ivr.core.period_keys`: files outside Redis, each sealed under
+  a rotatable master key, `KeyRing`, from VAULT_KEYS). Shredding a tip is deleting its
+  wrapped key; re-keying its period afterwards makes that stick even in an old backup.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import datetime
 import hashlib
 import hmac
 import os
+import re
+from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -24,6 +28,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 NONCE_BYTES = 12
+KEY_BYTES = 32
+# A period key's label: the month its tips arrived and a version ("2026-11.3").
+PERIOD_LABEL = re.compile(r"(\d{4}-(?:0[1-9]|1[0-2]))\.([1-9][0-9]{0,8})")
 
 
 class VaultError(Exception):
@@ -117,6 +124,21 @@ class KeyRing:
             raise VaultError("VAULT_KEYS names no key.")
         self.current_id = next(iter(self._keys))
 
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        """Every key id, the current one first."""
+        return tuple(self._keys)
+
+    @staticmethod
+    def of_one_key(key_id: str, material: bytes) -> KeyRing:
+        """A ring of one key (a period key, read from its file)."""
+        return KeyRing(f"{key_id}:{base64.urlsafe_b64encode(material).decode()}")
+
+    @staticmethod
+    def fresh_material() -> bytes:
+        """32 random bytes: a new key."""
+        return AESGCM.generate_key(bit_length=KEY_BYTES * 8)
+
     def wrap(self, data_key: bytes, context: bytes) -> str:
         nonce = os.urandom(NONCE_BYTES)
         sealed = self._keys[self.current_id].encrypt(nonce, data_key, context)
@@ -136,32 +158,95 @@ class KeyRing:
         return wrapped.partition(":")[0]
 
 
-class TipVault:
-    """Per-tip encryption: a fresh data key per tip, wrapped by the key ring.
+class PeriodKeySource(Protocol):
+    """Where period keys come from (`ivr.core.period_keys.PeriodKeys`)."""
 
-    Associated data binds every ciphertext to its tip and field, so a transcript copied
-    onto another tip, or into another field, does not open. Shredding a tip is deleting
-    its wrapped key: the ciphertexts that remain are noise.
+    def newest(self, period: str) -> KeyRing:
+        """The ring of the period's newest key (created when the period has none)."""
+
+    def ring(self, label: str) -> KeyRing:
+        """The ring of one period key by label; raises VaultError when it was destroyed."""
+
+    def labels(self, period: str | None = None) -> list[str]:
+        """Every period key there is (or one period's), oldest first."""
+
+    def new_version(self, period: str) -> str:
+        """Create the period's next key version; returns its label."""
+
+    def destroy(self, label: str) -> None:
+        """Destroy one period key version."""
+
+    def periods_to_reseal(self) -> list[str]:
+        """Periods with a key sealed under a master key other than the current one."""
+
+
+def period_of(moment: datetime.datetime) -> str:
+    """The period a tip arriving at `moment` belongs to: its UTC month ("2026-11")."""
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m")
+
+
+def period_label_of(wrapped: str) -> str | None:
+    """The period key label a wrapped data key names, or None (wrapped under a master key)."""
+    key_id = wrapped.partition(":")[0]
+    return key_id if PERIOD_LABEL.fullmatch(key_id) else None
+
+
+class TipVault:
+    """Per-tip encryption: a fresh data key per tip, wrapped under its period's key.
+
+    A wrapped key is `<period>.<version>:<data key wrapped under that period key>`; one
+    from before period keys is `<master id>:<data key wrapped under that master key>` and
+    still opens. Associated data binds every ciphertext to its tip and field, so a
+    transcript copied onto another tip, or into another field, does not open. Shredding a
+    tip is deleting its wrapped key: the ciphertexts that remain are noise.
     """
 
-    def __init__(self, key_ring: KeyRing) -> None:
+    def __init__(self, key_ring: KeyRing, periods: PeriodKeySource | None = None) -> None:
         self._ring = key_ring
+        self.periods = periods
+
+    @property
+    def key_ring(self) -> KeyRing:
+        """The master keys (VAULT_KEYS)."""
+        return self._ring
+
+    def _ring_for(self, wrapped_key: str) -> KeyRing:
+        label = period_label_of(wrapped_key)
+        if label is None or self.periods is None:
+            return self._ring
+        return self.periods.ring(label)
+
+    def _unwrap(self, wrapped_key: str, tip_id: str) -> bytes:
+        return self._ring_for(wrapped_key).unwrap(wrapped_key, self._key_context(tip_id))
 
     @staticmethod
     def _key_context(tip_id: str) -> bytes:
         return f"tipline.tip-key|{tip_id}".encode()
 
-    def new_tip_key(self, tip_id: str) -> str:
-        """A wrapped, fresh data key for a new tip: store it with the tip."""
-        return self._ring.wrap(AESGCM.generate_key(bit_length=256), self._key_context(tip_id))
+    def new_tip_key(self, tip_id: str, arrived: datetime.datetime | None = None) -> str:
+        """A wrapped, fresh data key for a new tip arriving at `arrived` (default now): store it with the tip."""
+        data_key = AESGCM.generate_key(bit_length=256)
+        if self.periods is None:
+            return self._ring.wrap(data_key, self._key_context(tip_id))
+        period = period_of(arrived or datetime.datetime.now(datetime.UTC))
+        return self.periods.newest(period).wrap(data_key, self._key_context(tip_id))
+
+    def to_period(self, wrapped_key: str, tip_id: str, period: str) -> str:
+        """The same data key wrapped under `period`'s newest key (unchanged when it already is)."""
+        if self.periods is None:
+            raise VaultError("this vault has no period keys")
+        newest = self.periods.newest(period)
+        if period_label_of(wrapped_key) == newest.current_id:
+            return wrapped_key
+        return newest.wrap(self._unwrap(wrapped_key, tip_id), self._key_context(tip_id))
 
     def seal(self, wrapped_key: str, tip_id: str, field: str, plaintext: str) -> bytes:
-        data_key = AESGCM(self._ring.unwrap(wrapped_key, self._key_context(tip_id)))
+        data_key = AESGCM(self._unwrap(wrapped_key, tip_id))
         nonce = os.urandom(NONCE_BYTES)
         return nonce + data_key.encrypt(nonce, plaintext.encode(), f"tipline.field|{tip_id}|{field}".encode())
 
     def open(self, wrapped_key: str, tip_id: str, field: str, sealed: bytes) -> str:
-        data_key = AESGCM(self._ring.unwrap(wrapped_key, self._key_context(tip_id)))
+        data_key = AESGCM(self._unwrap(wrapped_key, tip_id))
         try:
             plaintext = data_key.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:],
                                          f"tipline.field|{tip_id}|{field}".encode())
@@ -170,8 +255,11 @@ class TipVault:
         return plaintext.decode()
 
     def rewrap(self, wrapped_key: str, tip_id: str) -> str:
-        """The same data key wrapped under the current master key (rotation); data untouched."""
-        if self._ring.key_id_of(wrapped_key) == self._ring.current_id:
+        """An old-format data key wrapped under the current master key (rotation); data untouched.
+
+        A key wrapped under a period key is returned as it is: a master key rotation re-seals
+        the period key files instead (`ivr.core.period_keys.PeriodKeys.reseal`)."""
+        if period_label_of(wrapped_key) or self._ring.key_id_of(wrapped_key) == self._ring.current_id:
             return wrapped_key
         return self._ring.wrap(self._ring.unwrap(wrapped_key, self._key_context(tip_id)), self._key_context(tip_id))
 
