@@ -87,11 +87,10 @@ def test_a_shredded_tip_stays_shredded_when_an_older_backup_is_restored(core, re
         with pytest.raises(PeriodKeyGone, match="2026-11.1"):
             tips.vault.periods.ring("2026-11.1")
         assert from_old_backup.get("OCT1").transcript == "the van in the yard"  # another month: opens
-        # The price, said plainly: the old backup's other November tips were under the same
-        # destroyed version, so from *that* backup they do not open either ...
-        with pytest.raises(ShreddedTip):
-            from_old_backup.get("NOV2")
-        # ... they open live, and from every backup taken after the re-key.
+        # The other November tip was under the same destroyed version, but it survived the
+        # re-key: the new version carries it, so the old backup still opens it ...
+        assert from_old_backup.get("NOV2").transcript == "the man at the garage"
+        # ... as does every backup taken after the re-key.
         restored_new = restore(after_the_rekey, new_server)
         from_new_backup = TipStore(restored_new, tips.vault, HandlerQueue(restored_new))
         assert from_new_backup.get("NOV2").transcript == "the man at the garage"
@@ -104,6 +103,34 @@ def test_a_shredded_tip_stays_shredded_when_an_older_backup_is_restored(core, re
     assert tips.get("NOV2").transcript == "the man at the garage"
     with pytest.raises(ShreddedTip):
         tips.get("NOV1")
+
+
+def test_a_survivor_carried_by_one_re_key_is_dropped_by_the_re_key_after_its_own_shred(
+        core, redis_client, tmp_path) -> None:
+    tips = core.tips
+    for reference, said in (("NOV1", "a knife under the bridge"), ("NOV2", "the man at the garage"),
+                            ("NOV3", "the blue car")):
+        a_tip_arrives(tips, reference, NOVEMBER, said)
+    oldest_backup = backup(redis_client)
+    tips.shred("NOV1")
+    tips.rekey_period("2026-11")  # NOV2 and NOV3 carried by version 2
+    tips.shred("NOV2")
+    tips.rekey_period("2026-11")  # version 3 carries NOV3 only
+    assert tips.vault.periods.labels("2026-11") == ["2026-11.3"]
+    server = RedisServer(tmp_path / "oldest", appendfsync=None)
+    try:
+        restored = restore(oldest_backup, server)
+        from_oldest = TipStore(restored, tips.vault, HandlerQueue(restored))
+        for shredded in ("NOV1", "NOV2"):
+            with pytest.raises(ShreddedTip):
+                from_oldest.get(shredded)
+        assert from_oldest.get("NOV3").transcript == "the blue car"
+        restored.close()
+    finally:
+        server.remove()
+    carried = [path for path in tips.vault.periods.directory.iterdir() if path.suffix == ".carried"]
+    assert [path.name for path in carried] == ["2026-11.3.carried"] and carried[0].stat().st_mode & 0o777 == 0o600
+    assert b"NOV3" not in carried[0].read_bytes()  # sealed: not even the references read in clear
 
 
 def test_two_machines_creating_a_periods_key_at_once_agree(core, settings) -> None:

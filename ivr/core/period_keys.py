@@ -15,22 +15,30 @@ volume): nothing is cached, so a version destroyed on one machine is gone for al
 A file appears whole or not at all (written aside, then hard-linked into place, which
 fails if the name exists): two machines creating the same period's key agree on the
 winner's.
+
+A re-key would make a Redis backup from before it useless for the whole month: its
+records name the destroyed version. So the new version's file has a companion,
+`<period>.<version>.carried`, sealed under that version: every tip of the period that
+survived the re-key, with its data key wrapped under the new version. A record restored
+from an older backup opens through it (`carried`); a shredded tip is in no companion, so
+it does not. The companion is destroyed with its version.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from collections import defaultdict
 from pathlib import Path
 
-from ivr.core.vault import PERIOD_LABEL, KeyRing, VaultError
+from ivr.core.vault import PERIOD_LABEL, KeyRing, PeriodKeyGone, VaultError
 
 FILE_SUFFIX = ".key"
-
-
-class PeriodKeyGone(VaultError):
-    """The period key a wrapped data key names was destroyed: its tip was shredded."""
+# Beside a key version: the tips of its period that survived the re-key that made it
+# (`write_carried`), so a Redis backup from before that re-key still opens them.
+CARRIED_SUFFIX = ".carried"
+__all__ = ["PeriodKeyGone", "PeriodKeys", "PeriodKeysUnusable"]
 
 
 class PeriodKeysUnusable(VaultError):
@@ -39,6 +47,10 @@ class PeriodKeysUnusable(VaultError):
 
 def _context(label: str) -> bytes:
     return f"tipline.period-key|{label}".encode()
+
+
+def _carried_context(label: str) -> bytes:
+    return f"tipline.period-key.carried|{label}".encode()
 
 
 def _sort_key(label: str) -> tuple[str, int]:
@@ -116,6 +128,35 @@ class PeriodKeys:
         self._sync_directory()
         return label
 
+    def write_carried(self, label: str, wrapped_keys: dict[str, str]) -> None:
+        """Record, sealed under version `label`, the tips that survived the re-key that made it
+        (tip id -> its data key wrapped under `label`). Written aside, then renamed into place."""
+        sealed = self.ring(label).wrap(json.dumps(wrapped_keys, sort_keys=True).encode(), _carried_context(label))
+        path = self._path(label).with_suffix(CARRIED_SUFFIX)
+        aside = self.directory / f".{label}.{secrets.token_hex(8)}.partial"
+        fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(sealed + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(aside, path)
+        self._sync_directory()
+
+    def carried(self, label: str, tip_id: str) -> str | None:
+        """A tip whose key version `label` is gone: its data key wrapped under the period's
+        newest version, if that version's re-key carried it (None: shredded, or never re-keyed)."""
+        match = PERIOD_LABEL.fullmatch(label)
+        existing = self.labels(match.group(1)) if match else []
+        if not existing:
+            return None
+        newest = existing[-1]
+        try:
+            sealed = self._path(newest).with_suffix(CARRIED_SUFFIX).read_text().strip()
+        except FileNotFoundError:
+            return None
+        table: dict[str, str] = json.loads(self.ring(newest).unwrap(sealed, _carried_context(newest)))
+        return table.get(tip_id)
+
     def _sync_directory(self) -> None:
         fd = os.open(self.directory, os.O_RDONLY)
         try:
@@ -130,6 +171,13 @@ class PeriodKeys:
         may keep old blocks): what makes destruction final is that the file is in no backup.
         """
         path = self._path(label)
+        self._destroy_file(path)
+        self._destroy_file(path.with_suffix(CARRIED_SUFFIX))
+        self._sync_directory()
+
+    @staticmethod
+    def _destroy_file(path: Path) -> None:
+        """Overwrite, then unlink (best effort, as for a key file)."""
         try:
             fd = os.open(path, os.O_WRONLY)
         except FileNotFoundError:
@@ -140,7 +188,6 @@ class PeriodKeys:
         finally:
             os.close(fd)
         path.unlink(missing_ok=True)
-        self._sync_directory()
 
     def master_id_of(self, label: str) -> str:
         """The master key a period key's file is sealed under (read from its header, no key needed)."""

@@ -54,6 +54,15 @@ def rekey_periods(connection: redis.Redis, vault: TipVault, periods: Collection[
     for _ in range(PASSES):
         moved += _move_all(connection, vault, keys.tip("*"), moves, lambda fields: fields["period"])
         moved += _move_all(connection, vault, keys.sms_session("*"), moves, lambda fields: fields["period"])
+    # Before the old versions go: the survivors, carried by the new one, so a backup from
+    # before this re-key still opens them (and not the shredded, which are in no table).
+    survivors: dict[str, dict[str, str]] = {label: {} for label in newest.values()}
+    for reference, wrapped in _tip_wrapped_keys(connection):
+        label = period_label_of(wrapped)
+        if label in survivors:
+            survivors[label][reference] = wrapped
+    for label, carried in survivors.items():
+        source.write_carried(label, carried)
     for label in sorted(old):
         source.destroy(label)
     log.info("re-keyed %d period(s): %d record(s) moved, %d old key version(s) destroyed",
@@ -98,6 +107,14 @@ def count_old_format_tips(connection: redis.Redis) -> dict[str, int]:
         pipe.set(keys.OLD_FORMAT_TIPS_COUNTED, 1)
         pipe.execute()
     return dict(counts)
+
+
+def _tip_wrapped_keys(connection: redis.Redis) -> Iterator[tuple[str, str]]:
+    """(reference, wrapped data key) of every stored tip."""
+    for key in connection.scan_iter(match=keys.tip("*"), count=SCAN_BATCH):
+        wrapped = connection.hget(key, "wrapped_key")
+        if wrapped:
+            yield as_text(key).rpartition(":")[2], as_text(wrapped)
 
 
 def wrapped_key_ids(connection: redis.Redis) -> Iterator[str]:

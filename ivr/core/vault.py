@@ -37,6 +37,11 @@ class VaultError(Exception):
     """Base class for the vault's failures."""
 
 
+class PeriodKeyGone(VaultError):
+    """The period key a wrapped data key names was destroyed, and no later version carries
+    the tip: it was shredded (or the record comes from a backup older than its shred)."""
+
+
 class CannotOpen(VaultError):
     """A sealed value was tampered with, truncated, or sealed under another key or purpose."""
 
@@ -176,6 +181,13 @@ class PeriodKeySource(Protocol):
     def destroy(self, label: str) -> None:
         """Destroy one period key version."""
 
+    def write_carried(self, label: str, wrapped_keys: dict[str, str]) -> None:
+        """Record the tips that survived the re-key that made version `label`."""
+
+    def carried(self, label: str, tip_id: str) -> str | None:
+        """For a tip whose key version `label` was destroyed: its data key wrapped under the
+        period's newest version, when that version carries it (it survived every re-key)."""
+
     def periods_to_reseal(self) -> list[str]:
         """Periods with a key sealed under a master key other than the current one."""
 
@@ -217,7 +229,15 @@ class TipVault:
         return self.periods.ring(label)
 
     def _unwrap(self, wrapped_key: str, tip_id: str) -> bytes:
-        return self._ring_for(wrapped_key).unwrap(wrapped_key, self._key_context(tip_id))
+        try:
+            return self._ring_for(wrapped_key).unwrap(wrapped_key, self._key_context(tip_id))
+        except PeriodKeyGone:
+            # A record from a backup older than a re-key: the tip opens if it survived the
+            # re-keys since (the newest version carries it), never if it was shredded.
+            carried = self.periods.carried(wrapped_key.partition(":")[0], tip_id) if self.periods else None
+            if carried is None:
+                raise
+            return self._ring_for(carried).unwrap(carried, self._key_context(tip_id))
 
     @staticmethod
     def _key_context(tip_id: str) -> bytes:
