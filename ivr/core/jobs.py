@@ -27,7 +27,7 @@ from rq import Queue, Retry
 
 from ivr.core import keys
 from ivr.core.choices import Choices
-from ivr.core.vault import Sealer
+from ivr.core.vault import Sealer, Secrets
 
 # -- what the workers run (module path and function, as RQ imports them) -----------------
 
@@ -111,9 +111,9 @@ class JobArguments:
     recording's sealed handle in its tip part until it is transcribed (to queue it again).
     """
 
-    def __init__(self, secret_key: str) -> None:
-        self._handles = Sealer(secret_key, "recording-handle")
-        self._message_sids = Sealer(secret_key, "message-sids")
+    def __init__(self, secret_keys: Secrets) -> None:
+        self._handles = Sealer(secret_keys, "recording-handle")
+        self._message_sids = Sealer(secret_keys, "message-sids")
 
     def seal_handle(self, handle: RecordingHandle) -> str:
         return self._handles.seal(json.dumps(handle.to_mapping()).encode()).hex()
