@@ -94,6 +94,6 @@ def build_core(settings: Settings) -> Core:
         follow_up=follow_up,
         support=load_support(menus),
         accounts=AccountStore(connection, settings.secret_keys, settings.console_idle_seconds),
-        audit=AuditLog(connection, settings.audit_key),
+        audit=AuditLog(connection, settings.audit_keys),
         arguments=JobArguments(settings.secret_keys),
     )

@@ -121,6 +121,11 @@ class JobArguments:
     def open_handle(self, sealed: str) -> RecordingHandle:
         return RecordingHandle.from_mapping(json.loads(self._handles.open(bytes.fromhex(sealed))))
 
+    def reseal_handle(self, sealed: str) -> str | None:
+        """`sealed` re-sealed under SECRET_KEY's current key; None when it is sealed under it already."""
+        fresh = self._handles.rotate(bytes.fromhex(sealed))
+        return None if fresh is None else fresh.hex()
+
     def seal_message_sids(self, message_sids: list[str]) -> str:
         return self._message_sids.seal(json.dumps(message_sids).encode()).hex()
 
