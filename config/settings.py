@@ -41,9 +41,12 @@ class Settings:
     twilio_api_base: str
     twilio_credentials_generated: bool
     redis_url: str
-    secret_key: str = field(repr=False)
+    # SECRET_KEY and AUDIT_KEY are lists (`new,old`): the first seals, signs and digests;
+    # the others only open and verify, for the grace period a rotation needs
+    # (ivr/core/secret_rotation.py, ivr/core/audit.py). `secret_key`/`audit_key` are the first.
+    secret_keys: tuple[str, ...] = field(repr=False)
     vault_keys: str = field(repr=False)
-    audit_key: str = field(repr=False)
+    audit_keys: tuple[str, ...] = field(repr=False)
     var_dir: Path
     log_level: str
     stt_model_dir: Path | None
@@ -56,6 +59,14 @@ class Settings:
     # backups, on storage every web and worker machine mounts. README, "Keys".
     period_keys_dir: Path
     retention: RetentionSettings = field(default_factory=lambda: RetentionSettings())
+
+    @property
+    def secret_key(self) -> str:
+        return self.secret_keys[0]
+
+    @property
+    def audit_key(self) -> str:
+        return self.audit_keys[0]
 
     @property
     def is_production(self) -> bool:
@@ -94,12 +105,8 @@ class Settings:
             audit_key = audit_key or dev["AUDIT_KEY"]
         if not sid.startswith("AC") or len(sid) != 34:
             raise SettingsError("TWILIO_ACCOUNT_SID must look like AC followed by 32 hex digits.")
-        if len(secret_key) < 32:
-            raise SettingsError("SECRET_KEY must be at least 32 characters; generate one with "
-                                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`.")
-        if len(audit_key) < 32:
-            raise SettingsError("AUDIT_KEY must be at least 32 characters; generate one with "
-                                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`.")
+        secret_keys = _key_list("SECRET_KEY", secret_key)
+        audit_keys = _key_list("AUDIT_KEY", audit_key)
 
         stt_model_dir = env.get("STT_MODEL_DIR", "").strip()
         stt_languages = frozenset(x.strip().lower() for x in env.get("STT_LANGUAGES", "en").split(",") if x.strip())
@@ -121,9 +128,9 @@ class Settings:
             twilio_api_base=twilio_api_base,
             twilio_credentials_generated=generated_credentials,
             redis_url=redis_url,
-            secret_key=secret_key,
+            secret_keys=secret_keys,
             vault_keys=vault_keys,
-            audit_key=audit_key,
+            audit_keys=audit_keys,
             var_dir=var_dir,
             log_level=env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO",
             stt_model_dir=Path(stt_model_dir).resolve() if stt_model_dir else None,
@@ -200,6 +207,17 @@ def _bounded_int(name: str, raw: str, low: int, high: int) -> int:
     if not low <= value <= high:
         raise SettingsError(f"{name} must be between {low} and {high}, not {value}.")
     return value
+
+
+def _key_list(name: str, raw: str) -> tuple[str, ...]:
+    """`new,old,...`: each key at least 32 characters, none listed twice; the first is current."""
+    listed = tuple(part.strip() for part in raw.split(","))
+    if any(len(key) < 32 for key in listed):
+        raise SettingsError(f"{name} must list keys of at least 32 characters each, comma-separated, the current "
+                            "one first; generate one with `tipline secret new`.")
+    if len(set(listed)) != len(listed):
+        raise SettingsError(f"{name} lists the same key twice; list the current key first, then the old one.")
+    return listed
 
 
 def _base_url(name: str, raw: str) -> str:

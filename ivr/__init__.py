@@ -28,7 +28,10 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     core = build_core(settings or Settings.from_env())
     app = Flask(__name__)
-    app.config.update(SECRET_KEY=core.settings.secret_key, MAX_CONTENT_LENGTH=MAX_WEBHOOK_BYTES)
+    # The console's session cookie: signed under the current key; one signed under an older
+    # key listed in SECRET_KEY still reads during a rotation's grace period.
+    app.config.update(SECRET_KEY=core.settings.secret_key, SECRET_KEY_FALLBACKS=list(core.settings.secret_keys[1:]),
+                      MAX_CONTENT_LENGTH=MAX_WEBHOOK_BYTES)
     app.extensions[CORE_EXTENSION] = core
 
     edge.install(app, core)

@@ -8,6 +8,10 @@
     tipline audit reseal --confirm           after a failed check: keep the damaged trail aside, start anew
     tipline retention plan|run [--as-of D]   tips whose time is up: count them, or delete them
     tipline keys new|list|rewrap             the vault's keys (ivr/keys_cli.py)
+    tipline audit rotate                     with AUDIT_KEY=new,old: chain the trail under the new key from here
+    tipline secret new                       print a fresh random key (for SECRET_KEY or AUDIT_KEY)
+    tipline secret rotate                    with SECRET_KEY=new,old: re-seal what depends on the old key
+    tipline secret status                    whether anything still needs SECRET_KEY's old key, and until when
 
 No password is ever printed or taken on the command line: the person sets theirs through
 the link. Settings come from the environment, as for `make run` (same var/ folder).
@@ -21,7 +25,8 @@ import sys
 import redis
 
 from config.settings import Settings, SettingsError
-from ivr.audit_cli import reseal_command, verify_command
+from ivr import secret_cli
+from ivr.audit_cli import reseal_command, rotate_command, verify_command
 from ivr.core import Core, build_core
 from ivr.core.accounts import ROLES, AccountError
 from ivr.keys_cli import add_keys_commands, keys_command
@@ -50,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="you have recorded what `tipline audit verify` found")
     add_retention_parser(topics)
     add_keys_commands(topics)
+    audit.add_parser("rotate", help="with AUDIT_KEY=new,old: record the change, then chain under the new key")
+    secret_cli.add_commands(topics)
     args = parser.parse_args(argv)
 
     try:
@@ -58,8 +65,12 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env()
         if args.topic == "retention":
             return retention_command(settings, args)
+        if args.topic == "secret":
+            return secret_cli.run(args, settings)
         if args.topic == "audit":
-            return verify_command(settings) if args.action == "verify" else reseal_command(settings, OPERATOR)
+            if args.action == "verify":
+                return verify_command(settings)
+            return (rotate_command if args.action == "rotate" else reseal_command)(settings, OPERATOR)
         return _handler_command(build_core(settings), args)
     except SettingsError as error:
         print(f"tipline: {error}", file=sys.stderr)

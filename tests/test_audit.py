@@ -9,15 +9,16 @@ from __future__ import annotations
 import json
 import re
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import pytest
 import redis
 
 from config.settings import Settings
-from ivr.audit_cli import verify_command
+from ivr.audit_cli import rotate_command, verify_command
 from ivr.core import keys
 from ivr.core.audit import ACTIONS, AuditLog, AuditTrailBroken
-from ivr.core.audit_chain import GENESIS, head_record
+from ivr.core.audit_chain import GENESIS, AuditEntry, head_record
 from ivr.core.vault import ChainMac
 
 TIP = "4821730956"
@@ -352,3 +353,86 @@ def test_the_check_prints_each_problem_and_fails(trail: AuditLog, redis_client: 
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3 and lines[-1] == "audit trail: 2 problem(s) found"
     assert lines[0].startswith("entry 3 was altered") and lines[1].startswith("entry 10 is missing from the end")
+
+
+# -- Rotating AUDIT_KEY -------------------------------------------------------------------
+
+NEW_AUDIT_KEY = "the next audit key, long enough to be one " + "n" * 10
+
+
+@pytest.fixture
+def rotated(trail: AuditLog, redis_client: redis.Redis, settings: Settings) -> AuditLog:
+    """The ten entries under the old key; AUDIT_KEY=new,old deployed, one more entry (still
+    under the old key), `tipline audit rotate` (entry 12), then two entries under the new key."""
+    both = AuditLog(redis_client, [NEW_AUDIT_KEY, settings.audit_key])
+    both.append("dave", "sign_in")
+    rotation = both.rotate("operator")
+    assert rotation is not None and rotation.seq == 12 and rotation.action == "key_rotated"
+    assert both.rotate("operator") is None  # once is enough
+    both.append("dave", "view", TIP)
+    both.append("dave", "sign_out")
+    return both
+
+
+def test_a_rotation_is_recorded_and_verify_checks_across_it(rotated: AuditLog, redis_client: redis.Redis,
+                                                            settings: Settings) -> None:
+    assert rotated.verify().ok and rotated.head()[0] == 14
+    rotation = raw_entry(redis_client, 12)
+    assert rotation["detail"] == (f"from={ChainMac(settings.audit_key).fingerprint} "
+                                  f"to={ChainMac(NEW_AUDIT_KEY).fingerprint}")
+    assert settings.audit_key not in rotation["detail"] and NEW_AUDIT_KEY not in rotation["detail"]
+    # Signed under the old key, and the entries after it under the new one.
+    assert ChainMac(settings.audit_key).verify(raw_entry(redis_client, 11)["mac"], _signed(redis_client, 12),
+                                               rotation["mac"])
+    assert ChainMac(NEW_AUDIT_KEY).verify(rotation["mac"], _signed(redis_client, 13),
+                                          raw_entry(redis_client, 13)["mac"])
+
+
+def _signed(redis_client: redis.Redis, seq: int) -> bytes:
+    return AuditEntry.from_json(redis_client.lindex(keys.AUDIT_TRAIL, seq - 1)).signed_bytes()
+
+
+@pytest.mark.parametrize("seq", [3, 12, 13])
+def test_tampering_before_at_or_after_the_rotation_is_named(rotated: AuditLog, redis_client: redis.Redis,
+                                                            seq: int) -> None:
+    edited(redis_client, seq, who="mallory")
+    assert any(names(problem, seq) for problem in problems_of(rotated))
+
+
+def test_with_only_the_new_key_the_part_before_the_rotation_is_reported_unchecked(
+        rotated: AuditLog, redis_client: redis.Redis) -> None:
+    problems = problems_of(AuditLog(redis_client, NEW_AUDIT_KEY))
+    assert "retired AUDIT_KEY" in problems[0] and names(problems[0], 12)
+
+
+def test_a_rotation_made_with_the_new_key_alone_is_refused(trail: AuditLog, redis_client: redis.Redis,
+                                                           settings: Settings) -> None:
+    # Someone holding only the new key writes a rotation onto a trail under the old key,
+    # and carries on under the new key.
+    old, new = ChainMac(settings.audit_key), ChainMac(NEW_AUDIT_KEY)
+    redis_client.set(keys.AUDIT_HEAD, head_record(new, 10, raw_entry(redis_client, 10)["mac"]))
+    forger = AuditLog(redis_client, NEW_AUDIT_KEY)
+    forger._append("mallory", "key_rotated", None, f"from={old.fingerprint} to={new.fingerprint}", rotating=False)
+    forger.append("mallory", "view", TIP)
+    problems = problems_of(AuditLog(redis_client, [NEW_AUDIT_KEY, settings.audit_key]))
+    assert any(names(problem, 11) and "not written by Tipline" in problem for problem in problems)
+    assert any("head" in problem for problem in problems)
+
+
+def test_a_leaked_old_key_cannot_write_after_the_rotation(rotated: AuditLog, redis_client: redis.Redis,
+                                                          settings: Settings) -> None:
+    old_only = AuditLog(redis_client, settings.audit_key)
+    redis_client.set(keys.AUDIT_HEAD, head_record(ChainMac(settings.audit_key), *rotated.head()))
+    old_only.append("mallory", "view", TIP)
+    problems = problems_of(rotated)
+    assert any(names(problem, 15) for problem in problems)
+
+
+def test_the_rotate_command_needs_both_keys_and_verify_passes_after_it(trail: AuditLog, settings: Settings,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert rotate_command(settings, "operator") == 1
+    both = replace(settings, audit_keys=(NEW_AUDIT_KEY, settings.audit_key))
+    assert rotate_command(both, "operator") == 0
+    assert "entry 11 records the change" in capsys.readouterr().out
+    assert verify_command(both) == 0
+    assert "entries, chain intact" in capsys.readouterr().out

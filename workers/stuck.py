@@ -62,8 +62,9 @@ def requeue_stuck(context: WorkerContext, stuck_after: timedelta = STUCK_AFTER, 
             continue
         handle = context.arguments.open_handle(sealed)
         recording_key = intake.recording_key(handle.recording_sid)
-        job_id = keys.recording_job_id(recording_key)
-        if job_is_pending(connection, job_id):
+        # A job queued before a SECRET_KEY rotation has the old key's id.
+        if any(job_is_pending(connection, keys.recording_job_id(digest))
+               for digest in intake.recording_key.every(handle.recording_sid)):
             continue
         marker_seconds = max(1, int(stuck_after.total_seconds()))
         if not connection.set(keys.recording_requeued(recording_key), 1, nx=True, ex=marker_seconds):

@@ -21,7 +21,6 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from ivr.core import keys
 from ivr.core.call_state import CallState
 from ivr.core.provider import StillInProgress
 from ivr.core.redis_values import as_text
@@ -46,12 +45,12 @@ class SweepReport:
 
 
 def sweep_provider(context: WorkerContext, now: datetime | None = None, grace: timedelta = GRACE) -> SweepReport:
-    intake, tips, redis = context.core.recordings, context.core.tips, context.core.redis
+    intake, tips = context.core.recordings, context.core.tips
     cutoff = (now or datetime.now(UTC)) - grace
     taken_in = deleted = seen = 0
     for recording in context.provider.list_recordings(created_before=cutoff):
         seen += 1
-        part_of = redis.get(keys.recording_part(intake.recording_key(recording.sid)))
+        part_of = intake.part_of(recording.sid)
         if part_of is None:
             if intake.accept(recording.sid, recording.call_sid, recording.duration_seconds, CallState()):
                 taken_in += 1

@@ -97,20 +97,20 @@ def build_core(settings: Settings) -> Core:
     periods = PeriodKeys(settings.period_keys_dir, ring, must_exist=settings.is_production)
     check_master_keys(periods, ring)
     tips = TipStore(connection, TipVault(ring, periods), HandlerQueue(connection))
-    cleanup = MessageCleanup(settings.secret_key, connection)
+    cleanup = MessageCleanup(settings.secret_keys, connection)
     follow_up = FollowUp(connection, tips, menus, settings.console_lease_seconds)
     return Core(
         settings=settings,
         redis=connection,
         menus=menus,
         tips=tips,
-        recordings=RecordingIntake(settings.secret_key, connection, menus, tips, follow_up),
-        session_keys=SessionKeys(settings.secret_key, grace_seconds=IDLE_SECONDS),
+        recordings=RecordingIntake(settings.secret_keys, connection, menus, tips, follow_up),
+        session_keys=SessionKeys(settings.secret_keys, grace_seconds=IDLE_SECONDS),
         sms=SmsRecords(sessions=SessionStore(connection, menus, tips, cleanup), cleanup=cleanup),
-        pin_guard=PinGuard(settings.secret_key, connection, tips),
+        pin_guard=PinGuard(settings.secret_keys, connection, tips),
         follow_up=follow_up,
         support=load_support(menus),
-        accounts=AccountStore(connection, settings.secret_key, settings.console_idle_seconds),
-        audit=AuditLog(connection, settings.audit_key),
-        arguments=JobArguments(settings.secret_key),
+        accounts=AccountStore(connection, settings.secret_keys, settings.console_idle_seconds),
+        audit=AuditLog(connection, settings.audit_keys),
+        arguments=JobArguments(settings.secret_keys),
     )

@@ -31,7 +31,7 @@ from ivr.core.redis_values import as_bytes, as_text
 from ivr.core.sign_in_limits import ADDRESS_FAILURES_ALLOWED, WINDOW_SECONDS, Attempt, SignInLimits
 from ivr.core.sign_ins import SignIns
 from ivr.core.transactions import atomically
-from ivr.core.vault import CannotOpen, Sealer
+from ivr.core.vault import CannotOpen, Sealer, Secrets, key_list
 
 ROLES = ("handler", "supervisor", "admin")  # each can do all that the ones before it can
 PENDING, ACTIVE, DISABLED = "pending", "active", "disabled"
@@ -105,12 +105,14 @@ class Enrolment:
 
 
 class AccountStore:
-    def __init__(self, connection: redis.Redis, secret_key: str, idle_seconds: int) -> None:
+    def __init__(self, connection: redis.Redis, secret_keys: Secrets, idle_seconds: int) -> None:
         self._redis = connection
-        self._links = URLSafeTimedSerializer(secret_key, salt="tipline.console.enrolment")
-        self._totp = Sealer(secret_key, "console-totp")
+        self._links = URLSafeTimedSerializer(
+            # itsdangerous signs with the *last* key listed and checks every one: oldest first.
+            list(reversed(key_list(secret_keys))), salt="tipline.console.enrolment")
+        self._totp = Sealer(secret_keys, "console-totp")
         self.sign_ins = SignIns(connection, idle_seconds, self.get)
-        self.limits = SignInLimits(connection, secret_key)
+        self.limits = SignInLimits(connection, secret_keys)
         self._steps = StepClaims(connection)
 
     # -- accounts --------------------------------------------------------------------------
@@ -273,10 +275,37 @@ class AccountStore:
         self.limits.succeeded(attempt)
         return Account(name=name, role=as_text(record["role"]), status=ACTIVE)
 
+    def reseal_totp(self) -> int:
+        """Re-seal every account's TOTP secret (and one waiting in an enrolment) under the
+        current SECRET_KEY, so that dropping the old key later makes nobody enrol again.
+        Idempotent; returns how many secrets it re-sealed. A secret that opens under no key
+        listed is left alone (that account enrols again, as it would have anyway)."""
+        resealed = 0
+        for account in self.all():
+            key = keys.console_account(account.name)
+
+            def reseal(pipe: redis.client.Pipeline, key: str = key) -> int:
+                moved: dict[str, bytes] = {}
+                for name in ("totp", "pending_totp"):
+                    sealed = pipe.hget(key, name)
+                    try:
+                        fresh = self._totp.rotate(as_bytes(sealed)) if sealed else None
+                    except CannotOpen:
+                        fresh = None
+                    if fresh is not None:
+                        moved[name] = fresh
+                pipe.multi()
+                for name, fresh_seal in moved.items():
+                    pipe.hset(key, name, fresh_seal)
+                return len(moved)
+
+            resealed += atomically(self._redis, [key], reseal)
+        return resealed
+
     def _open_totp(self, sealed: bytes) -> str | None:
         try:
             return self._totp.open(sealed).decode()
-        except CannotOpen:  # SECRET_KEY changed: the account must enrol again
+        except CannotOpen:  # sealed under a key SECRET_KEY no longer lists: the account must enrol again
             return None
 
 

@@ -28,6 +28,13 @@ looks a reference up (the tip page's history, the audit page's filter) computes 
 digest. Entries written before that named tips in clear; `ivr/core/audit_digests.py`
 rewrites them once, into a new chain.
 
+AUDIT_KEY is a list (`new,old`) so the key can be rotated without losing the check of what
+came before (`rotate`): the trail records the change in an entry MACed under the old key,
+and chains under the new key from there; `verify` checks across it with both keys listed
+(`ivr/core/audit_chain.py` says how it keeps a leaked old key from writing after it).
+Appends go on under the key the head is under, so deploying `new,old` before running
+`tipline audit rotate` changes nothing until it runs.
+
 Entries hold who did what to which tip, never what a tip says: no transcript or summary
 text, only short details such as "partner=Metropolitan Police" or "status=possibly
 malicious", and only the coarse hour (promise 6).
@@ -43,11 +50,20 @@ from dataclasses import replace
 import redis
 
 from ivr.core import keys
-from ivr.core.audit_chain import GENESIS, AuditEntry, AuditReport, check_chain, head_record, read_head
+from ivr.core.audit_chain import (
+    GENESIS,
+    KEY_ROTATED,
+    AuditEntry,
+    AuditReport,
+    check_chain,
+    head_record,
+    read_head,
+    rotation_detail,
+)
 from ivr.core.coarse_time import current_hour
 from ivr.core.redis_values import as_bytes
 from ivr.core.transactions import atomically
-from ivr.core.vault import ChainMac, KeyedDigest
+from ivr.core.vault import ChainMac, KeyedDigest, Secrets, key_list
 
 __all__ = ["ACTIONS", "AuditEntry", "AuditLog", "AuditReport", "AuditTrailBroken"]
 
@@ -59,7 +75,7 @@ ACTIONS = (
     "ask", "withdraw", "read_answer",
     "view_audit", "view_hotspots", "view_deadlines", "export",
     "account_created", "account_enrolled", "role_changed", "account_disabled",
-    "trail_resealed", "trail_rewritten", "retention_run",
+    "trail_resealed", "trail_rewritten", "retention_run", KEY_ROTATED,
 )
 WHO_MAX = 64
 DETAIL_MAX = 200
@@ -87,16 +103,23 @@ def clean_text(value: str, name: str, limit: int, required: bool) -> str:
 class AuditLog:
     """Append to, read and check the audit trail in Redis (the MAC key stays in this process)."""
 
-    def __init__(self, connection: redis.Redis, audit_key: str) -> None:
+    def __init__(self, connection: redis.Redis, audit_keys: Secrets) -> None:
         self._redis = connection
-        self._chain = ChainMac(audit_key)
-        # The name a tip has in the trail: its reference's keyed digest (see the module's docstring).
-        self.tip_digest = KeyedDigest(audit_key, "audit.tip")
+        self._chains = [ChainMac(key) for key in key_list(audit_keys)]
+        # The name a tip has in the trail: its reference's keyed digest (see the module's
+        # docstring), under the first AUDIT_KEY; a lookup also tries the other listed keys'.
+        self._tip_digests = [KeyedDigest(key, "audit.tip") for key in key_list(audit_keys)]
+        self.tip_digest = self._tip_digests[0]
+
+    @property
+    def chains(self) -> list[ChainMac]:
+        """Every listed AUDIT_KEY's chain, the current first (what `verify` checks across)."""
+        return self._chains
 
     @property
     def chain(self) -> ChainMac:
-        """The MAC the trail is chained under (for a rewrite of the whole trail: `ivr.core.audit_digests`)."""
-        return self._chain
+        """The current key's chain (a rewrite of the whole trail, `ivr.core.audit_digests`, starts under it)."""
+        return self._chains[0]
 
     def append(self, who: str, action: str, tip: str | None = None, detail: str = "") -> AuditEntry:
         """Record that `who` did `action` (to the tip whose reference is `tip`, stored as its
@@ -106,22 +129,40 @@ class AuditLog:
         never goes to Redis), then push the entry and move the head in one MULTI; another
         writer in between means retry.
         """
-        if action not in ACTIONS:
-            raise ValueError(f"action must be one of {', '.join(ACTIONS)}; not {action!r}")
+        if action not in ACTIONS or action == KEY_ROTATED:
+            raise ValueError(f"action must be one of {', '.join(ACTIONS)} (but {KEY_ROTATED}: `rotate`); "
+                             f"not {action!r}")
         who = clean_text(who, "who", WHO_MAX, required=True)
         detail = clean_text(detail, "detail", DETAIL_MAX, required=False)
         if tip is not None and not (isinstance(tip, str) and TIP_PATTERN.fullmatch(tip)):
             raise ValueError(f"tip must be a tip's reference (letters, digits, - or _, at most 40), not {tip!r}")
         named = self.tip_digest(tip) if tip is not None else None
 
-        def append(pipe: redis.client.Pipeline) -> AuditEntry:
-            last_seq, last_mac = self._head(*self._snapshot())
-            unsigned = AuditEntry(seq=last_seq + 1, hour=current_hour(), who=who, action=action, tip=named,
-                                  detail=detail, mac="")
-            entry = replace(unsigned, mac=self._chain.mac(last_mac, unsigned.signed_bytes()))
+        entry = self._append(who, action, named, detail, rotating=False)
+        if entry is None:  # only a rotation can append nothing
+            raise AssertionError("an append appends")
+        return entry
+
+    def rotate(self, operator: str) -> AuditEntry | None:
+        """With AUDIT_KEY=new,old: record the change to the first key, MACed under the key the
+        trail is under now, and chain under the first key from here. None when the trail is
+        under the first key already (or empty: it will start under it)."""
+        return self._append(clean_text(operator, "who", WHO_MAX, required=True), KEY_ROTATED, None, "",
+                            rotating=True)
+
+    def _append(self, who: str, action: str, tip: str | None, detail: str, rotating: bool) -> AuditEntry | None:
+        def append(pipe: redis.client.Pipeline) -> AuditEntry | None:
+            last_seq, last_mac, chain = self._current(*self._snapshot())
+            new_chain = self._chains[0] if rotating else chain
+            if rotating and (chain is new_chain or last_seq == 0):
+                pipe.multi()
+                return None
+            unsigned = AuditEntry(seq=last_seq + 1, hour=current_hour(), who=who, action=action, tip=tip,
+                                  detail=rotation_detail(chain, new_chain) if rotating else detail, mac="")
+            entry = replace(unsigned, mac=chain.mac(last_mac, unsigned.signed_bytes()))
             pipe.multi()
             pipe.rpush(keys.AUDIT_TRAIL, entry.to_json())
-            pipe.set(keys.AUDIT_HEAD, head_record(self._chain, entry.seq, entry.mac))
+            pipe.set(keys.AUDIT_HEAD, head_record(new_chain, entry.seq, entry.mac))
             return entry
 
         return atomically(self._redis, [keys.AUDIT_HEAD], append)
@@ -150,7 +191,8 @@ class AuditLog:
         Print it into a log outside Redis now and then: that record is what exposes a
         rollback (see the module's docstring).
         """
-        return self._head(*self._snapshot())
+        seq, mac, _ = self._current(*self._snapshot())
+        return seq, mac
 
     def _snapshot(self) -> tuple[bytes | None, int]:
         """The head record and the trail's length from one moment (a MULTI of its own)."""
@@ -160,19 +202,21 @@ class AuditLog:
             raw_head, length = pipe.execute()
         return raw_head, length
 
-    def _head(self, raw_head: bytes | None, length: int) -> tuple[int, str]:
+    def _current(self, raw_head: bytes | None, length: int) -> tuple[int, str, ChainMac]:
+        """The head's (seq, MAC) and the key it is under (a new trail starts under the first key)."""
         if raw_head is None:
             if length:
                 raise AuditTrailBroken(f"the audit trail holds {length:,} entries but its head record is missing; "
                                        "an operator must run the audit trail check before anything more is "
                                        "recorded")
-            return 0, GENESIS
-        head = read_head(self._chain, raw_head)
-        if head is None:
-            raise AuditTrailBroken("the audit trail's head record does not check out under AUDIT_KEY (forged, or "
-                                   "the key changed); an operator must run the audit trail check before "
-                                   "anything more is recorded")
-        return head
+            return 0, GENESIS, self._chains[0]
+        for chain in self._chains:
+            head = read_head(chain, raw_head)
+            if head is not None:
+                return *head, chain
+        raise AuditTrailBroken("the audit trail's head record does not check out under any AUDIT_KEY listed "
+                               "(forged, or the key changed: list the old key after the new one); an operator "
+                               "must run the audit trail check before anything more is recorded")
 
     def entries(self, start: int = 0, count: int = 50, newest_first: bool = True, tip: str | None = None,
                 who: str | None = None) -> list[AuditEntry]:
@@ -206,9 +250,10 @@ class AuditLog:
         names = self._names_of(tip)
         return [entry for entry in self._scan(newest_first=False) if entry.tip in names]
 
-    def _names_of(self, reference: str) -> tuple[str, str]:
-        """What entries call a tip: its digest, or its reference in a trail not yet rewritten."""
-        return self.tip_digest(reference), reference
+    def _names_of(self, reference: str) -> tuple[str, ...]:
+        """What entries call a tip: its digest (under any listed AUDIT_KEY), or its reference
+        in a trail not yet rewritten."""
+        return (*(digest(reference) for digest in self._tip_digests), reference)
 
     def _scan(self, newest_first: bool) -> Iterator[AuditEntry]:
         """Every readable entry, in chunks; entries appended meanwhile are not included."""
@@ -225,7 +270,7 @@ class AuditLog:
         for first in range(0, length, READ_CHUNK):
             chunk = self._redis.lrange(keys.AUDIT_TRAIL, first, min(first + READ_CHUNK, length) - 1)
             items.extend(map(as_bytes, chunk))
-        return check_chain(self._chain, items, raw_head)
+        return check_chain(self._chains, items, raw_head)
 
 
 def _readable(raw: list[bytes | str]) -> Iterator[AuditEntry]:

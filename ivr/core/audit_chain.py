@@ -11,12 +11,23 @@ from `GENESIS`; the head record carries the last seq and MAC under a MAC of its 
   check out against its genuine predecessor, was altered;
 - an entry no link and not the head vouches for was made up (or altered beyond that);
 - the true seqs of genuine entries then show what is missing, doubled or out of order.
+
+AUDIT_KEY can be rotated (`AuditLog.rotate`): a `key_rotated` entry, MACed under the old
+key and naming both keys by fingerprint (`from=.. to=..`), after which entries and the
+head are MACed under the new one. `check_chain` takes every key listed and works out,
+from the trail itself, which key each seq must be under (`_key_epochs`): the key entry 1
+checks out under, switching only at a rotation entry that names that very key as `from`
+and checks out under it against its predecessor. So a key leaked before its rotation
+cannot make entries after it, and a rotation entry made with the new key alone (or naming
+a key that was not the one in force) switches nothing and is reported like any made-up
+entry. Checking the entries from before a rotation needs the old key listed too.
 """
 
 from __future__ import annotations
 
 import json
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ivr.core.vault import ChainMac
@@ -28,6 +39,8 @@ HEAD_LABEL = "head"
 # make the check quadratic (an entry they hide is reported all the same, if less exactly).
 CANDIDATES_PER_SEQ = 8
 _FIELDS = ("seq", "hour", "who", "action", "tip", "detail", "mac")
+# The entry that moves the chain from one AUDIT_KEY to the next (`AuditLog.rotate`).
+KEY_ROTATED = "key_rotated"
 
 
 @dataclass(frozen=True)
@@ -110,8 +123,68 @@ def _span(first: int, last: int) -> str:
     return f"entry {first} is" if first == last else f"entries {first}-{last} are"
 
 
-def check_chain(chain: ChainMac, items: list[bytes], raw_head: bytes | None) -> AuditReport:
-    """Every problem with the trail `items` (oldest first) and its head, in words, naming seqs."""
+def rotation_detail(old: ChainMac, new: ChainMac) -> str:
+    """A `key_rotated` entry's detail: both keys by fingerprint, never a key."""
+    return f"from={old.fingerprint} to={new.fingerprint}"
+
+
+def _rotation_keys(entry: AuditEntry) -> tuple[str, str] | None:
+    if entry.action != KEY_ROTATED:
+        return None
+    fields = dict(part.partition("=")[::2] for part in entry.detail.split())
+    return (fields["from"], fields["to"]) if {"from", "to"} <= set(fields) else None
+
+
+def _key_epochs(chains: Sequence[ChainMac], entries: list[AuditEntry],
+                raw_head: bytes | None) -> tuple[Callable[[int], ChainMac], list[str]]:
+    """Which key each seq must be MACed under, from the genuine rotation entries; and, in words,
+    any rotation from a key AUDIT_KEY does not list (the entries before it cannot be checked)."""
+    by_fingerprint = {chain.fingerprint: chain for chain in chains}
+    macs_by_seq: dict[int, list[str]] = {}
+    for entry in entries:
+        macs_by_seq.setdefault(entry.seq, []).append(entry.mac)
+    start = next((chain for entry in entries if entry.seq == 1 for chain in chains
+                  if chain.verify(GENESIS, entry.signed_bytes(), entry.mac)), None)
+    current = start
+    starts: list[int] = []  # the seqs of genuine rotation entries, ascending
+    keys_after: list[ChainMac] = []
+    unlisted: list[str] = []
+    for entry in sorted(entries, key=lambda e: e.seq):
+        named = _rotation_keys(entry)
+        if named is None or (starts and entry.seq <= starts[-1]):
+            continue
+        old, new = by_fingerprint.get(named[0]), by_fingerprint.get(named[1])
+        if old is None:
+            if new is not None and current is None:
+                unlisted.append(f"entries up to {entry.seq} were chained under a retired AUDIT_KEY (fingerprint "
+                                f"{named[0]}) that AUDIT_KEY does not list: list it after the current key to "
+                                "check them")
+            continue
+        if new is None or (current is not None and old is not current):
+            continue
+        befores = [GENESIS] if entry.seq == 1 else macs_by_seq.get(entry.seq - 1, [])[:CANDIDATES_PER_SEQ]
+        if not any(old.verify(before, entry.signed_bytes(), entry.mac) for before in befores):
+            continue
+        start = start or old
+        starts.append(entry.seq)
+        keys_after.append(new)
+        current = new
+    if start is None:  # entry 1 is gone and no rotation tells: the key the head is under, else the first
+        start = next((chain for chain in chains if raw_head is not None and read_head(chain, raw_head)), chains[0])
+
+    def key_for(seq: int) -> ChainMac:
+        epoch = bisect_right(starts, seq - 1)  # rotations at seqs below this one
+        return keys_after[epoch - 1] if epoch else start
+
+    return key_for, unlisted
+
+
+def check_chain(chains: ChainMac | Sequence[ChainMac], items: list[bytes], raw_head: bytes | None) -> AuditReport:
+    """Every problem with the trail `items` (oldest first) and its head, in words, naming seqs.
+
+    `chains`: every AUDIT_KEY listed, the current one first (see the module's docstring).
+    """
+    listed = [chains] if isinstance(chains, ChainMac) else list(chains)
     problems: list[str] = []
     positions: list[int] = []
     entries: list[AuditEntry] = []
@@ -122,8 +195,10 @@ def check_chain(chain: ChainMac, items: list[bytes], raw_head: bytes | None) -> 
         except ValueError:
             problems.append(f"position {position} holds something that is not an audit entry: "
                             "it was written or overwritten by hand, not by Tipline")
+    key_for, unlisted = _key_epochs(listed, entries, raw_head)
+    problems.extend(unlisted)
     if raw_head is not None:
-        head = read_head(chain, raw_head)
+        head = read_head(key_for(2**62), raw_head)  # the head is under the last rotation's key
     else:
         head = None if items else (0, GENESIS)  # a trail nothing was written to yet
 
@@ -135,6 +210,7 @@ def check_chain(chain: ChainMac, items: list[bytes], raw_head: bytes | None) -> 
     proven = [False] * len(entries)  # its contents are genuine: a link leads to it
     successor: dict[int, int] = {}  # a link leads from it: its MAC is genuine
     for index, entry in enumerate(entries):
+        chain = key_for(entry.seq)
         proven[index] = entry.seq == 1 and chain.verify(GENESIS, entry.signed_bytes(), entry.mac)
         candidates = set(by_claimed_seq.get(entry.seq - 1, ())[:CANDIDATES_PER_SEQ]) | ({index - 1} if index else set())
         for before in sorted(candidates):
@@ -184,7 +260,7 @@ def check_chain(chain: ChainMac, items: list[bytes], raw_head: bytes | None) -> 
             befores += [GENESIS] if seq == 1 else []
             # Its predecessor is here (under another claimed seq, maybe), yet no link leads
             # to it: its contents changed. With no predecessor here, the gap is the report.
-            if befores and not any(chain.verify(mac, entry.signed_bytes(), entry.mac) for mac in befores):
+            if befores and not any(key_for(entry.seq).verify(mac, entry.signed_bytes(), entry.mac) for mac in befores):
                 claim = f" (it now claims to be entry {entry.seq})" if entry.seq != seq else ""
                 problems.append(f"entry {seq} was altered after it was written{claim}: "
                                 "its contents no longer match its MAC")

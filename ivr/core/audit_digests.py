@@ -56,7 +56,7 @@ def digest_clear_references(audit: AuditLog, connection: redis.Redis, who: str) 
             pipe.multi()
             pipe.set(keys.AUDIT_TIPS_DIGESTED, current_hour())
             return 0
-        report = check_chain(audit.chain, items, as_bytes(raw_head) if raw_head is not None else None)
+        report = check_chain(audit.chains, items, as_bytes(raw_head) if raw_head is not None else None)
         if not report.ok or report.head is None:
             raise AuditTrailBroken("the audit trail does not verify, so its references cannot be rewritten into a "
                                    "new chain: run `tipline audit verify`, record what it finds, then `tipline audit "

@@ -19,7 +19,7 @@ from typing import Any
 from itsdangerous import BadData, TimestampSigner, URLSafeTimedSerializer
 
 from ivr.core.choices import FACTS, Choices
-from ivr.core.vault import CannotOpen, Sealer
+from ivr.core.vault import CannotOpen, Sealer, Secrets, key_list
 
 # A whole call (menus, a ten-minute recording, the read-back) fits well inside an hour.
 MENU_STEP_MAX_AGE = 3600
@@ -111,8 +111,8 @@ class _SignedAt(TimestampSigner):
 class CallStateCodec:
     """Turns a `CallState` into a URL-safe token and back."""
 
-    def __init__(self, secret_key: str) -> None:
-        self._secret_key = secret_key
+    def __init__(self, secret_keys: Secrets) -> None:
+        self._secret_keys = key_list(secret_keys)
         self._serializers = {purpose: self._build(purpose, None) for purpose in PURPOSE_MAX_AGE}
 
     def _serializer(self, purpose: str, now: float | None) -> URLSafeTimedSerializer:
@@ -120,9 +120,11 @@ class CallStateCodec:
 
     def _build(self, purpose: str, now: float | None) -> URLSafeTimedSerializer:
         return URLSafeTimedSerializer(
-            self._secret_key,
+            # itsdangerous signs with the *last* key listed and checks every one: oldest first,
+            # so a token minted before a rotation still opens during its grace period.
+            list(reversed(self._secret_keys)),
             salt=f"tipline.call-state.{purpose}",
-            serializer=_SealedJSON(Sealer(self._secret_key, f"call-state.{purpose}")),
+            serializer=_SealedJSON(Sealer(self._secret_keys, f"call-state.{purpose}")),
             signer=type("SignedAt", (_SignedAt,), {"now": now}),
         )
 

@@ -27,7 +27,7 @@ from rq import Queue, Retry
 
 from ivr.core import keys
 from ivr.core.choices import Choices
-from ivr.core.vault import Sealer
+from ivr.core.vault import Sealer, Secrets
 
 # -- what the workers run (module path and function, as RQ imports them) -----------------
 
@@ -118,16 +118,21 @@ class JobArguments:
     recording's sealed handle in its tip part until it is transcribed (to queue it again).
     """
 
-    def __init__(self, secret_key: str) -> None:
-        self._handles = Sealer(secret_key, "recording-handle")
-        self._message_sids = Sealer(secret_key, "message-sids")
-        self._recording_sids = Sealer(secret_key, "recording-sids")
+    def __init__(self, secret_keys: Secrets) -> None:
+        self._handles = Sealer(secret_keys, "recording-handle")
+        self._message_sids = Sealer(secret_keys, "message-sids")
+        self._recording_sids = Sealer(secret_keys, "recording-sids")
 
     def seal_handle(self, handle: RecordingHandle) -> str:
         return self._handles.seal(json.dumps(handle.to_mapping()).encode()).hex()
 
     def open_handle(self, sealed: str) -> RecordingHandle:
         return RecordingHandle.from_mapping(json.loads(self._handles.open(bytes.fromhex(sealed))))
+
+    def reseal_handle(self, sealed: str) -> str | None:
+        """`sealed` re-sealed under SECRET_KEY's current key; None when it is sealed under it already."""
+        fresh = self._handles.rotate(bytes.fromhex(sealed))
+        return None if fresh is None else fresh.hex()
 
     def seal_message_sids(self, message_sids: list[str]) -> str:
         return self._message_sids.seal(json.dumps(message_sids).encode()).hex()

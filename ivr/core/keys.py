@@ -168,6 +168,11 @@ def console_hotspots(week: str) -> str:
     return f"{PREFIX}:console:hotspots:{week}"
 
 
+# When `tipline secret rotate` ran for the current SECRET_KEY (a hash: the key's fingerprint,
+# never the key, to the time), which starts the old key's grace period (ivr/core/secret_rotation.py).
+SECRET_ROTATION = f"{PREFIX}:secret:rotation"
+
+
 # The console's audit trail (ivr/core/audit.py): a list of MAC-chained JSON entries,
 # oldest first, and the head record that vouches for the last one. Never trimmed.
 AUDIT_TRAIL = f"{PREFIX}:audit"

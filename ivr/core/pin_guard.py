@@ -26,16 +26,18 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Iterable
 from enum import Enum
 
 import redis
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from ivr.core import keys
+from ivr.core.digest_moves import adopt, names
 from ivr.core.redis_values import as_text
 from ivr.core.references import is_valid_pin, is_valid_reference
 from ivr.core.tips import PIN_HASHER, TipStore
-from ivr.core.vault import KeyedDigest
+from ivr.core.vault import KeyedDigest, Secrets
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +83,10 @@ class Proof(Enum):
 class PinGuard:
     """PIN checks for quoted references: counted first, locked while failing, timed alike."""
 
-    def __init__(self, secret_key: str, connection: redis.Redis, tips: TipStore) -> None:
+    def __init__(self, secret_keys: Secrets, connection: redis.Redis, tips: TipStore) -> None:
         self._redis = connection
         self._tips = tips
-        self._reference_key = KeyedDigest(secret_key, "pin-guard.reference")
+        self._reference_key = KeyedDigest(secret_keys, "pin-guard.reference")
         self._count_check = connection.register_script(_COUNT_CHECK)
         self._count_failure = connection.register_script(_COUNT_FAILURE)
 
@@ -100,7 +102,8 @@ class PinGuard:
         """
         well_formed = is_valid_reference(reference) and is_valid_pin(pin)
         named = self._reference_key(reference)
-        if well_formed:
+        if well_formed:  # after a SECRET_KEY rotation, the counts kept under the old key's name come along
+            named = adopt(self._redis, self._reference_key.every(reference), keys.pin_attempts, keys.pin_locks)
             admitted = self._admitted(named)
             tip_hash, tombstone_hash = self._pin_hashes(reference)
         else:
@@ -131,7 +134,20 @@ class PinGuard:
 
     def under_attack(self, reference: str) -> bool:
         """True while a lock on this reference's PIN is remembered: someone has been guessing it."""
-        return bool(self._redis.exists(keys.pin_locks(self._reference_key(reference))))
+        return bool(self._redis.exists(*names(self._reference_key.every(reference), keys.pin_locks)))
+
+    def rekey(self, references: Iterable[str]) -> int:
+        """Move the counts and lock memory kept for these references under an older SECRET_KEY
+        to the current key's names (`tipline secret rotate`, for every tip). Returns how many."""
+        moved = 0
+        for reference in references:
+            digests = self._reference_key.every(reference)
+            held = self._redis.exists(*names(digests[1:], keys.pin_attempts), *names(digests[1:], keys.pin_locks)) \
+                if len(digests) > 1 else 0
+            if held:
+                adopt(self._redis, digests, keys.pin_attempts, keys.pin_locks)
+                moved += 1
+        return moved
 
     def _admitted(self, named: str) -> bool:
         checks = self._count_check(keys=[keys.pin_attempts(named)], args=[WINDOW_SECONDS])

@@ -26,14 +26,15 @@ import redis
 
 from ivr.core import keys
 from ivr.core.call_state import CallState
+from ivr.core.digest_moves import adopt, names
 from ivr.core.follow_up import FollowUp
 from ivr.core.jobs import JobArguments, RecordingHandle, enqueue_transcription
 from ivr.core.prompts import Menus
-from ivr.core.redis_values import as_text
+from ivr.core.redis_values import as_bytes, as_text
 from ivr.core.references import new_reference
 from ivr.core.tips import PIN_HASHER, NewPart, TipStore
 from ivr.core.transactions import atomically
-from ivr.core.vault import KeyedDigest
+from ivr.core.vault import KeyedDigest, Secrets
 
 # The longest recording a call can make: <Record maxLength> (ivr.voice.script.RECORD_MAX_SECONDS,
 # 600) plus a minute's margin. A duration beyond it is not believed (the edge drops it).
@@ -45,19 +46,26 @@ MAX_TRANSCRIPTION_SECONDS = 120 + 2 * MAX_RECORDING_SECONDS
 class RecordingIntake:
     """Turns an accepted recording into a tip part and exactly one queued job."""
 
-    def __init__(self, secret_key: str, connection: redis.Redis, menus: Menus, tips: TipStore,
+    def __init__(self, secret_keys: Secrets, connection: redis.Redis, menus: Menus, tips: TipStore,
                  follow_up: FollowUp) -> None:
         self._redis = connection
         self._menus = menus
         self._tips = tips
         self._follow_up = follow_up
-        self._arguments = JobArguments(secret_key)
-        self.recording_key = KeyedDigest(secret_key, "recording")
+        self._arguments = JobArguments(secret_keys)
+        self.recording_key = KeyedDigest(secret_keys, "recording")
 
     def is_known(self, recording_sid: str) -> bool:
-        """Has this recording reached us before (callback or sweep)?"""
-        recording_key = self.recording_key(recording_sid)
-        return bool(self._redis.exists(keys.recording_seen(recording_key), keys.recording_part(recording_key)))
+        """Has this recording reached us before (callback or sweep), under any SECRET_KEY listed?"""
+        digests = self.recording_key.every(recording_sid)
+        return bool(self._redis.exists(*names(digests, keys.recording_seen), *names(digests, keys.recording_part)))
+
+    def part_of(self, recording_sid: str) -> bytes | None:
+        """"<reference>:<part>" this recording became, or None; a marker made under an older
+        SECRET_KEY is moved to the current name (the sweep asks this of every kept recording)."""
+        digest = adopt(self._redis, self.recording_key.every(recording_sid), keys.recording_part, keys.recording_seen)
+        part = self._redis.get(keys.recording_part(digest))
+        return None if part is None else as_bytes(part)
 
     def accept(self, recording_sid: str, call_sid: str | None, duration_seconds: int | None,
                state: CallState) -> bool:
@@ -74,6 +82,8 @@ class RecordingIntake:
             duration_seconds = None
         recording_key = self.recording_key(recording_sid)
         seen = keys.recording_seen(recording_key)
+        # A repeat after a SECRET_KEY rotation finds the marker made under the old key.
+        seen_before = names(self.recording_key.every(recording_sid), keys.recording_seen)
         # A swept recording gets a reference of its own.
         choices = state.choices if state.choices.reference else state.choices.but(reference=new_reference())
         reference = choices.reference or ""
@@ -81,7 +91,7 @@ class RecordingIntake:
 
         def store(pipe: redis.client.Pipeline) -> bool:
             nonlocal choices, reference
-            if pipe.exists(seen):
+            if pipe.exists(*seen_before):
                 return False
             existing_parts = self._tips.part_count(pipe, reference)
             returning = state.proven and existing_parts > 0 and bool(pipe.hget(keys.tip(reference), "wrapped_key"))
@@ -109,7 +119,7 @@ class RecordingIntake:
             self.queue_transcription(pipe, sealed, recording_key, duration_seconds, urgent)
             return True
 
-        watched = [seen, keys.tip(reference)]
+        watched = [*seen_before, keys.tip(reference)]
         if state.proven:
             watched += [keys.questions(reference), keys.case(reference)]
         return atomically(self._redis, watched, store)

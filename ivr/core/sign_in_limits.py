@@ -27,7 +27,8 @@ from dataclasses import dataclass
 import redis
 
 from ivr.core import keys
-from ivr.core.vault import KeyedDigest
+from ivr.core.digest_moves import adopt
+from ivr.core.vault import KeyedDigest, Secrets
 
 ADDRESS_FAILURES_ALLOWED = 5
 ACCOUNT_FAILURES_ALLOWED = 20
@@ -106,17 +107,18 @@ class SignInLocked(Exception):
 
 
 class SignInLimits:
-    def __init__(self, connection: redis.Redis, secret_key: str) -> None:
+    def __init__(self, connection: redis.Redis, secret_keys: Secrets) -> None:
         self._redis = connection
-        self._address_digest = KeyedDigest(secret_key, "console-client-address")
-        self._name_digest = KeyedDigest(secret_key, "console-sign-in-name")
+        self._address_digest = KeyedDigest(secret_keys, "console-client-address")
+        self._name_digest = KeyedDigest(secret_keys, "console-sign-in-name")
         self._count_attempt = connection.register_script(_COUNT_ATTEMPT)
         self._succeeded = connection.register_script(_SUCCEEDED)
 
     def count(self, account_name: str, address: str) -> Attempt:
         """Count an attempt before it is checked; raise SignInLocked when it may not be checked."""
         account_key = self.account_key(account_name)
-        address_key = keys.console_address_failures(self._address_digest(address))
+        address_key = keys.console_address_failures(
+            adopt(self._redis, self._address_digest.every(address), keys.console_address_failures))
         verdict, *counts = self._count_attempt(keys=[account_key, address_key],
                                                args=[WINDOW_SECONDS, ACCOUNT_FAILURES_ALLOWED,
                                                      ADDRESS_FAILURES_ALLOWED])
@@ -128,7 +130,7 @@ class SignInLimits:
 
     def account_key(self, account_name: str) -> str:
         """The counter of a typed name: named by its keyed digest, since anyone can type anything there."""
-        return keys.console_failures(self._name_digest(account_name))
+        return keys.console_failures(adopt(self._redis, self._name_digest.every(account_name), keys.console_failures))
 
     def succeeded(self, attempt: Attempt) -> None:
         self._succeeded(keys=[attempt.account_key, attempt.address_key])

@@ -17,8 +17,9 @@ from __future__ import annotations
 import redis
 
 from ivr.core import keys
+from ivr.core.digest_moves import adopt, names
 from ivr.core.jobs import FAILED_JOB_TTL, JobArguments, enqueue_message_deletion
-from ivr.core.vault import KeyedDigest
+from ivr.core.vault import KeyedDigest, Secrets
 
 # A marker outlives the session (1 h), every retry of its job (~2 h) and a failed job's
 # time in RQ (`ivr.core.jobs.FAILED_JOB_TTL`); after that a message still at the provider is
@@ -27,10 +28,10 @@ INBOUND_MARKER_SECONDS = FAILED_JOB_TTL + 24 * 3600
 
 
 class MessageCleanup:
-    def __init__(self, secret_key: str, connection: redis.Redis) -> None:
-        self.arguments = JobArguments(secret_key)
+    def __init__(self, secret_keys: Secrets, connection: redis.Redis) -> None:
+        self.arguments = JobArguments(secret_keys)
         self._redis = connection
-        self._inbound_key = KeyedDigest(secret_key, "inbound-message")
+        self._inbound_key = KeyedDigest(secret_keys, "inbound-message")
 
     def mark(self, pipe: redis.client.Pipeline, message_sids: list[str]) -> None:
         """Queue the markers saying these inbound messages are accounted for (in the caller's MULTI)."""
@@ -41,11 +42,14 @@ class MessageCleanup:
         return keys.sms_inbound(self._inbound_key(message_sid))
 
     def is_accounted_for(self, message_sid: str) -> bool:
-        return bool(self._redis.exists(self.marker(message_sid)))
+        """Whether a marker accounts for the message; one made under an older SECRET_KEY is moved
+        to the current name (the inbound sweep asks this of every text still at the provider)."""
+        return bool(self._redis.exists(keys.sms_inbound(
+            adopt(self._redis, self._inbound_key.every(message_sid), keys.sms_inbound))))
 
     def forget(self, message_sid: str) -> None:
         """The message is gone at the provider: nothing needs to account for it now."""
-        self._redis.delete(self.marker(message_sid))
+        self._redis.delete(*names(self._inbound_key.every(message_sid), keys.sms_inbound))
 
     def enqueue(self, message_sids: list[str], pipe: redis.client.Pipeline | None = None) -> None:
         """Queue the deletion, and mark the messages accounted for, in one transaction

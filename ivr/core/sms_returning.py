@@ -31,7 +31,7 @@ from ivr.core.redis_values import as_bytes
 from ivr.core.segments import MAX_SEGMENTS, segment_count
 from ivr.core.sms_sessions import IDLE_SECONDS
 from ivr.core.statuses import TipsterStatus
-from ivr.core.vault import CannotOpen, Sealer
+from ivr.core.vault import CannotOpen, Sealer, Secrets
 
 # "Reply CLOSE again within 10 minutes": the words of the `close_confirm` reply.
 CLOSE_CONFIRM_SECONDS = 10 * 60
@@ -57,9 +57,9 @@ class ReturningConversation:
 class ReturningConversations:
     """The returning conversations in Redis, one per session key at most."""
 
-    def __init__(self, secret_key: str, connection: redis.Redis) -> None:
+    def __init__(self, secret_keys: Secrets, connection: redis.Redis) -> None:
         self._redis = connection
-        self._sealer = Sealer(secret_key, "sms-returning")
+        self._sealer = Sealer(secret_keys, "sms-returning")
 
     def start(self, session_key: str, reference: str, language: str, answers: int | None, now: float) -> None:
         """The next text answers question `answers` (None: adds new information)."""

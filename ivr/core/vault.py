@@ -3,6 +3,9 @@
 - `Sealer` seals short values for one purpose (call-state tokens, job handles) with keys
   derived from SECRET_KEY;
 - `KeyedDigest` names things after provider ids without revealing them;
+- both take SECRET_KEY's list (`new,old`): the first seals and names, every key listed
+  opens, and `KeyedDigest.every` gives a value's names under each key, current first, so
+  what an older key named can still be found (and moved: `ivr/core/secret_rotation.py`);
 - `ChainMac` chains the console's audit trail under AUDIT_KEY, so that an entry cannot be
   edited, dropped or made up without the key;
 - `SessionKeys` turns an SMS sender's number into a daily-rotating session key;
@@ -20,6 +23,7 @@ import hashlib
 import hmac
 import os
 import re
+from collections.abc import Sequence
 from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
@@ -51,34 +55,75 @@ def derive_key(secret: str, purpose: str) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()).derive(secret.encode())
 
 
-class Sealer:
-    """Authenticated encryption (AES-256-GCM) of short values for one purpose."""
+Secrets = str | Sequence[str]
+"""One secret, or a rotation's list of them: the current one first, older ones after."""
 
-    def __init__(self, secret: str, purpose: str) -> None:
-        self._aead = AESGCM(derive_key(secret, f"tipline.seal.{purpose}"))
+
+def key_list(secrets: Secrets) -> tuple[str, ...]:
+    listed = (secrets,) if isinstance(secrets, str) else tuple(secrets)
+    if not listed:
+        raise ValueError("at least one key is needed")
+    return listed
+
+
+def key_fingerprint(secret: str) -> str:
+    """A short name for a key that reveals nothing about it (an HMAC of a fixed label under it)."""
+    return hmac.new(derive_key(secret, "tipline.fingerprint"), b"fingerprint", hashlib.sha256).hexdigest()[:16]
+
+
+class Sealer:
+    """Authenticated encryption (AES-256-GCM) of short values for one purpose.
+
+    Seals under the first key listed; opens under any, so values sealed before a rotation
+    still open during its grace period, and `rotate` re-seals them under the current key.
+    """
+
+    def __init__(self, secrets: Secrets, purpose: str) -> None:
+        self._aeads = [AESGCM(derive_key(secret, f"tipline.seal.{purpose}")) for secret in key_list(secrets)]
         self._purpose = purpose.encode()
 
     def seal(self, plaintext: bytes) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
-        return nonce + self._aead.encrypt(nonce, plaintext, self._purpose)
+        return nonce + self._aeads[0].encrypt(nonce, plaintext, self._purpose)
 
     def open(self, sealed: bytes) -> bytes:
+        return self._open(sealed)[0]
+
+    def rotate(self, sealed: bytes) -> bytes | None:
+        """`sealed` re-sealed under the current key, or None when it is sealed under it already."""
+        plaintext, index = self._open(sealed)
+        return None if index == 0 else self.seal(plaintext)
+
+    def _open(self, sealed: bytes) -> tuple[bytes, int]:
         if len(sealed) <= NONCE_BYTES:
             raise CannotOpen("sealed value is too short")
-        try:
-            return self._aead.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], self._purpose)
-        except InvalidTag:
-            raise CannotOpen("sealed value failed authentication") from None
+        for index, aead in enumerate(self._aeads):
+            try:
+                return aead.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], self._purpose), index
+            except InvalidTag:
+                continue
+        raise CannotOpen("sealed value failed authentication under every key listed")
 
 
 class KeyedDigest:
-    """HMAC-SHA256 of provider ids for one purpose: a stable name that reveals nothing."""
+    """HMAC-SHA256 of provider ids for one purpose: a stable name that reveals nothing.
 
-    def __init__(self, secret: str, purpose: str) -> None:
-        self._key = derive_key(secret, f"tipline.digest.{purpose}")
+    Calling it names a value under the current (first) key; `every` names it under each
+    key listed, current first, for lookups that must find what was named before a rotation.
+    """
+
+    def __init__(self, secrets: Secrets, purpose: str) -> None:
+        self._keys = [derive_key(secret, f"tipline.digest.{purpose}") for secret in key_list(secrets)]
 
     def __call__(self, value: str) -> str:
-        return hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()[:32]
+        return self._digest(self._keys[0], value)
+
+    def every(self, value: str) -> tuple[str, ...]:
+        return tuple(self._digest(key, value) for key in self._keys)
+
+    @staticmethod
+    def _digest(key: bytes, value: str) -> str:
+        return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 class ChainMac:
@@ -92,6 +137,7 @@ class ChainMac:
 
     def __init__(self, secret: str) -> None:
         self._key = derive_key(secret, "tipline.audit")
+        self.fingerprint = key_fingerprint(secret)
 
     def mac(self, previous_mac: str, entry_bytes: bytes) -> str:
         if "\n" in previous_mac:
@@ -294,19 +340,22 @@ class SessionKeys:
     short, and nothing named by a session key outlives the day plus one session TTL.
     """
 
-    def __init__(self, secret: str, grace_seconds: int) -> None:
-        self._secret = secret
+    def __init__(self, secrets: Secrets, grace_seconds: int) -> None:
+        self._secrets = key_list(secrets)
         self.grace_seconds = grace_seconds
 
-    def _day_key(self, day: datetime.date) -> bytes:
-        return derive_key(self._secret, f"tipline.sms-session.{day.isoformat()}")
+    @staticmethod
+    def _day_key(secret: str, day: datetime.date) -> bytes:
+        return derive_key(secret, f"tipline.sms-session.{day.isoformat()}")
 
     def candidates(self, number: str, now: float) -> tuple[str, ...]:
-        """Today's session key first; yesterday's too, within one session TTL after midnight."""
+        """Today's session key first; yesterday's too, within one session TTL after midnight;
+        after those, the same days under SECRET_KEY's older keys (a rotation's grace period)."""
         moment = datetime.datetime.fromtimestamp(now, datetime.UTC)
         normalised = "".join(number.split()).encode()
         days = [moment.date()]
         midnight = moment.replace(hour=0, minute=0, second=0, microsecond=0)
         if (moment - midnight).total_seconds() < self.grace_seconds:
             days.append(moment.date() - datetime.timedelta(days=1))
-        return tuple(hmac.new(self._day_key(day), normalised, hashlib.sha256).hexdigest()[:32] for day in days)
+        return tuple(hmac.new(self._day_key(secret, day), normalised, hashlib.sha256).hexdigest()[:32]
+                     for secret in self._secrets for day in days)

@@ -32,6 +32,7 @@ import redis
 from ivr.core import Core, keys
 from ivr.core import sms_words as words
 from ivr.core.choices import Choices
+from ivr.core.digest_moves import adopt
 from ivr.core.pin_guard import PinGuard, Proof
 from ivr.core.redis_values import as_bytes, as_text
 from ivr.core.references import new_pin, new_reference
@@ -67,10 +68,10 @@ class SmsLine:
         self.sessions: SessionStore = core.sms.sessions
         self.pin_guard: PinGuard = core.pin_guard
         self.follow_up = core.follow_up
-        self.returning = ReturningConversations(core.settings.secret_key, core.redis)
+        self.returning = ReturningConversations(core.settings.secret_keys, core.redis)
         self._support = core.support
-        self._message_key = KeyedDigest(core.settings.secret_key, "message")
-        self._reply_sealer = Sealer(core.settings.secret_key, "sms-reply")
+        self._message_key = KeyedDigest(core.settings.secret_keys, "message")
+        self._reply_sealer = Sealer(core.settings.secret_keys, "sms-reply")
         check_status_replies(core.menus)
 
     def receive(self, message: InboundMessage, now: float) -> str:
@@ -87,7 +88,8 @@ class SmsLine:
         if self._too_many(session_key):
             self.cleanup.enqueue(sid)
             return self._menus.sms_text(None, "too_many")
-        seen = keys.sms_seen(self._message_key(message.message_sid or secrets.token_hex(16)))
+        message_sid = message.message_sid or secrets.token_hex(16)
+        seen = keys.sms_seen(adopt(self._redis, self._message_key.every(message_sid), keys.sms_seen))
         if not self._redis.set(seen, b"", nx=True, ex=SEEN_SECONDS):
             earlier = self._redis.get(seen)
             return self._reply_sealer.open(as_bytes(earlier)).decode() if earlier else ""

@@ -35,7 +35,7 @@ class VoiceLine:
 
 
 def build_voice_line(core: Core) -> VoiceLine:
-    call_states = CallStateCodec(core.settings.secret_key)
+    call_states = CallStateCodec(core.settings.secret_keys)
     return VoiceLine(
         script=Script(core.menus, core.support, call_states, core.settings.public_base_url),
         call_states=call_states,
