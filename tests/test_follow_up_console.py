@@ -421,6 +421,6 @@ def test_the_deadlines_page_lists_what_is_owed_oldest_first_with_counts(app, twi
     assert "Status unchanged for over 90 days" in page
     svg = page[page.index("<svg"):page.index("</svg>")]
     assert "<script" not in svg and "over 3 months" in svg and "What is owed to tipsters" in svg
-    assert ("view_deadlines", "unclaimed=2 unanswered=2 unchanged=1") in [
+    assert ("view_deadlines", "unclaimed=2 unanswered=2 unchanged=1 retention=0") in [
         (e.action, e.detail) for e in console.audit.entries(count=3, who="jo")]
     assert signed_in_as(app, enrolled(app, "sam2")).get("/console/deadlines").status_code == 403
