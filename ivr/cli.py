@@ -6,6 +6,7 @@
     tipline handler disable NAME             sign them out everywhere and refuse sign-in
     tipline audit verify                     check the audit trail's HMAC chain (exit 1 if broken)
     tipline audit reseal --confirm           after a failed check: keep the damaged trail aside, start anew
+    tipline backup create|verify|restore PATH   a consistent copy of the data; check one; load one into an empty Redis
 
 No password is ever printed or taken on the command line: the person sets theirs through
 the link. Settings come from the environment, as for `make run` (same var/ folder).
@@ -19,6 +20,7 @@ import sys
 import redis
 
 from config.settings import Settings, SettingsError
+from ivr import backup_cli
 from ivr.audit_cli import reseal_command, verify_command
 from ivr.core import Core, build_core
 from ivr.core.accounts import ROLES, AccountError
@@ -43,10 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     reseal = audit.add_parser("reseal", help="after a failed check, set the damaged trail aside and start anew")
     reseal.add_argument("--confirm", action="store_true", required=True,
                         help="you have recorded what `tipline audit verify` found")
+    backup_cli.add_parser(topics)
     args = parser.parse_args(argv)
 
     try:
         settings = Settings.from_env()
+        if args.topic == "backup":
+            return backup_cli.backup_command(settings, args)
         if args.topic == "audit":
             return verify_command(settings) if args.action == "verify" else reseal_command(settings, OPERATOR)
         return _handler_command(build_core(settings), args)
