@@ -12,6 +12,7 @@
     tipline secret new                       print a fresh random key (for SECRET_KEY or AUDIT_KEY)
     tipline secret rotate                    with SECRET_KEY=new,old: re-seal what depends on the old key
     tipline secret status                    whether anything still needs SECRET_KEY's old key, and until when
+    tipline backup create|verify|restore PATH   a consistent copy of the data; check one; load one into an empty Redis
 
 No password is ever printed or taken on the command line: the person sets theirs through
 the link. Settings come from the environment, as for `make run` (same var/ folder).
@@ -25,7 +26,7 @@ import sys
 import redis
 
 from config.settings import Settings, SettingsError
-from ivr import secret_cli
+from ivr import backup_cli, secret_cli
 from ivr.audit_cli import reseal_command, rotate_command, verify_command
 from ivr.core import Core, build_core
 from ivr.core.accounts import ROLES, AccountError
@@ -57,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     add_keys_commands(topics)
     audit.add_parser("rotate", help="with AUDIT_KEY=new,old: record the change, then chain under the new key")
     secret_cli.add_commands(topics)
+    backup_cli.add_parser(topics)
     args = parser.parse_args(argv)
 
     try:
@@ -67,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
             return retention_command(settings, args)
         if args.topic == "secret":
             return secret_cli.run(args, settings)
+        if args.topic == "backup":
+            return backup_cli.backup_command(settings, args)
         if args.topic == "audit":
             if args.action == "verify":
                 return verify_command(settings)

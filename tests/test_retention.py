@@ -18,15 +18,17 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry
 
 from config.settings import RetentionSettings, SettingsError
+from dev.redis_server import RedisServer
 from dev.twilio.texts import Phone
 from ivr import cli
-from ivr.core import jobs, keys
+from ivr.core import backups, jobs, keys
 from ivr.core.audit_chain import GENESIS, AuditEntry, head_record
 from ivr.core.coarse_time import current_hour
+from ivr.core.handler_queue import HandlerQueue
 from ivr.core.prompts import CALLING_BACK_KEY, load_menus
 from ivr.core.retention import due_outcome, retention_of
 from ivr.core.statuses import PartStatus
-from ivr.core.tips import utc_now
+from ivr.core.tips import ShreddedTip, TipStore, utc_now
 from tests.privacy import redis_blobs
 from workers.retention_daily import run_daily_retention
 
@@ -296,3 +298,35 @@ def test_an_open_tip_past_the_retention_period_shows_on_the_deadlines_page(twili
     assert [row.reference for row in past.rows] == [open_old] and past.count == 1
     assert "365 days" in past.title and young not in {row.reference for row in past.rows}
     assert retention_of(core).run(AS_OF, "operator").total == 0 and core.tips.get(open_old) is not None
+
+
+# -- the proof: a backup restored after a retention run cannot bring the dead back ---------
+
+def test_a_backup_taken_before_a_retention_run_restores_every_tip_but_the_deleted_one(
+        twilio, core, casework, at, redis_client, environment, monkeypatch, tmp_path) -> None:
+
+    month = datetime(2026, 10, 5, 10, tzinfo=UTC)
+    doomed, _ = texted_tip(twilio, at, month)
+    neighbour, _ = texted_tip(twilio, at, month + timedelta(days=1))  # same month, still open
+    closed(casework, at, doomed, month + timedelta(days=2))
+    backups.create(redis_client, tmp_path / "before")
+
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert cli.main(["retention", "run", "--as-of", AS_OF.date().isoformat()]) == 0
+    assert not redis_client.exists(keys.tip(doomed))
+
+    server = RedisServer(tmp_path / "restored", appendfsync=None)
+    server.data_dir.mkdir(parents=True)
+    server.start()
+    try:
+        restored = server.client()
+        backups.restore(restored, tmp_path / "before")
+        assert restored.exists(keys.tip(doomed))  # the backup still holds its record, wrapped key and all ...
+        old = TipStore(restored, core.tips.vault, HandlerQueue(restored))
+        with pytest.raises(ShreddedTip):  # ... but the key version it names is destroyed, and nothing carries it
+            old.get(doomed)
+        assert REPORT in old.get(neighbour).transcript  # its neighbour of the same month opens
+        restored.close()
+    finally:
+        server.remove()

@@ -16,6 +16,7 @@ import redis
 from config.settings import Settings
 from ivr.core.accounts import AccountStore
 from ivr.core.audit import AuditLog
+from ivr.core.durability import StorageGuard
 from ivr.core.follow_up import FollowUp
 from ivr.core.handler_queue import HandlerQueue
 from ivr.core.jobs import JobArguments
@@ -61,6 +62,7 @@ class Core:
     accounts: AccountStore
     audit: AuditLog
     arguments: JobArguments  # opens what a job carries (sealed by `recordings` and `sms.cleanup`)
+    storage: StorageGuard  # may a webhook store into this Redis (persistence on, nothing evicted)?
 
     def check_keys_in_use(self) -> None:
         """Refuse (MissingMasterKey, naming it) when a master key that period key files or tips
@@ -76,7 +78,12 @@ class Core:
 
 
 def connect_redis(settings: Settings) -> redis.Redis:
-    """A lazy client: nothing connects until the first command, so start-up never needs Redis."""
+    """A lazy client: nothing connects until the first command, so start-up never needs Redis.
+
+    `rediss://` speaks TLS; a password (`rediss://:PASSWORD@host:6380/0`, or a user with
+    `rediss://USER:PASSWORD@...`) and the TLS options (`?ssl_ca_certs=/path/ca.pem`,
+    `ssl_cert_reqs=required`) come from the URL, as redis-py reads them.
+    """
     return redis.Redis.from_url(
         settings.redis_url,
         socket_timeout=REDIS_SOCKET_TIMEOUT,
@@ -113,4 +120,5 @@ def build_core(settings: Settings) -> Core:
         accounts=AccountStore(connection, settings.secret_keys, settings.console_idle_seconds),
         audit=AuditLog(connection, settings.audit_keys),
         arguments=JobArguments(settings.secret_keys),
+        storage=StorageGuard(connection, settings),
     )

@@ -47,6 +47,7 @@ from ivr.core.redis_values import as_text
 from ivr.core.statuses import Triage
 from ivr.core.tips import TipStore
 from ivr.core.transactions import atomically
+from ivr.core.vault import period_label_of
 
 FINISHED = (Triage.PASSED_ON, Triage.CLOSED)
 HOUR_FORMAT = "%Y-%m-%dT%H:00Z"
@@ -61,6 +62,9 @@ class Due:
     reference: str
     outcome: str
     month: str  # "2026-11"
+    # The period whose key its data key is wrapped under (usually `month`, but the record is
+    # the truth): the one to re-key after the shred. None for a tip from before period keys.
+    key_period: str | None = None
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,7 @@ class Retention:
         for tip in removed:
             retention_index.delete_jobs(self._redis, mentions.jobs.get(tip.reference, []))
         # Shreds made final even in an older backup: each month shredded in gets a fresh key version.
-        self._tips.rekey_periods({tip.month for tip in removed})
+        self._tips.rekey_periods({tip.key_period for tip in removed if tip.key_period})
         counts = _counted(removed, len(open_past))
         self._audit.append(who, "retention_run", detail=f"as-of={as_of.date().isoformat()} {counts.detail()}")
         return counts
@@ -151,7 +155,8 @@ class Retention:
             outcome = due_outcome(tip, case, self.settings, as_of)
             received = tip.get("received_hour", "")
             if outcome:
-                due.append(Due(reference, outcome, received[:7]))
+                label = period_label_of(tip.get("wrapped_key", ""))
+                due.append(Due(reference, outcome, received[:7], label.partition(".")[0] if label else None))
             elif case.get("finished") not in FINISHED and received and parse_hour(received) <= cutoff:
                 open_past.append((reference, int(parse_hour(received).timestamp()) * 1000))
         return due, open_past

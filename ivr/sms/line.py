@@ -70,6 +70,7 @@ class SmsLine:
         self.follow_up = core.follow_up
         self.returning = ReturningConversations(core.settings.secret_keys, core.redis)
         self._support = core.support
+        self._storage = core.storage
         self._message_key = KeyedDigest(core.settings.secret_keys, "message")
         self._reply_sealer = Sealer(core.settings.secret_keys, "sms-reply")
         check_status_replies(core.menus)
@@ -79,11 +80,15 @@ class SmsLine:
         body = words.clean(message.body)
         keyword = words.keyword(body)
         sid = [message.message_sid] if message.message_sid else []
+        refused = self._storage.refuses_writes()  # production, while Redis could lose what we store
         if keyword in ("STOP", "START", "HELP", "SUPPORT"):
-            self.cleanup.enqueue(sid)  # the provider's record of it holds the number
+            if not refused:  # else the inbound sweep deletes it once Redis is fixed
+                self.cleanup.enqueue(sid)  # the provider's record of it holds the number
             if keyword == "SUPPORT":
                 return self._support.for_language(self._language_of(self._session_key(message))).texted()
             return self._menus.sms_text(None, keyword.lower())
+        if refused:  # stored nowhere: the provider keeps the text, and the inbound sweep takes it in later
+            return self._menus.sms_text(None, "failure")
         session_key = self._session_key(message)
         if self._too_many(session_key):
             self.cleanup.enqueue(sid)
@@ -210,7 +215,7 @@ class SmsLine:
             return self._menus.sms_text(lang, "added")
         pin, reference = new_pin(), new_reference()
         session.choices, session.pin_hash = session.choices.but(reference=reference), PIN_HASHER.hash(pin)
-        session.wrapped_key = self._tips.vault.new_tip_key(reference)
+        session.wrapped_key = self._tips.vault.new_tip_key(reference, self._tips.clock())
         key = "reference_and_category" if with_category else "reference"
         return self._menus.sms_text(lang, key, reference=reference, pin=pin)
 

@@ -86,6 +86,8 @@ def returning_reference(step: CallStep, state: CallState) -> str:
 @call_step()
 def returning_pin(step: CallStep, state: CallState) -> str:
     line = voice_line()
+    if line.storage.refuses_writes():  # the guard counts failed PINs in Redis: no lock-out, no check
+        return _script().failure()
     reference = "" if state.proven else state.choices.reference or ""
     # The guard does the same work for every refusal, malformed digits and no digits included.
     proof = line.pin_guard.check(reference, step.digits or "")
@@ -120,6 +122,8 @@ def returning_recorded(step: CallStep, state: CallState, reference: str) -> str:
 @bp.post("/returning/close")
 @proven_step
 def returning_close(step: CallStep, state: CallState, reference: str) -> str:
+    if step.digits == CLOSE_KEY and voice_line().storage.refuses_writes():
+        return _script().failure()
     if step.digits == CLOSE_KEY:
         voice_line().follow_up.close_reference(reference)  # False: the tip went meanwhile; closed either way
         return _script().goodbye(state, key="reference_closed")

@@ -142,6 +142,8 @@ def recording_status(status: RecordingStatus) -> Response:
         return Response(status=204)  # 'absent' or 'failed': there is no audio to fetch
     if not status.recording_sid:
         return Response("Bad request: RecordingSid is missing.\n", status=400, mimetype="text/plain")
+    if voice_line().storage.refuses_writes():  # logged by the guard, naming the setting
+        return Response("Service unavailable: try again later.\n", status=503, mimetype="text/plain")
     try:
         state = voice_line().call_states.load(status.token, purpose="recording")
     except BadCallState:

@@ -13,6 +13,7 @@ from flask import current_app
 
 from ivr.core import Core
 from ivr.core.call_state import CallStateCodec
+from ivr.core.durability import StorageGuard
 from ivr.core.follow_up import FollowUp
 from ivr.core.pin_guard import PinGuard
 from ivr.core.prompts import Menus
@@ -32,6 +33,7 @@ class VoiceLine:
     recordings: RecordingIntake
     pin_guard: PinGuard  # a caller back with a reference: the same guard as SMS, one lock-out per reference
     follow_up: FollowUp
+    storage: StorageGuard  # production refuses to store into a Redis that could lose it
 
 
 def build_voice_line(core: Core) -> VoiceLine:
@@ -43,6 +45,7 @@ def build_voice_line(core: Core) -> VoiceLine:
         recordings=core.recordings,
         pin_guard=core.pin_guard,
         follow_up=core.follow_up,
+        storage=core.storage,
     )
 
 
