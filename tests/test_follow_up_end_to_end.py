@@ -28,10 +28,9 @@ from dev.standin.client import StandIn
 from dev.twilio.calls import TwilioLike
 from dev.twilio.http_transport import http_post
 from dev.twilio.texts import Phone
-from ivr.core.handler_queue import HandlerQueue
+from ivr.core import build_core
 from ivr.core.prompts import CALLING_BACK_KEY
-from ivr.core.tips import READY, TipStore
-from ivr.core.vault import KeyRing, TipVault
+from ivr.core.tips import READY
 from tests.privacy import needles_for_number, scan_files, scan_lines, scan_redis
 from tests.test_console_browser import CHROMIUM_ARGS, chromium_path
 
@@ -118,7 +117,7 @@ def test_a_handlers_question_reaches_the_tipster_by_phone_and_by_text_and_both_a
             assert call.ended
 
             with redis.Redis.from_url(settings.redis_url) as local_redis:
-                tips = TipStore(local_redis, TipVault(KeyRing(settings.vault_keys)), HandlerQueue(local_redis))
+                tips = build_core(settings).tips  # the app's own vault: master and period keys
                 wait_until(lambda: tips.get(reference).parts[-1].status == READY, timeout=90,
                            what="the spoken answer through the worker")
             sam.reload()

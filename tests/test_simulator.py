@@ -17,11 +17,9 @@ from config.settings import Settings
 from dev import run, simulator
 from dev.processes import free_port, process_environment, run_worker_burst, start, wait_for_health
 from dev.standin.client import StandIn
-from ivr.core import keys
-from ivr.core.handler_queue import HandlerQueue
+from ivr.core import build_core, keys
 from ivr.core.references import is_valid_reference
-from ivr.core.tips import READY, TipStore
-from ivr.core.vault import KeyRing, TipVault
+from ivr.core.tips import READY
 from tests.conftest import environment_for
 from workers.speech import Recogniser
 
@@ -83,7 +81,7 @@ def test_a_simulated_call_leaves_a_recording_at_the_provider_and_a_queued_job(
     assert worker.returncode == 0, worker.stderr[-3000:]
     (transcribed,) = set(served) - {held.sid for held in standin.recordings()}  # Polish is kept for a person
     settings = Settings.from_env(running_app)
-    tips = TipStore(redis_client, TipVault(KeyRing(settings.vault_keys)), HandlerQueue(redis_client))
+    tips = build_core(settings).tips  # the app's own vault: master and period keys
     english = tips.get(references[0])
     assert english is not None and english.status == READY
     assert english.transcript == speech_recogniser.transcribe(served[transcribed], "en").text

@@ -21,9 +21,8 @@ from dev.processes import free_port, process_environment, start, wait_for_health
 from dev.standin.client import StandIn
 from dev.twilio.calls import TwilioLike
 from dev.twilio.http_transport import http_post
-from ivr.core.handler_queue import HandlerQueue
-from ivr.core.tips import AWAITING_LANGUAGE, FINAL_PART_STATUSES, NO_SPEECH, READY, TipStore
-from ivr.core.vault import KeyRing, TipVault
+from ivr.core import build_core
+from ivr.core.tips import AWAITING_LANGUAGE, FINAL_PART_STATUSES, NO_SPEECH, READY
 from tests.calls import leave_a_message
 from tests.conftest import CALLER_NUMBER
 from tests.privacy import needles_for_number, needles_for_text, scan_files, scan_lines, scan_redis
@@ -106,7 +105,7 @@ def test_make_run_serves_calls_and_ctrl_c_stops_everything(tmp_path, speech_reco
                       for call, lang, language in zip(calls, "123", spoken, strict=True)]
 
         with redis.Redis.from_url(settings.redis_url) as local_redis:
-            tips = TipStore(local_redis, TipVault(KeyRing(settings.vault_keys)), HandlerQueue(local_redis))
+            tips = build_core(settings).tips  # the app's own vault: master and period keys
             wait_until(lambda: all(tips.get(r).status in FINAL_PART_STATUSES for r in references),
                        timeout=90, what="three tips through the pipeline")
             english = tips.get(references[0])
