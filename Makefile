@@ -43,12 +43,13 @@ $(VENV)/.test: requirements-test.txt $(VENV)/.runtime
 	@set -o pipefail; $(BIN)/pip install --quiet -r requirements-test.txt 2>&1 | { grep -v 'is ignored: it is neither' || true; }
 	@touch $@
 
-# Debian packages: espeak-ng and sox speak test calls; wrk drives the benchmark.
+# Debian packages: espeak-ng and sox speak test calls; wrk drives the benchmark; prometheus
+# brings promtool, which checks deploy/alerts.yml (its service is never started or enabled).
 system-packages-run:
 	@dev/ensure-system-packages espeak-ng sox
 
 system-packages-test:
-	@dev/ensure-system-packages espeak-ng sox wrk redis-server chromium
+	@dev/ensure-system-packages espeak-ng sox wrk redis-server chromium prometheus
 
 clean:
 	rm -rf $(VENV) var
