@@ -20,7 +20,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from config.settings import PROJECT_ROOT, Settings
-from dev.processes import free_port, process_environment, start, wait_for_health, wait_until
+from dev.processes import free_port, process_environment, run_worker_burst, start, wait_for_health, wait_until
 from dev.twilio.calls import TwilioLike
 from dev.twilio.http_transport import http_post
 from dev.twilio.texts import Phone
@@ -152,6 +152,30 @@ def test_one_scrape_adds_up_every_gunicorn_worker(served, settings: Settings) ->
     assert value(after, "tipline_webhook_seconds_count", route="voice.incoming") == 24
     written = {path.name.split("_")[-1] for path in settings.metrics_dir.glob("counter_*.db")}
     assert len(written) >= 2, f"workers of both generations counted (one file each): {sorted(written)}"
+
+
+def test_workers_and_the_clock_show_in_the_web_scrape(served, settings: Settings, environment, standin) -> None:
+    """A real worker counts its jobs into the same directory; the clock's tick is read from Redis."""
+    url, _ = served
+    twilio = TwilioLike(_via(url), PUBLIC_BASE_URL, settings.twilio_account_sid, settings.twilio_auth_token,
+                        provider=standin)
+    call = twilio.call(CALLER_NUMBER)
+    reference, _ = leave_a_message(call, "1", "1", seconds=3)
+    worker = run_worker_burst(environment)
+    assert worker.returncode == 0, worker.stderr[-2000:]
+    clock = subprocess.run([sys.executable, "-m", "workers.clock", "--once"], cwd=PROJECT_ROOT,
+                           env=process_environment(environment), capture_output=True, text=True, timeout=60)
+    assert clock.returncode == 0, clock.stderr[-2000:]
+
+    scrape = requests.get(f"{url}/metrics", headers=bearer(METRICS_TOKEN), timeout=10).text
+    after = samples_in(scrape)
+    assert value(after, "tipline_jobs_total", kind="transcribe_recording", outcome="ok") == 1
+    assert value(after, "tipline_transcription_seconds_per_audio_second_count") == 1
+    assert value(after, "tipline_jobs_queued", queue="tipline-recordings") == 0
+    assert value(after, "tipline_clock_seconds_since_last_tick") < 60
+    sids = {call.sid} | {r.form["RecordingSid"] for r in call.recordings}
+    needles = needles_for_number(CALLER_NUMBER) | sids | {reference}
+    assert scan_lines(scrape.splitlines(), needles, where="scrape") == []
 
 
 def _via(base_url: str):
