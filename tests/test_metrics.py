@@ -19,7 +19,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from config.settings import PROJECT_ROOT, Settings
+from config.settings import PROJECT_ROOT, Settings, SettingsError
 from dev.processes import free_port, process_environment, run_worker_burst, start, wait_for_health, wait_until
 from dev.twilio.calls import TwilioLike
 from dev.twilio.http_transport import http_post
@@ -197,3 +197,9 @@ PROMTOOL = shutil.which("promtool")
 def test_alert_rules_are_valid_and_fire_when_they_should(command: list[str]) -> None:
     checked = subprocess.run([PROMTOOL, *command], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_a_short_metrics_token_is_refused_by_name(environment) -> None:
+    with pytest.raises(SettingsError, match="METRICS_TOKEN"):
+        Settings.from_env({**environment, "METRICS_TOKEN": "guessable"})
+    assert Settings.from_env({**environment, "METRICS_TOKEN": "  "}).metrics_token is None
