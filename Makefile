@@ -44,20 +44,13 @@ $(VENV)/.test: requirements-test.txt $(VENV)/.runtime
 	@touch $@
 
 # Debian packages: espeak-ng and sox speak test calls; wrk drives the benchmark; nginx
-# fronts the app in tests/test_nginx.py.
+# fronts the app in tests/test_nginx.py; prometheus brings promtool, which checks
+# deploy/alerts.yml. Neither service is ever started or enabled (dev/ensure-system-packages).
 system-packages-run:
 	@dev/ensure-system-packages espeak-ng sox
 
 system-packages-test:
-	@dev/ensure-system-packages espeak-ng sox wrk redis-server chromium
-	@# nginx-light for tests/test_nginx.py, which runs its own nginx from its own configuration.
-	@# The Debian package would start the system service (port 80) on install: a policy-rc.d
-	@# that answers 101 ("forbidden") stops that while it installs, and goes again after.
-	@if ! dpkg-query -W -f='$${Status}' nginx-light 2>/dev/null | grep -qx 'install ok installed'; then \
-	  guard=; if [ "$$(id -u)" = 0 ] && [ ! -e /usr/sbin/policy-rc.d ]; then \
-	    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && guard=1; fi; \
-	  dev/ensure-system-packages nginx-light; status=$$?; \
-	  [ -z "$$guard" ] || rm -f /usr/sbin/policy-rc.d; exit $$status; fi
+	@dev/ensure-system-packages espeak-ng sox wrk redis-server chromium prometheus nginx-light
 
 clean:
 	rm -rf $(VENV) var

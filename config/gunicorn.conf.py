@@ -11,9 +11,13 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from config.settings import Settings  # noqa: E402
+from ivr.core.metrics_dir import use_metrics_dir  # noqa: E402
 from ivr.core.redaction import logging_config  # noqa: E402
 
 _settings = Settings.from_env()
+# /metrics adds up every worker's counters from files here (prometheus-client's multiprocess
+# mode): set before a worker loads the app, and emptied of a previous run's files.
+use_metrics_dir(_settings, clear=True)
 
 bind = f"{_settings.host}:{_settings.port}"
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
@@ -28,3 +32,10 @@ keepalive = 5
 accesslog = "-"
 access_log_format = '%(m)s %(U)s %(s)s %(B)s %(M)sms'
 logconfig_dict = logging_config(_settings.log_level)
+
+
+def child_exit(server, worker):  # noqa: ANN001  # gunicorn's hook signature
+    """A worker died: its live gauges go from the scrape (its counters stay in the sums)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

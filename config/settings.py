@@ -59,6 +59,8 @@ class Settings:
     # backups, on storage every web and worker machine mounts. README, "Keys".
     period_keys_dir: Path
     retention: RetentionSettings = field(default_factory=lambda: RetentionSettings())
+    # METRICS_TOKEN: the bearer token `/metrics` asks for; unset, there are no metrics (404).
+    metrics_token: str | None = field(default=None, repr=False)
 
     @property
     def secret_key(self) -> str:
@@ -67,6 +69,11 @@ class Settings:
     @property
     def audit_key(self) -> str:
         return self.audit_keys[0]
+
+    @property
+    def metrics_dir(self) -> Path:
+        """Where this machine's processes write counters for `/metrics` (prometheus-client's multiprocess mode)."""
+        return self.var_dir / "metrics"
 
     @property
     def is_production(self) -> bool:
@@ -152,6 +159,7 @@ class Settings:
                                                 1, 365),
             retention=RetentionSettings.from_env(env),
             period_keys_dir=period_keys_dir,
+            metrics_token=_metrics_token(env.get("METRICS_TOKEN", "")),
         )
 
 
@@ -187,6 +195,15 @@ def _period_keys_dir(env: Mapping[str, str], environment: str, var_dir: Path) ->
     if not Path(raw).is_absolute():
         raise SettingsError(f"PERIOD_KEYS_DIR must be an absolute path, not {raw!r}.")
     return Path(raw).resolve()
+
+
+def _metrics_token(raw: str) -> str | None:
+    """METRICS_TOKEN: unset or empty turns `/metrics` off; set, it must be hard to guess."""
+    token = raw.strip()
+    if token and len(token) < 32:
+        raise SettingsError("METRICS_TOKEN must be at least 32 characters (generate one with `tipline secret new`), "
+                            "or unset to turn /metrics off.")
+    return token or None
 
 
 def _port(raw: str) -> int:

@@ -22,7 +22,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from flask import Flask
 
     from config.settings import Settings
-    from ivr import console, edge, health, sms, voice
+    from ivr import console, edge, health, metrics, sms, voice
     from ivr.core import build_core
     from ivr.current import CORE_EXTENSION
 
@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     edge.install(app, core)
     app.register_blueprint(health.bp)
+    metrics.install(app)
     voice.install(app, core)
     sms.install(app, core)
     console.install(app, core)  # last: it exempts the webhooks above from CSRF

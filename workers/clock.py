@@ -25,6 +25,7 @@ from typing import Any
 
 import redis
 
+from ivr.core import keys
 from ivr.core.durability import NotDurable, check_durability_at_start
 from ivr.core.jobs import WORKER_QUEUES
 from ivr.core.keys_in_use import MissingMasterKey
@@ -76,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         _run_guarded("stuck parts", lambda: requeue_stuck(context, stuck_after=stuck_after))
         _run_guarded("idle conversations", lambda: context.core.sms.sessions.close_idle(time.time()))
         _run_guarded("retention", lambda: run_daily_retention(context.core))
+        _run_guarded("last tick", lambda: context.core.redis.set(keys.CLOCK_LAST_TICK, int(time.time())))
         if time.monotonic() >= next_sweep:
             for name, sweep in provider_sweeps(context, args.sweep_grace_seconds):
                 _run_guarded(name, sweep)

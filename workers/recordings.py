@@ -23,6 +23,7 @@ from rq import get_current_job
 from ivr.core.audio import AudioError
 from ivr.core.audio.wav import wav_duration_seconds
 from ivr.core.jobs import RecordingHandle, enqueue_call_deletion
+from ivr.core.metrics import observe_transcription
 from ivr.core.provider import ProviderError, RecordingNotFound, RecordingTooLarge, StillInProgress
 from ivr.core.recordings import transcription_timeout
 from ivr.core.statuses import PartStatus
@@ -58,6 +59,7 @@ def _transcribe_into_tip(context: WorkerContext, handle: RecordingHandle) -> Par
         limit_time_to_audio(wav_duration_seconds(wav))
         transcript = context.recogniser.transcribe(wav, language)
         del wav
+        observe_transcription(time.monotonic() - started, transcript.audio_seconds)
     except RecordingNotFound:
         tips.finish_part(handle.reference, handle.part, TRANSCRIPTION_FAILED)
         log.error("a recording was gone at the provider before it was transcribed")

@@ -20,12 +20,14 @@ import time
 from types import FrameType
 
 import redis
-from rq import SimpleWorker
+from rq import Queue, SimpleWorker
 from rq.job import Job
+from rq.registry import StartedJobRegistry
 
 from ivr.core.durability import NotDurable, check_durability_at_start
 from ivr.core.jobs import WORKER_QUEUES
 from ivr.core.keys_in_use import MissingMasterKey
+from ivr.core.metrics_dir import use_metrics_dir
 from ivr.core.redaction import configure_logging
 from ivr.core.status_migration import migrate_statuses
 from workers.claiming import ClaimingQueue
@@ -47,9 +49,28 @@ class TiplineWorker(SimpleWorker):
         # RQ takes the claim back only for a one-queue worker; ours always claims, so always.
         super().prepare_job_execution(job, remove_from_intermediate_queue=True)
 
+    def handle_job_success(self, job: Job, queue: Queue, started_job_registry: StartedJobRegistry) -> None:
+        super().handle_job_success(job, queue, started_job_registry)
+        _count_job(job, "ok")
+
+    def handle_job_failure(self, job: Job, queue: Queue, started_job_registry: StartedJobRegistry | None = None,
+                           exc_string: str = "") -> None:
+        # RQ retries inside handle_job_failure: a job with retries left is queued again, not failed.
+        outcome = "retried" if job.retries_left else "failed"
+        super().handle_job_failure(job, queue, started_job_registry=started_job_registry, exc_string=exc_string)
+        _count_job(job, outcome)
+
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stop_was_requested = True
         super().request_stop(signum, frame)  # type: ignore[no-untyped-call]  # RQ leaves it unannotated
+
+
+def _count_job(job: Job, outcome: str) -> None:
+    """Count a job by kind and outcome for `/metrics`."""
+    # Imported here, not at the top: prometheus-client must load after main() set its directory.
+    from ivr.core.metrics import JOBS, job_kind
+
+    JOBS.labels(kind=job_kind(job.func_name), outcome=outcome).inc()
 
 
 def wait_for_redis(connection: redis.Redis) -> None:
@@ -71,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     context = worker_context()  # the settings are read once, into the core
     configure_logging(context.core.settings.log_level)
+    use_metrics_dir(context.core.settings)  # before any job loads prometheus-client
     _ = context.recogniser  # load the model now: a broken model stops the worker at start, not mid-job
     connection = context.core.redis
     wait_for_redis(connection)

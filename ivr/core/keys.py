@@ -207,3 +207,6 @@ OLD_FORMAT_TIPS_COUNTED = f"{PREFIX}:keys:old-format-tips:counted"
 KEYS_REWRAP_CURSOR = f"{PREFIX}:keys:rewrap-cursor"
 # RQ queue for slow housekeeping (re-wrapping keys): listened to last, after every recording and message.
 QUEUE_MAINTENANCE = "tipline-maintenance"
+
+# The clock's last tick (Unix seconds, a plain string): `/metrics` shows how long ago it was.
+CLOCK_LAST_TICK = f"{PREFIX}:clock:last-tick"
