@@ -59,6 +59,9 @@ class Settings:
     # backups, on storage every web and worker machine mounts. README, "Keys".
     period_keys_dir: Path
     retention: RetentionSettings = field(default_factory=lambda: RetentionSettings())
+    # Where Twilio fetches TwiML (by POST) when our voice webhook fails: a TwiML Bin serving
+    # `tipline provider fallback-twiml`. Empty: none (`tipline provider setup`).
+    voice_fallback_url: str = ""
 
     @property
     def secret_key(self) -> str:
@@ -152,6 +155,7 @@ class Settings:
                                                 1, 365),
             retention=RetentionSettings.from_env(env),
             period_keys_dir=period_keys_dir,
+            voice_fallback_url=_https_url("VOICE_FALLBACK_URL", env.get("VOICE_FALLBACK_URL", "")),
         )
 
 
@@ -226,6 +230,16 @@ def _base_url(name: str, raw: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
         raise SettingsError(f"{name} must be an absolute http:// or https:// URL without a query, not {raw!r}.")
     return raw.strip().rstrip("/")
+
+
+def _https_url(name: str, raw: str) -> str:
+    """An optional https:// URL ("" when unset)."""
+    if not raw.strip():
+        return ""
+    url = _base_url(name, raw)
+    if not url.startswith("https://"):
+        raise SettingsError(f"{name} must be an https:// URL (Twilio posts to it), not {raw!r}.")
+    return url
 
 
 def _new_dev_secrets() -> dict[str, str]:
