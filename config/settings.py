@@ -61,6 +61,9 @@ class Settings:
     retention: RetentionSettings = field(default_factory=lambda: RetentionSettings())
     # METRICS_TOKEN: the bearer token `/metrics` asks for; unset, there are no metrics (404).
     metrics_token: str | None = field(default=None, repr=False)
+    # Where Twilio fetches TwiML (by POST) when our voice webhook fails: a TwiML Bin serving
+    # `tipline provider fallback-twiml`. Empty: none (`tipline provider setup`).
+    voice_fallback_url: str = ""
 
     @property
     def secret_key(self) -> str:
@@ -160,6 +163,7 @@ class Settings:
             retention=RetentionSettings.from_env(env),
             period_keys_dir=period_keys_dir,
             metrics_token=_metrics_token(env.get("METRICS_TOKEN", "")),
+            voice_fallback_url=_https_url("VOICE_FALLBACK_URL", env.get("VOICE_FALLBACK_URL", "")),
         )
 
 
@@ -243,6 +247,16 @@ def _base_url(name: str, raw: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
         raise SettingsError(f"{name} must be an absolute http:// or https:// URL without a query, not {raw!r}.")
     return raw.strip().rstrip("/")
+
+
+def _https_url(name: str, raw: str) -> str:
+    """An optional https:// URL ("" when unset)."""
+    if not raw.strip():
+        return ""
+    url = _base_url(name, raw)
+    if not url.startswith("https://"):
+        raise SettingsError(f"{name} must be an https:// URL (Twilio posts to it), not {raw!r}.")
+    return url
 
 
 def _new_dev_secrets() -> dict[str, str]:

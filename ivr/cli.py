@@ -12,6 +12,7 @@
     tipline secret new                       print a fresh random key (for SECRET_KEY or AUDIT_KEY)
     tipline secret rotate                    with SECRET_KEY=new,old: re-seal what depends on the old key
     tipline secret status                    whether anything still needs SECRET_KEY's old key, and until when
+    tipline provider setup|check|fallback-twiml   the line's numbers at Twilio (ivr/provider_cli.py)
     tipline backup create|verify|restore PATH   a consistent copy of the data; check one; load one into an empty Redis
 
 No password is ever printed or taken on the command line: the person sets theirs through
@@ -26,7 +27,7 @@ import sys
 import redis
 
 from config.settings import Settings, SettingsError
-from ivr import backup_cli, secret_cli
+from ivr import backup_cli, provider_cli, secret_cli
 from ivr.audit_cli import reseal_command, rotate_command, verify_command
 from ivr.core import Core, build_core
 from ivr.core.accounts import ROLES, AccountError
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     audit.add_parser("rotate", help="with AUDIT_KEY=new,old: record the change, then chain under the new key")
     secret_cli.add_commands(topics)
     backup_cli.add_parser(topics)
+    provider_cli.add_parser(topics)
     args = parser.parse_args(argv)
 
     try:
@@ -69,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
             return retention_command(settings, args)
         if args.topic == "secret":
             return secret_cli.run(args, settings)
+        if args.topic == "provider":
+            return provider_cli.provider_command(args)
         if args.topic == "backup":
             return backup_cli.backup_command(settings, args)
         if args.topic == "audit":

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, Response, jsonify, request
 
+from dev.standin.numbers_api import number_defaults
 from dev.standin.state import (
     FINAL_CALL_STATUS,
     FINAL_CALL_STATUSES,
@@ -19,6 +20,8 @@ from dev.standin.state import (
     Fault,
     Hold,
     StoredMessage,
+    StoredMessagingService,
+    StoredNumber,
     StoredRecording,
     current_state,
     utc_now,
@@ -140,3 +143,27 @@ def held() -> Response:
 @admin.post("/release")
 def release() -> Response:
     return jsonify(released=current_state().release())
+
+
+@admin.post("/numbers/<sid>")
+def put_number(sid: str) -> Response:
+    """One of the account's numbers: `phone_number` in the query, its Twilio fields (snake_case) as JSON."""
+    fields = request.get_json(force=True) or {}
+    current_state().put_number(StoredNumber(sid=sid, phone_number=request.args["phone_number"], fields=fields))
+    return jsonify(ok=True)
+
+
+@admin.get("/numbers")
+def numbers() -> Response:
+    """Each number's fields as the API shows them, by phone number."""
+    return jsonify(numbers={n.phone_number: {**number_defaults(), **n.fields, "sid": n.sid}
+                            for n in current_state().numbers_in_order()})
+
+
+@admin.post("/messaging-services/<sid>")
+def put_messaging_service(sid: str) -> Response:
+    spec = request.get_json(force=True) or {}
+    current_state().put_messaging_service(StoredMessagingService(
+        sid=sid, friendly_name=spec.get("friendly_name", "Messaging Service"),
+        number_sids=list(spec.get("numbers", [])), status_callback=spec.get("status_callback")))
+    return jsonify(ok=True)

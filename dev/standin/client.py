@@ -99,7 +99,21 @@ class StandIn:
             query["date_created"] = created.isoformat()
         self._post(f"/messages/{message_sid}?" + urlencode(query), body.encode(), "text/plain")
 
+    def put_number(self, number_sid: str, phone_number: str, **fields: str | None) -> None:
+        """One of the account's numbers, with Twilio's fields as it holds them (voice_url=..., status_callback=...)."""
+        self._post_json(f"/numbers/{number_sid}?" + urlencode({"phone_number": phone_number}), fields)
+
+    def put_messaging_service(self, service_sid: str, number_sids: tuple[str, ...],
+                              status_callback: str | None = None) -> None:
+        """A Messaging Service whose sender pool holds these numbers (PN sids)."""
+        self._post_json(f"/messaging-services/{service_sid}",
+                        {"numbers": list(number_sids), "status_callback": status_callback})
+
     # -- reading state -------------------------------------------------------------------
+
+    def numbers(self) -> dict[str, dict[str, Any]]:
+        """Phone number -> its fields as the API shows them (voice_url, sms_method, ...)."""
+        return self._get("/numbers")["numbers"]
 
     def recordings(self) -> list[HeldRecording]:
         return [HeldRecording(**{**r, "date_created": datetime.fromisoformat(r["date_created"])})

@@ -9,7 +9,10 @@ under /2010-04-01/Accounts/{AccountSid}/:
   does), DELETE Calls/{sid}.json (error 20009 until the call has a final status),
   GET Messages.json (Twilio's list page; DateSent, DateSent<, DateSent>, PageSize and Page),
   DELETE Messages/{sid}.json (20009 until the message is final), POST Messages/{sid}.json
-  with Body= (redaction). Errors are Twilio's JSON: {"code", "message", "more_info", "status"}.
+  with Body= (redaction), GET IncomingPhoneNumbers.json (PhoneNumber=), GET and POST
+  IncomingPhoneNumbers/{sid}.json (update: VoiceUrl, SmsUrl, StatusCallback, ... as Twilio
+  names them). Messaging (v1): GET /v1/Services, GET /v1/Services/{sid}/PhoneNumbers.
+  Errors are Twilio's JSON: {"code", "message", "more_info", "status"}.
 
 Admin routes under /_standin/ (no auth, loopback clients only) put recordings, start and
 end calls, read the request log, inject faults and hold requests: `dev.standin.client`.
@@ -36,6 +39,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from config.settings import Settings, SettingsError
 from dev.standin.admin import ADMIN_PREFIX, admin
 from dev.standin.api import API_PREFIX, api, not_found, twilio_error
+from dev.standin.numbers_api import MESSAGING_PREFIX, numbers_api
 from dev.standin.state import Fault, ProviderState, current_state
 
 STREAM_CHUNK = 64 * 1024
@@ -50,6 +54,7 @@ def create_standin_app(account_sid: str, auth_token: str, state: ProviderState |
     app.extensions["standin"] = state or ProviderState()
     app.register_blueprint(api)
     app.register_blueprint(admin)
+    app.register_blueprint(numbers_api)
     app.before_request(_before)
     app.after_request(_after)
     app.register_error_handler(HTTPException, _http_error)
@@ -57,7 +62,7 @@ def create_standin_app(account_sid: str, auth_token: str, state: ProviderState |
 
 
 def _is_api() -> bool:
-    return request.path.startswith(API_PREFIX + "/")
+    return request.path.startswith((API_PREFIX + "/", MESSAGING_PREFIX))
 
 
 # -- what every request goes through ------------------------------------------------------

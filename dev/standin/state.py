@@ -60,6 +60,25 @@ class StoredMessage:
                 "date_created": self.date_created.isoformat(), "media": ",".join(self.media)}
 
 
+@dataclass
+class StoredNumber:
+    """One of the account's phone numbers (IncomingPhoneNumbers): the line's own, not a caller's."""
+
+    sid: str
+    phone_number: str
+    fields: dict[str, str | None] = field(default_factory=dict)  # Twilio's names, snake_case: voice_url, ...
+
+
+@dataclass
+class StoredMessagingService:
+    """A Messaging Service and the PN sids of the numbers in its sender pool."""
+
+    sid: str
+    friendly_name: str
+    number_sids: list[str] = field(default_factory=list)
+    status_callback: str | None = None
+
+
 @dataclass(frozen=True)
 class LogEntry:
     """One request answered (API) or one admin event, numbered in the order it happened."""
@@ -119,6 +138,8 @@ class ProviderState:
             self.recordings: dict[str, StoredRecording] = {}
             self.calls: dict[str, StoredCall] = {}
             self.messages: dict[str, StoredMessage] = {}
+            self.numbers: dict[str, StoredNumber] = {}
+            self.messaging_services: dict[str, StoredMessagingService] = {}
             self._log: list[LogEntry] = []
             self._seq = 0
             self._faults: list[Fault] = []
@@ -274,6 +295,36 @@ class ProviderState:
                 return False
             message.media.remove(media_sid)
             return True
+
+
+    # -- phone numbers and messaging services -------------------------------------------------
+
+    def put_number(self, number: StoredNumber) -> None:
+        with self._lock:
+            self.numbers[number.sid] = number
+
+    def numbers_in_order(self) -> list[StoredNumber]:
+        with self._lock:
+            return sorted(self.numbers.values(), key=lambda n: n.phone_number)
+
+    def number(self, sid: str) -> StoredNumber | None:
+        with self._lock:
+            return self.numbers.get(sid)
+
+    def update_number(self, sid: str, changes: dict[str, str | None]) -> StoredNumber | None:
+        with self._lock:
+            number = self.numbers.get(sid)
+            if number is not None:
+                number.fields.update(changes)
+            return number
+
+    def put_messaging_service(self, service: StoredMessagingService) -> None:
+        with self._lock:
+            self.messaging_services[service.sid] = service
+
+    def messaging_services_in_order(self) -> list[StoredMessagingService]:
+        with self._lock:
+            return sorted(self.messaging_services.values(), key=lambda s: s.sid)
 
 
 def utc_now() -> datetime:

@@ -31,7 +31,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response as TwilioResponse
 from twilio.rest import Client
 
-from config.settings import Settings
+from config.settings import TWILIO_API_DEFAULT, Settings
 from ivr.core.provider_errors import (
     BadIdentifier,
     CredentialsRefused,
@@ -68,7 +68,7 @@ from ivr.core.provider_records import (
 __all__ = ["BadIdentifier", "CredentialsRefused", "InboundText", "NotAudio", "Provider", "ProviderCall",
            "ProviderError", "ProviderMessage", "ProviderRecording",
            "ProviderUnavailable", "RecordingNotFound", "RecordingTooLarge", "RedirectRefused", "StillInProgress",
-           "redirect_hop"]
+           "redirect_hop", "rest_client"]
 
 
 # Ten minutes of 8 kHz 16-bit mono WAV (our <Record maxLength=600>) is 9.6 MB.
@@ -124,14 +124,7 @@ class Provider:
         self._credentials = (settings.twilio_account_sid, settings.twilio_auth_token)
         self._timeout = timeout_seconds
         self._media = requests.Session()
-        client = Client(username=settings.twilio_account_sid, password=settings.twilio_auth_token,
-                        account_sid=settings.twilio_account_sid,
-                        http_client=TwilioHttpClient(timeout=timeout_seconds, logger=_SILENT_LOG))
-        # The client reads TWILIO_EDGE / TWILIO_REGION from the environment and would then
-        # rewrite the host (api.dublin.ie1.twilio.com, or nonsense for a stand-in): never.
-        client.edge = None
-        client.region = None
-        client.api.base_url = self._api_base
+        client = rest_client(settings, timeout_seconds)
         self._http_client = client.http_client
         self._account = client.api.v2010.accounts(self._account_sid)
 
@@ -305,6 +298,23 @@ class Provider:
                                    headers={"Accept": "audio/*", "Accept-Encoding": "identity"})
         except requests.RequestException as error:
             raise ProviderUnavailable(f"could not fetch the recording: {type(error).__name__}") from None
+
+
+def rest_client(settings: Settings, timeout_seconds: float = 10.0) -> Client:
+    """twilio-python's client for our account, with its request log switched off; its api
+    domain at TWILIO_API_BASE, and, where that is not Twilio's own, the messaging domain too
+    (the stand-in serves both)."""
+    client = Client(username=settings.twilio_account_sid, password=settings.twilio_auth_token,
+                    account_sid=settings.twilio_account_sid,
+                    http_client=TwilioHttpClient(timeout=timeout_seconds, logger=_SILENT_LOG))
+    # The client reads TWILIO_EDGE / TWILIO_REGION from the environment and would then
+    # rewrite the host (api.dublin.ie1.twilio.com, or nonsense for a stand-in): never.
+    client.edge = None
+    client.region = None
+    client.api.base_url = settings.twilio_api_base
+    if settings.twilio_api_base != TWILIO_API_DEFAULT:
+        client.messaging.base_url = settings.twilio_api_base
+    return client
 
 
 def redirect_hop(api_origin: tuple[str, str, int], current_url: str, location: str) -> tuple[str, bool]:

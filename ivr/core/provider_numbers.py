@@ -1,0 +1,201 @@
+"""The line's own phone numbers at the provider: how `tipline provider setup` configures
+them and what `tipline provider check` finds wrong with them.
+
+A number of the line is not a caller's: printing it is fine. What the configuration must
+keep out is everything that would send a caller's number or words somewhere else: status
+callbacks (they carry `From`), a fallback fetched by GET (the number lands in a URL and in
+access logs), an SMS fallback, a TwiML App or SIP trunk in front of our webhooks (their
+own handling, recording included), and a Messaging Service (its Advanced Opt-Out keeps
+a list of who texted STOP).
+
+Call recording and transcription are not fields of Twilio's IncomingPhoneNumber resource:
+the REST API shows them only as a trunk or TwiML App the calls go to, which is flagged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import requests
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.twiml.voice_response import VoiceResponse
+
+from config.settings import Settings
+from ivr.core.provider import rest_client
+from ivr.core.provider_errors import ProviderError, ProviderUnavailable, error_for_status
+from ivr.core.provider_records import int_or_none
+
+VOICE_PATH = "/voice/incoming"
+SMS_PATH = "/sms/incoming"
+FALLBACK_SENTENCE = ("We cannot take your call right now. If someone is in danger, dial 999. "
+                     "Please try again later.")
+
+Result = TypeVar("Result")
+
+
+class NumberNotInAccount(ProviderError):
+    """The number given is not one of the account's; the message lists those that are."""
+
+
+class SetupRefused(ProviderError):
+    """The settings would configure the number wrongly (e.g. an http webhook in production)."""
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """What every number of the line should have, from the settings."""
+
+    voice_url: str
+    sms_url: str
+    voice_fallback_url: str  # "" when none is configured
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Wanted:
+        base = settings.public_base_url
+        return cls(voice_url=base + VOICE_PATH, sms_url=base + SMS_PATH,
+                   voice_fallback_url=settings.voice_fallback_url)
+
+
+@dataclass(frozen=True)
+class LineNumber:
+    """One of the account's numbers as the provider has it configured."""
+
+    sid: str
+    phone_number: str
+    voice_url: str
+    voice_method: str
+    voice_fallback_url: str
+    voice_fallback_method: str
+    sms_url: str
+    sms_method: str
+    sms_fallback_url: str
+    status_callback: str
+    voice_application_sid: str
+    sms_application_sid: str
+    trunk_sid: str
+    messaging_service_sid: str  # "" when the number is in none
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One line of `tipline provider check`: fine, or what to change."""
+
+    fine: bool
+    text: str
+
+
+def findings(number: LineNumber, wanted: Wanted) -> list[Finding]:
+    """What is right and what needs fixing on one number, in the order the console shows it."""
+    found = [_webhook("voice webhook", number.voice_url, number.voice_method, wanted.voice_url),
+             _webhook("SMS webhook", number.sms_url, number.sms_method, wanted.sms_url)]
+    if wanted.voice_fallback_url:
+        found.append(_webhook("voice fallback", number.voice_fallback_url, number.voice_fallback_method,
+                              wanted.voice_fallback_url))
+    elif number.voice_fallback_url:
+        found.append(Finding(False, f"voice fallback is {number.voice_fallback_url}, which VOICE_FALLBACK_URL does "
+                                    "not name: clear it (setup does)"))
+    else:
+        found.append(Finding(True, "no voice fallback (VOICE_FALLBACK_URL is not set)"))
+    found.append(Finding(not number.status_callback, "no status callback" if not number.status_callback else
+                         f"status callback {number.status_callback} is set: it would receive callers' numbers; "
+                         "clear it (setup does)"))
+    if number.sms_fallback_url:
+        found.append(Finding(False, f"SMS fallback {number.sms_fallback_url} is set: it would receive texts and "
+                                    "their senders' numbers; clear it (setup does)"))
+    for what, sid in (("TwiML App (voice)", number.voice_application_sid),
+                      ("TwiML App (SMS)", number.sms_application_sid)):
+        if sid:
+            found.append(Finding(False, f"a {what} {sid} answers instead of our webhook, and may record; "
+                                        "remove it (setup does)"))
+    if number.trunk_sid:
+        found.append(Finding(False, f"SIP trunk {number.trunk_sid} takes the calls instead of our webhook, and may "
+                                    "record or transcribe them: remove the number from the trunk in Twilio's console"))
+    if number.messaging_service_sid:
+        found.append(Finding(False, f"in Messaging Service {number.messaging_service_sid}: remove it from the "
+                                    "sender pool, or turn Advanced Opt-Out OFF there (the REST API may not show "
+                                    "it; it keeps a list of who texted STOP) and never add CLOSE or SUPPORT as "
+                                    "custom opt-out keywords (the line answers them itself)"))
+    return found
+
+
+def _webhook(what: str, url: str, method: str, wanted_url: str) -> Finding:
+    if url == wanted_url and method.upper() == "POST":
+        return Finding(True, f"{what}: POST {url}")
+    now = f"{method.upper() or 'POST'} {url}" if url else "not set"
+    return Finding(False, f"{what} is {now}; it should be POST {wanted_url}")
+
+
+def fallback_twiml() -> str:
+    """The TwiML a voice fallback serves: a sentence, then hang up (no <Gather>, no <Record>)."""
+    response = VoiceResponse()
+    response.say(FALLBACK_SENTENCE, language="en-GB")
+    response.hangup()
+    return str(response)
+
+
+class LineNumbers:
+    """The account's IncomingPhoneNumbers and the Messaging Services that hold them."""
+
+    def __init__(self, settings: Settings, timeout_seconds: float = 10.0) -> None:
+        self._settings = settings
+        self._client = rest_client(settings, timeout_seconds)
+        self._account = self._client.api.v2010.accounts(settings.twilio_account_sid)
+
+    def all(self) -> list[LineNumber]:
+        """Every number of the account, with the Messaging Service (if any) whose pool holds it."""
+        services = self._call(self._memberships, "list the Messaging Services")
+        listed = self._call(lambda: list(self._account.incoming_phone_numbers.stream()), "list the numbers")
+        return [_line_number(instance, services.get(instance.sid, "")) for instance in listed]
+
+    def configure(self, phone_number: str) -> LineNumber:
+        """Set the number's webhooks from the settings and clear what would send callers' data elsewhere."""
+        wanted = Wanted.from_settings(self._settings)
+        if self._settings.is_production and not wanted.voice_url.startswith("https://"):
+            raise SetupRefused("PUBLIC_BASE_URL must be https:// in production: Twilio would send callers' "
+                               "words in the clear")
+        numbers = self.all()
+        number = next((n for n in numbers if n.phone_number == phone_number), None)
+        if number is None:
+            held = ", ".join(n.phone_number for n in numbers) or "none"
+            raise NumberNotInAccount(f"{phone_number} is not one of this account's numbers (it has: {held})")
+        changes: dict[str, Any] = {
+            "voice_url": wanted.voice_url, "voice_method": "POST", "sms_url": wanted.sms_url, "sms_method": "POST",
+            "voice_fallback_url": wanted.voice_fallback_url, "voice_fallback_method": "POST",
+            "sms_fallback_url": "", "status_callback": "", "status_callback_method": "POST",
+            "voice_application_sid": "", "sms_application_sid": ""}
+        updated = self._call(lambda: self._account.incoming_phone_numbers(number.sid).update(**changes),
+                             "update the number")
+        return _line_number(updated, number.messaging_service_sid)
+
+    def _memberships(self) -> dict[str, str]:
+        """PN sid -> the MG sid of the Messaging Service whose sender pool holds it."""
+        held: dict[str, str] = {}
+        for service in self._client.messaging.v1.services.stream():
+            for member in self._client.messaging.v1.services(service.sid).phone_numbers.stream():
+                held[str(member.sid)] = str(service.sid)
+        return held
+
+    def _call(self, operation: Callable[[], Result], action: str) -> Result:
+        try:
+            return operation()
+        except TwilioRestException as error:
+            raise error_for_status(int(error.status), int_or_none(error.code), action) from None
+        except TwilioException:
+            raise ProviderError(f"could not {action}: the provider's answer could not be read") from None
+        except requests.RequestException as error:
+            raise ProviderUnavailable(f"could not {action}: {type(error).__name__} talking to the provider") from None
+
+
+def _line_number(instance: Any, messaging_service_sid: str) -> LineNumber:
+    def text(name: str) -> str:
+        return str(getattr(instance, name, None) or "")
+
+    return LineNumber(
+        sid=text("sid"), phone_number=text("phone_number"), voice_url=text("voice_url"),
+        voice_method=text("voice_method"), voice_fallback_url=text("voice_fallback_url"),
+        voice_fallback_method=text("voice_fallback_method"), sms_url=text("sms_url"), sms_method=text("sms_method"),
+        sms_fallback_url=text("sms_fallback_url"), status_callback=text("status_callback"),
+        voice_application_sid=text("voice_application_sid"), sms_application_sid=text("sms_application_sid"),
+        trunk_sid=text("trunk_sid"), messaging_service_sid=messaging_service_sid)
