@@ -55,6 +55,7 @@ class Settings:
     console_idle_seconds: int
     console_trusted_proxies: int
     feedback_deadline_days: int
+    clock_lease_seconds: int
     # Where the period keys live (ivr/core/period_keys.py): outside Redis, outside its
     # backups, on storage every web and worker machine mounts. README, "Keys".
     period_keys_dir: Path
@@ -160,6 +161,9 @@ class Settings:
             # is the norm for reporting channels.
             feedback_deadline_days=_bounded_int("FEEDBACK_DEADLINE_DAYS", env.get("FEEDBACK_DEADLINE_DAYS", "90"),
                                                 1, 365),
+            # The clock leader's lease (workers/clock_lease.py): a standby clock takes over
+            # this long after the leader's machine dies.
+            clock_lease_seconds=_bounded_int("CLOCK_LEASE_SECONDS", env.get("CLOCK_LEASE_SECONDS", "30"), 2, 600),
             retention=RetentionSettings.from_env(env),
             period_keys_dir=period_keys_dir,
             metrics_token=_metrics_token(env.get("METRICS_TOKEN", "")),

@@ -3,14 +3,15 @@
 Every few seconds it hands back jobs abandoned by a dead worker on this host (started, or
 only claimed), queues again the job of a part stuck awaiting its transcript for minutes
 with no job pending (`workers.stuck`), and closes SMS conversations idle past their
-timeout into tips (never dropped), and once a day (one clock only) deletes the tips whose
+timeout into tips (never dropped), and once a day deletes the tips whose
 time is up (`workers.retention_daily`); every few minutes it sweeps the provider: recordings no
 tip accounts for (`sweep_provider`), texts no conversation accounts for
 (`sweep_inbound_messages`), finished calls no job will delete (`sweep_calls`), and the SMS
 replies Twilio made from our TwiML once they are final (`sweep_replies`). Each piece of
-work runs on its own, so one that fails does not stop the others. Like the worker, it
-rides out Redis or the provider being away instead of exiting (honcho would stop
-everything).
+work runs on its own, so one that fails does not stop the others. Only the clock holding
+the lease in Redis works (`workers.clock_lease`), so one may run on every machine. Like
+the worker, it rides out Redis or the provider being away instead of exiting (honcho would
+stop everything).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from ivr.core.keys_in_use import MissingMasterKey
 from ivr.core.provider import ProviderError
 from ivr.core.redaction import configure_logging
 from workers.call_sweep import sweep_calls
+from workers.clock_lease import ClockLease
 from workers.context import WorkerContext, worker_context
 from workers.inbound_sweep import sweep_inbound_messages
 from workers.recovery import requeue_abandoned, requeue_unclaimed
@@ -47,7 +49,8 @@ SWEEP_EVERY_SECONDS = 300
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run Tipline's periodic work.")
-    parser.add_argument("--once", action="store_true", help="one recovery pass and one sweep, then exit")
+    parser.add_argument("--once", action="store_true",
+                        help="one recovery pass and one sweep, then exit (whichever clock leads)")
     parser.add_argument("--sweep-grace-seconds", type=int, default=None,
                         help="every provider sweep's grace: take in recordings and texts older than this that "
                              "nothing accounts for, delete calls and final replies this old (default: each "
@@ -68,23 +71,33 @@ def main(argv: list[str] | None = None) -> int:
     stopping: list[bool] = []
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.append(True))
-    log.info("clock running: a tick every %d s, the provider sweeps every %d s", TICK_SECONDS, SWEEP_EVERY_SECONDS)
+    # A tick well inside the lease, so the leader renews it several times before it lapses.
+    # An operator's --once runs whoever leads: each piece of work is safe beside another clock's.
+    lease = None if args.once else ClockLease(context.core.redis, context.core.settings.clock_lease_seconds)
+    tick_seconds = min(TICK_SECONDS, context.core.settings.clock_lease_seconds / 3)
+    log.info("clock started: a tick every %g s, the provider sweeps every %d s, a lease of %d s",
+             tick_seconds, SWEEP_EVERY_SECONDS, context.core.settings.clock_lease_seconds)
     next_sweep = 0.0
     stuck_after = timedelta(seconds=args.requeue_after_seconds)
-    while not stopping:
-        _run_guarded("recovery", lambda: requeue_abandoned(context.core.redis, WORKER_QUEUES))
-        _run_guarded("unclaimed jobs", lambda: requeue_unclaimed(context.core.redis, WORKER_QUEUES))
-        _run_guarded("stuck parts", lambda: requeue_stuck(context, stuck_after=stuck_after))
-        _run_guarded("idle conversations", lambda: context.core.sms.sessions.close_idle(time.time()))
-        _run_guarded("retention", lambda: run_daily_retention(context.core))
-        _run_guarded("last tick", lambda: context.core.redis.set(keys.CLOCK_LAST_TICK, int(time.time())))
-        if time.monotonic() >= next_sweep:
-            for name, sweep in provider_sweeps(context, args.sweep_grace_seconds):
-                _run_guarded(name, sweep)
-            next_sweep = time.monotonic() + SWEEP_EVERY_SECONDS
-        if args.once:
-            return 0
-        _sleep_unless_stopped(TICK_SECONDS, stopping)
+    try:
+        while not stopping:
+            # Each piece runs only while this clock leads: the lease is renewed before each.
+            _run_led(lease, "recovery", lambda: requeue_abandoned(context.core.redis, WORKER_QUEUES))
+            _run_led(lease, "unclaimed jobs", lambda: requeue_unclaimed(context.core.redis, WORKER_QUEUES))
+            _run_led(lease, "stuck parts", lambda: requeue_stuck(context, stuck_after=stuck_after))
+            _run_led(lease, "idle conversations", lambda: context.core.sms.sessions.close_idle(time.time()))
+            _run_led(lease, "retention", lambda: run_daily_retention(context.core))
+            _run_led(lease, "last tick", lambda: context.core.redis.set(keys.CLOCK_LAST_TICK, int(time.time())))
+            if time.monotonic() >= next_sweep and (lease is None or lease.held()):
+                for name, sweep in provider_sweeps(context, args.sweep_grace_seconds):
+                    _run_led(lease, name, sweep)
+                next_sweep = time.monotonic() + SWEEP_EVERY_SECONDS
+            if args.once:
+                return 0
+            _sleep_unless_stopped(tick_seconds, stopping)
+    finally:
+        if lease is not None:
+            lease.release()
     return 0
 
 
@@ -105,6 +118,12 @@ def provider_sweeps(context: WorkerContext, grace_seconds: int | None) -> list[t
         ("call sweep", lambda: sweep_calls(context, **grace)),
         ("reply sweep", lambda: sweep_replies(context, **grace)),
     ]
+
+
+def _run_led(lease: ClockLease | None, name: str, work: Callable[[], object]) -> None:
+    """Run one piece of periodic work if this clock still leads (or is an operator's --once)."""
+    if lease is None or lease.held():
+        _run_guarded(name, work)
 
 
 def _run_guarded(name: str, work: Callable[[], object]) -> None:

@@ -192,6 +192,11 @@ def tombstone(reference: str) -> str:
     return f"{PREFIX}:tombstone:{reference}"
 
 
+# Held (SET NX PX, renewed each tick) by the one clock that runs the periodic work; its value
+# is that clock's random id (workers/clock_lease.py).
+CLOCK_LEADER = f"{PREFIX}:clock:leader"
+
+
 def retention_day(day: str) -> str:
     """Taken (SET NX, expiring) by the one clock that runs a day's retention ("2026-11-30")."""
     return f"{PREFIX}:retention:day:{day}"
