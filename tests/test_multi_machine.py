@@ -114,7 +114,13 @@ class TwoWebs:
 
 def worker_holding_a_job(connection: redis.Redis) -> int:
     """The pid of the worker whose job is in the started registry (there is one)."""
-    (entry,) = connection.zrange(StartedJobRegistry(keys.QUEUE_RECORDINGS, connection=connection).key, 0, -1)
+    def started() -> list[bytes]:  # urgent topics' recordings have their own queue: either may hold it
+        return [entry for queue in keys.RECORDING_QUEUES
+                for entry in connection.zrange(StartedJobRegistry(queue, connection=connection).key, 0, -1)]
+
+    # The other worker goes on with the rest; once it is through, the held job is the one started.
+    wait_until(lambda: len(started()) == 1, timeout=30, what="only the held job still running")
+    (entry,) = started()
     worker_name = as_text(connection.hget(f"rq:execution:{as_text(entry)}", "worker_name") or b"")
     return int(as_text(connection.hget(f"rq:worker:{worker_name}", "pid") or b"0"))
 
