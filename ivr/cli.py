@@ -27,7 +27,7 @@ import sys
 import redis
 
 from config.settings import Settings, SettingsError
-from ivr import backup_cli, provider_cli, secret_cli
+from ivr import backup_cli, line_health_cli, provider_cli, secret_cli
 from ivr.audit_cli import reseal_command, rotate_command, verify_command
 from ivr.core import Core, build_core
 from ivr.core.accounts import ROLES, AccountError
@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     secret_cli.add_commands(topics)
     backup_cli.add_parser(topics)
     provider_cli.add_parser(topics)
+    line_health_cli.add_parser(topics)
     args = parser.parse_args(argv)
 
     try:
@@ -73,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
             return secret_cli.run(args, settings)
         if args.topic == "provider":
             return provider_cli.provider_command(args)
+        if args.topic == "health":
+            return line_health_cli.health_command(settings, args)
         if args.topic == "backup":
             return backup_cli.backup_command(settings, args)
         if args.topic == "audit":

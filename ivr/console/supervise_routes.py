@@ -1,4 +1,4 @@
-"""A supervisor's pages: the audit trail, the hotspots, the deadlines, and reassigning a tip."""
+"""A supervisor's pages: the audit trail, the hotspots, the deadlines, the line's health, and reassigning a tip."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ from ivr.console.deadlines import render_svg as render_deadlines_svg
 from ivr.console.forms import ReassignForm
 from ivr.console.hotspots import HotspotTable, build_table, iso_week, render_svg, weeks_between
 from ivr.console.roles import requires
+from ivr.core.health_report import PROVIDER_TIMEOUT_SECONDS, build_report
+from ivr.core.provider import Provider
+from ivr.current import current_core
 
 AUDIT_PAGE_SIZE = 100
 DEFAULT_WEEKS = 8
@@ -96,6 +99,21 @@ def deadlines() -> ResponseReturnValue:
     svg = render_deadlines_svg(report)
     chart = Markup(svg)  # nosec B704  # static labels, escaped, and numbers; no script (test_follow_up_console)
     return render_template("console/deadlines.html", report=report, chart=chart, bands=[b for _, b in AGE_BANDS])
+
+
+@bp.get("/health")
+@requires("supervisor")
+def health() -> ResponseReturnValue:
+    """The same checks as `tipline health`: Redis, workers, clock, queues, jobs, provider."""
+    core = current_core()
+
+    def check_provider() -> None:
+        with Provider(core.settings, timeout_seconds=PROVIDER_TIMEOUT_SECONDS) as provider:
+            provider.check_reachable()
+
+    report = build_report(core.redis, check_provider)
+    console().audit.append(current_user.name, "view_health", detail=f"status={report.status}")
+    return render_template("console/health.html", report=report)
 
 
 def _int(raw: str | None, default: int) -> int:

@@ -73,7 +73,7 @@ ACTIONS = (
     "view", "claim", "release", "renew", "listen",
     "edit_summary", "tag", "triage", "note", "link_duplicate", "pass_on", "close", "reassign",
     "ask", "withdraw", "read_answer",
-    "view_audit", "view_hotspots", "view_deadlines", "export",
+    "view_audit", "view_hotspots", "view_deadlines", "view_health", "export",
     "account_created", "account_enrolled", "role_changed", "account_disabled",
     "trail_resealed", "trail_rewritten", "retention_run", KEY_ROTATED,
 )

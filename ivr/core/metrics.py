@@ -95,21 +95,20 @@ class RedisGauges:
             "Age of the oldest unclaimed tip, by queue, from the start of the hour it was queued in "
             "(tips are queued by the hour, never the minute): between this and an hour less.", labels=["queue"])
         for stream, name in HANDLER_QUEUE_NAMES.items():
-            entry_ids = self._unclaimed_entry_ids(stream)
+            entry_ids = unclaimed_entry_ids(self._redis, stream)
             unclaimed.add_metric([name], len(entry_ids))
-            if entry_ids:
-                first_ms = min(int(entry_id.split("-", 1)[0]) for entry_id in entry_ids)
-                oldest.add_metric([name], max(0.0, now - first_ms / 1000))
+            age = oldest_age_seconds(entry_ids, now)
+            if age is not None:
+                oldest.add_metric([name], age)
         yield unclaimed
         yield oldest
 
         depth = GaugeMetricFamily("tipline_jobs_queued", "Jobs waiting in each RQ queue.", labels=["queue"])
         failed = GaugeMetricFamily("tipline_jobs_failed", "Jobs that failed every retry and are kept for an "
                                    "operator (rq requeue), by queue.", labels=["queue"])
-        for queue_name in jobs.WORKER_QUEUES:
-            queue = Queue(queue_name, connection=self._redis)
-            depth.add_metric([queue_name], queue.count)
-            failed.add_metric([queue_name], FailedJobRegistry(queue=queue).count)
+        for queue_name, (queued, failed_count) in job_counts(self._redis).items():
+            depth.add_metric([queue_name], queued)
+            failed.add_metric([queue_name], failed_count)
         yield depth
         yield failed
 
@@ -117,10 +116,9 @@ class RedisGauges:
         workers.add_metric([], Worker.count(connection=self._redis))
         yield workers
 
-        last_tick = self._redis.get(keys.CLOCK_LAST_TICK)
         clock = GaugeMetricFamily("tipline_clock_seconds_since_last_tick",
                                   "Seconds since the clock process last ran its periodic work (+Inf: never).")
-        clock.add_metric([], max(0.0, now - float(last_tick)) if last_tick else float("inf"))
+        clock.add_metric([], seconds_since_clock_tick(self._redis, now))
         yield clock
 
         safety = storage_safety(self._redis)
@@ -130,19 +128,45 @@ class RedisGauges:
             safe.add_metric([], 1 if safety.safe else 0)
             yield safe
 
-    def _unclaimed_entry_ids(self, stream: str) -> list[str]:
-        """The stream ids of the tips nobody has claimed (ids, never the tips they hold)."""
-        if not self._redis.exists(stream):
-            return []
-        if stream == keys.HANDLER_QUEUE_RETURNING:
-            pending = self._redis.xpending_range(stream, GROUP, min="-", max="+", count=10_000, consumername=NOBODY)
-            return [as_text(entry["message_id"]) for entry in pending]
-        groups = {as_text(group["name"]): group for group in self._redis.xinfo_groups(stream)}
-        group = groups.get(GROUP)
-        last = as_text(group["last-delivered-id"]) if group else "0-0"
-        entries = cast("list[StreamEntry]", self._redis.xrange(stream, min=f"({last}" if last != "0-0" else "-",
-                                                                max="+"))
-        return [as_text(entry_id) for entry_id, _ in entries]
+
+# -- readers shared with `ivr.core.health_report` (`tipline health`, /console/health) -------------
+
+def unclaimed_entry_ids(connection: redis.Redis, stream: str) -> list[str]:
+    """The stream ids of the tips nobody has claimed in one handler queue (ids, never the tips they hold)."""
+    if not connection.exists(stream):
+        return []
+    if stream == keys.HANDLER_QUEUE_RETURNING:
+        pending = connection.xpending_range(stream, GROUP, min="-", max="+", count=10_000, consumername=NOBODY)
+        return [as_text(entry["message_id"]) for entry in pending]
+    groups = {as_text(group["name"]): group for group in connection.xinfo_groups(stream)}
+    group = groups.get(GROUP)
+    last = as_text(group["last-delivered-id"]) if group else "0-0"
+    entries = cast("list[StreamEntry]", connection.xrange(stream, min=f"({last}" if last != "0-0" else "-",
+                                                          max="+"))
+    return [as_text(entry_id) for entry_id, _ in entries]
+
+
+def oldest_age_seconds(entry_ids: list[str], now: float) -> float | None:
+    """Age of the oldest of these entries, from the start of the hour it was queued in (None: none)."""
+    if not entry_ids:
+        return None
+    first_ms = min(int(entry_id.split("-", 1)[0]) for entry_id in entry_ids)
+    return max(0.0, now - first_ms / 1000)
+
+
+def job_counts(connection: redis.Redis) -> dict[str, tuple[int, int]]:
+    """(queued, failed) jobs of each RQ queue the workers take."""
+    counts = {}
+    for queue_name in jobs.WORKER_QUEUES:
+        queue = Queue(queue_name, connection=connection)
+        counts[queue_name] = (queue.count, FailedJobRegistry(queue=queue).count)
+    return counts
+
+
+def seconds_since_clock_tick(connection: redis.Redis, now: float) -> float:
+    """Seconds since the clock last ran its periodic work (+inf: never)."""
+    last_tick = connection.get(keys.CLOCK_LAST_TICK)
+    return max(0.0, now - float(as_text(last_tick))) if last_tick else float("inf")
 
 
 class _InProcess:

@@ -256,6 +256,10 @@ class Provider:
 
         return bool(self._call(pending, "list a call's recordings"))
 
+    def check_reachable(self) -> None:
+        """One cheap authenticated GET (a recordings list page of one); raises ProviderError when it fails."""
+        self._call(lambda: self._account.recordings.page(page_size=1), "reach the provider")
+
     # -- plumbing -----------------------------------------------------------------------
 
     def _listed(self, stream: Callable[[], Iterable[Any]], convert: Callable[[Any], Listed | None],

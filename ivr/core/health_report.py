@@ -1,0 +1,152 @@
+"""Is the line healthy? One report for `tipline health` and the console's health page.
+
+Each check has a name, a status (ok, warn or fail), a short value and, when it is not ok,
+what to do. The Redis readers are `ivr.core.metrics`'s (the same numbers as /metrics) and
+Redis's persistence is `ivr.core.durability.storage_safety` (the same answer as /healthz).
+A check never names a tip, a caller or a provider sid: only counts, ages and settings.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import redis
+from rq import Worker
+
+from ivr.core import keys
+from ivr.core.durability import storage_safety
+from ivr.core.metrics import (
+    HANDLER_QUEUE_NAMES,
+    job_counts,
+    oldest_age_seconds,
+    seconds_since_clock_tick,
+    unclaimed_entry_ids,
+)
+from ivr.core.provider_errors import ProviderError
+from ivr.core.redis_values import as_bytes
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+# The clock ticks every minute; silent longer than this, nothing periodic runs.
+CLOCK_SILENT_FAIL_SECONDS = 3 * 60
+# Unclaimed urgent tips older than this are a failure (ages are to the hour: queue ids are coarse).
+URGENT_UNCLAIMED_FAIL_SECONDS = 15 * 60
+# How long the provider has to answer its cheap GET.
+PROVIDER_TIMEOUT_SECONDS = 5.0
+HOUR = 3600
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # ok, warn or fail
+    value: str
+    action: str = ""  # what to do when not ok
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    checks: list[Check] = field(default_factory=list)
+    redis_reachable: bool = True
+
+    @property
+    def status(self) -> str:
+        statuses = {check.status for check in self.checks}
+        return FAIL if FAIL in statuses else WARN if WARN in statuses else OK
+
+    def as_dict(self) -> dict[str, object]:
+        return {"status": self.status, "redis_reachable": self.redis_reachable,
+                "checks": [asdict(check) for check in self.checks]}
+
+
+def _age(seconds: float) -> str:
+    """An age to the hour, as the queue ids allow."""
+    hours = int(seconds // HOUR)
+    return "under an hour (to the hour)" if hours == 0 else f"{hours}-{hours + 1} h (to the hour)"
+
+
+def build_report(connection: redis.Redis, check_provider: Callable[[], None] | None,
+                 clock: Callable[[], float] = time.time) -> HealthReport:
+    """Every check. `check_provider` raises ProviderError when the provider cannot be reached
+    (None: the check is skipped). Redis away: one failing check and `redis_reachable` False."""
+    try:
+        connection.ping()
+    except redis.RedisError as error:
+        return HealthReport([Check("redis", FAIL, f"unreachable ({type(error).__name__})",
+                                   "start Redis or fix REDIS_URL")], redis_reachable=False)
+    now = clock()
+    checks = [_redis_check(connection), *_worker_checks(connection), _clock_check(connection, now),
+              *_queue_checks(connection, now), *_job_checks(connection), _kept_recordings_check(connection)]
+    if check_provider is not None:
+        checks.append(_provider_check(check_provider))
+    return HealthReport(checks)
+
+
+def _redis_check(connection: redis.Redis) -> Check:
+    safety = storage_safety(connection)
+    if safety.safe:
+        return Check("redis", OK, safety.detail)
+    if safety.safe is None:
+        return Check("redis", WARN, "reachable; INFO refused", "check appendonly yes and maxmemory-policy noeviction")
+    return Check("redis", FAIL, "could lose tips", safety.detail)
+
+
+def _worker_checks(connection: redis.Redis) -> list[Check]:
+    workers = Worker.all(connection=connection)
+    if not workers:
+        return [Check("workers", FAIL, "no worker alive", "start the worker (python -m workers.run)")]
+    checks = [Check("workers", OK, f"{len(workers)} alive")]
+    for worker in sorted(workers, key=lambda w: w.name):
+        checks.append(Check(f"worker {worker.name}", OK, "heartbeat: " + ", ".join(worker.queue_names())))
+    return checks
+
+
+def _clock_check(connection: redis.Redis, now: float) -> Check:
+    silent = seconds_since_clock_tick(connection, now)
+    if silent == float("inf"):
+        return Check("clock", FAIL, "never ticked", "start the clock (python -m workers.clock)")
+    if silent > CLOCK_SILENT_FAIL_SECONDS:
+        return Check("clock", FAIL, f"silent {int(silent)} s", "restart the clock process")
+    return Check("clock", OK, f"last tick {int(silent)} s ago")
+
+
+def _queue_checks(connection: redis.Redis, now: float) -> list[Check]:
+    checks = []
+    for stream, name in HANDLER_QUEUE_NAMES.items():
+        entry_ids = unclaimed_entry_ids(connection, stream)
+        age = oldest_age_seconds(entry_ids, now)
+        value = f"{len(entry_ids)} unclaimed" + (f", oldest {_age(age)}" if age is not None else "")
+        if name == "urgent" and age is not None and age > URGENT_UNCLAIMED_FAIL_SECONDS:
+            checks.append(Check(f"tips {name}", FAIL, value, "ask handlers to claim the urgent tips"))
+        else:
+            checks.append(Check(f"tips {name}", OK, value))
+    return checks
+
+
+def _job_checks(connection: redis.Redis) -> list[Check]:
+    counts = job_counts(connection)
+    queued = ", ".join(f"{name} {depth}" for name, (depth, _) in counts.items())
+    failed = sum(failed for _, failed in counts.values())
+    return [Check("jobs queued", OK, queued),
+            Check("jobs failed", WARN if failed else OK, str(failed),
+                  "read them (rq info, rq requeue) and fix the cause" if failed else "")]
+
+
+def _kept_recordings_check(connection: redis.Redis) -> Check:
+    """Recordings kept at the provider for a person to hear (their age is not recorded: a count)."""
+    kept = 0
+    for tip_key in connection.scan_iter(match=keys.tip("*"), count=500):
+        if not as_bytes(tip_key).rsplit(b":", 1)[1].isdigit():
+            continue
+        kept += sum(1 for name in connection.hkeys(tip_key) if as_bytes(name).endswith(b":audio"))
+    return Check("recordings kept for a person", OK, f"{kept} (a handler reviews each)")
+
+
+def _provider_check(check_provider: Callable[[], None]) -> Check:
+    try:
+        check_provider()
+    except ProviderError as error:
+        return Check("provider", FAIL, f"unreachable ({type(error).__name__})",
+                     "check TWILIO_* settings and the provider's status page")
+    return Check("provider", OK, "reachable")
