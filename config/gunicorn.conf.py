@@ -16,6 +16,8 @@ from ivr.core.redaction import logging_config  # noqa: E402
 _settings = Settings.from_env()
 
 bind = f"{_settings.host}:{_settings.port}"
+# gunicorn's control socket (`gunicornc`) with the other runtime files under var/, not ~/.gunicorn/.
+control_socket = str(_settings.var_dir / "gunicorn.ctl")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
 worker_class = "gthread"
 # Two threads: measured best on 2 cores (bench/webhook_throughput.py); more threads only

@@ -110,6 +110,7 @@ def test_the_simulator_says_what_is_missing(running_app: dict[str, str], monkeyp
 def test_make_run_tells_how_to_run_the_simulator_against_its_stand_in(environment: dict[str, str]) -> None:
     settings = Settings.from_env({**environment, "PUBLIC_BASE_URL": "http://127.0.0.1:5000"})
     text = run.banner(settings, local_redis=True, standin_url="http://127.0.0.1:40123")
-    assert 'TWILIO_API_BASE=http://127.0.0.1:40123 .venv/bin/python -m dev.simulator --say "' in text
+    # No environment to copy: var/run.json tells the simulator where `make run` runs (tests/test_first_hour.py).
+    assert '\n    .venv/bin/python -m dev.simulator --say "' in text
     assert "provider stand-in (http://127.0.0.1:40123)" in text
     assert "dev.simulator" not in run.banner(settings, local_redis=True)
