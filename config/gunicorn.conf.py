@@ -28,5 +28,6 @@ timeout = 15
 graceful_timeout = 10
 keepalive = 5
 accesslog = "-"
-access_log_format = '%(m)s %(U)s %(s)s %(B)s %(M)sms'
+# Commas and units between the numbers: `200 1234 12ms` would read as a phone number to the redactor.
+access_log_format = '%(m)s %(U)s %(s)s, %(B)s bytes, %(M)s ms'
 logconfig_dict = logging_config(_settings.log_level)
