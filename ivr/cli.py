@@ -35,6 +35,27 @@ from ivr.retention_cli import add_parser as add_retention_parser
 from ivr.retention_cli import retention_command
 
 OPERATOR = "operator"
+# One example per command, shown by `tipline TOPIC ACTION --help` (and its topic's --help).
+EXAMPLES = {
+    ("handler", "add"): "tipline handler add --role admin alice",
+    ("handler", "link"): "tipline handler link alice",
+    ("handler", "list"): "tipline handler list",
+    ("handler", "disable"): "tipline handler disable alice",
+    ("audit", "verify"): "tipline audit verify",
+    ("audit", "reseal"): "tipline audit reseal --confirm",
+    ("audit", "rotate"): "AUDIT_KEY=NEW,OLD tipline audit rotate",
+    ("retention", "plan"): "tipline retention plan --as-of 2027-01-31",
+    ("retention", "run"): "tipline retention run",
+    ("keys", "new"): "tipline keys new --id k20270101",
+    ("keys", "list"): "tipline keys list",
+    ("keys", "rewrap"): "tipline keys rewrap",
+    ("secret", "new"): "tipline secret new",
+    ("secret", "rotate"): "SECRET_KEY=NEW,OLD tipline secret rotate",
+    ("secret", "status"): "tipline secret status",
+    ("backup", "create"): "tipline backup create /srv/backups/tipline-2027-01-31",
+    ("backup", "verify"): "tipline backup verify /srv/backups/tipline-2027-01-31",
+    ("backup", "restore"): "tipline backup restore /srv/backups/tipline-2027-01-31",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     audit.add_parser("rotate", help="with AUDIT_KEY=new,old: record the change, then chain under the new key")
     secret_cli.add_commands(topics)
     backup_cli.add_parser(topics)
+    explain(parser)
     args = parser.parse_args(argv)
 
     try:
@@ -86,6 +108,37 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tipline: cannot reach Redis ({type(error).__name__}). Is `make run` running, or REDIS_URL set?",
               file=sys.stderr)
         return 3
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> list[tuple[str, str, argparse.ArgumentParser]]:
+    """(name, one-line help, parser) of each subcommand under `parser`, in the order they were added."""
+    # argparse keeps these on its private _SubParsersAction; it has no public way to list them.
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help or "" for choice in action._choices_actions}
+            found += [(name, helps.get(name, ""), sub) for name, sub in action.choices.items()]
+    return found
+
+
+def explain(parser: argparse.ArgumentParser) -> None:
+    """Every command with its one-line help under `tipline --help`; an example under each command's --help."""
+    listing = []
+    for topic, _, topic_parser in _subcommands(parser):
+        examples = []
+        for action, text, action_parser in _subcommands(topic_parser):
+            example = EXAMPLES[(topic, action)]
+            action_parser.formatter_class = argparse.RawDescriptionHelpFormatter
+            action_parser.epilog = f"Example:\n  {example}"
+            action_parser.description = action_parser.description or text[:1].upper() + text[1:] + "."
+            listing.append(f"  {f'tipline {topic} {action}':26} {text}")
+            examples.append(f"  {example}")
+        topic_parser.formatter_class = argparse.RawDescriptionHelpFormatter
+        topic_parser.epilog = "Examples:\n" + "\n".join(examples)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = ("commands:\n" + "\n".join(listing) + "\n\nEach command's --help shows an example: "
+                     "tipline handler add --help\nSettings come from the environment, as for `make run` (and, "
+                     "beside a running `make run`, var/run.json).")
 
 
 def _handler_command(core: Core, args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ import pytest
 
 from config.settings import PROJECT_ROOT, Settings
 from dev.processes import free_port, process_environment, start, wait_for_health
+from ivr import cli
 
 TIPLINE = str(Path(sys.executable).parent / "tipline")
 
@@ -77,3 +78,21 @@ def test_a_run_file_left_by_a_make_run_that_died_is_ignored(tmp_path: Path) -> N
         43619, "http://127.0.0.1:43619", "http://127.0.0.1:43620")
     # What the environment says wins.
     assert Settings.from_env({**without, "PORT": "8000"}).public_base_url == "http://127.0.0.1:8000"
+
+
+def test_tipline_help_lists_every_command_and_each_command_shows_an_example(capsys) -> None:
+    listed = subprocess.run([TIPLINE, "--help"], capture_output=True, text=True, timeout=30)
+    assert listed.returncode == 0
+    commands = [line.split()[1:3] for line in listed.stdout.splitlines() if line.startswith("  tipline ")]
+    assert {topic for topic, _ in commands} == {"handler", "audit", "retention", "keys", "secret", "backup"}
+    assert len(commands) == len(cli.EXAMPLES)
+    for line in listed.stdout.splitlines():
+        if line.startswith("  tipline "):
+            assert len(line.split()) > 3, f"no one-line help: {line}"
+
+    for topic, action in commands:
+        for argv in ([topic, "--help"], [topic, action, "--help"]):
+            with pytest.raises(SystemExit) as exited:
+                cli.main(argv)
+            shown = capsys.readouterr().out
+            assert exited.value.code == 0 and "Example" in shown and cli.EXAMPLES[(topic, action)] in shown, argv
