@@ -127,7 +127,7 @@ def test_make_run_serves_calls_and_ctrl_c_stops_everything(tmp_path, speech_reco
 
     log = text.splitlines()
     assert any("redis.1" in line and "ready to accept connections" in line for line in log)
-    assert any("Listening at: http://127.0.0.1:" in line for line in log)  # the port is redacted with the pid
+    assert any(f"Listening at: http://127.0.0.1:{port} (" in line for line in log)  # port and pid, not redacted
     assert list((var / "redis").rglob("*.aof")), "the local Redis keeps an append-only file under var/"
     # var/ holds the local Redis's AOF as it was written (never rewritten before this scan).
     needles = needles_for_number(CALLER_NUMBER)
