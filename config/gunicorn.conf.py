@@ -20,6 +20,8 @@ _settings = Settings.from_env()
 use_metrics_dir(_settings, clear=True)
 
 bind = f"{_settings.host}:{_settings.port}"
+# gunicorn's control socket (`gunicornc`) with the other runtime files under var/, not ~/.gunicorn/.
+control_socket = str(_settings.var_dir / "gunicorn.ctl")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
 worker_class = "gthread"
 # Two threads: measured best on 2 cores (bench/webhook_throughput.py); more threads only
@@ -30,7 +32,8 @@ timeout = 15
 graceful_timeout = 10
 keepalive = 5
 accesslog = "-"
-access_log_format = '%(m)s %(U)s %(s)s %(B)s %(M)sms'
+# Commas and units between the numbers: `200 1234 12ms` would read as a phone number to the redactor.
+access_log_format = '%(m)s %(U)s %(s)s, %(B)s bytes, %(M)s ms'
 logconfig_dict = logging_config(_settings.log_level)
 
 

@@ -91,6 +91,12 @@ class Settings:
         if environment not in ENVIRONMENTS:
             raise SettingsError(f"TIPLINE_ENV must be one of {', '.join(ENVIRONMENTS)}, not {environment!r}.")
         var_dir = Path(env.get("TIPLINE_VAR_DIR") or PROJECT_ROOT / "var").resolve()
+        if environment == "development":
+            # A second terminal next to `make run`: what it runs with, where this environment is silent.
+            running = running_with(var_dir)
+            if env.get("PORT") or env.get("PUBLIC_BASE_URL"):  # an address of its own: none of the recorded one
+                running = {name: value for name, value in running.items() if name == "TWILIO_API_BASE"}
+            env = {**running, **{name: value for name, value in env.items() if value}}
         port = _port(env.get("PORT", "5000"))
         host = env.get("HOST", "127.0.0.1").strip() or "127.0.0.1"
         public_base_url = _base_url("PUBLIC_BASE_URL", env.get("PUBLIC_BASE_URL") or f"http://127.0.0.1:{port}")
@@ -188,6 +194,24 @@ class RetentionSettings:
         return cls(days=days,
                    tombstone_days=_bounded_int("TOMBSTONE_DAYS", env.get("TOMBSTONE_DAYS", "730"), 1, 3650),
                    grace_days=_bounded_int("RETENTION_GRACE_DAYS", env.get("RETENTION_GRACE_DAYS", "90"), 0, days))
+
+
+RUN_FILE = "run.json"
+# What `make run` records in var/run.json for the commands typed in another terminal.
+RUN_VARIABLES = ("PORT", "PUBLIC_BASE_URL", "TWILIO_API_BASE")
+
+
+def running_with(var_dir: Path) -> dict[str, str]:
+    """PORT, PUBLIC_BASE_URL and TWILIO_API_BASE of the `make run` that is running now (var/run.json), if any.
+
+    The file names the pid of `make run`'s process; a file left by one that died is ignored.
+    """
+    try:
+        recorded = json.loads((var_dir / RUN_FILE).read_text())
+        os.kill(int(recorded["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return {name: str(recorded[name]) for name in RUN_VARIABLES if recorded.get(name)}
 
 
 def _period_keys_dir(env: Mapping[str, str], environment: str, var_dir: Path) -> Path:

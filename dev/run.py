@@ -4,28 +4,33 @@ Without real Twilio credentials it also starts the provider stand-in (Twilio's R
 on a free loopback port, `dev/standin/server.py`) and points every process's
 TWILIO_API_BASE at it, so the whole pipeline runs and `dev.simulator` can place calls.
 All under honcho reading dev/Procfile.dev (the `Procfile`'s production processes, web, worker
-and clock, plus the local Redis and the stand-in); Ctrl-C stops every process.
+and clock, plus the local Redis and the stand-in); Ctrl-C stops every process and exits 0.
+
+While it runs, var/run.json (mode 0600) records the port, PUBLIC_BASE_URL and the stand-in's
+address, so `tipline`, `dev.webhook` and `dev.simulator` typed in a second terminal, where
+none of them is set, talk to this `make run` (config/settings.py, `running_with`).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import subprocess
 import sys
+from pathlib import Path
+from types import FrameType
 
-from config.settings import PROJECT_ROOT, Settings, SettingsError
+from config.settings import PROJECT_ROOT, RUN_FILE, Settings, SettingsError
 from dev.processes import free_port
 
-DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:5000"
 # Production's processes (the Procfile's lines, as they are) and the development-only ones.
 DEV_PROCFILE = "dev/Procfile.dev"
 
 
 def simulator_command(settings: Settings, standin_url: str) -> str:
-    """How to place a test call against this `make run`, with the environment it needs."""
-    environment = f"TWILIO_API_BASE={standin_url} "
-    if settings.public_base_url != DEFAULT_PUBLIC_BASE_URL:
-        environment += f"PUBLIC_BASE_URL={settings.public_base_url} "
-    return environment + '.venv/bin/python -m dev.simulator --say "There is a man selling drugs outside the school"'
+    """How to place a test call against this `make run` (var/run.json tells the simulator where it runs)."""
+    return '.venv/bin/python -m dev.simulator --say "There is a man selling drugs outside the school"'
 
 
 def banner(settings: Settings, local_redis: bool, standin_url: str | None = None) -> str:
@@ -47,7 +52,9 @@ def banner(settings: Settings, local_redis: bool, standin_url: str | None = None
         lines.append("  Development credentials were generated in var/dev-secrets.json (no Twilio account needed).")
     if standin_url:
         lines += ["  Place a test call (speaks with espeak-ng, records, prints the reference and PIN):",
-                  f"    {simulator_command(settings, standin_url)}"]
+                  f"    {simulator_command(settings, standin_url)}",
+                  "  Send a test text (a whole conversation: hello, language, topic, message, DONE):",
+                  '    .venv/bin/python -m dev.simulator --text "There is a man selling drugs outside the school"']
     lines += ["  Stop everything:   Ctrl-C", ""]
     return "\n".join(lines)
 
@@ -66,11 +73,47 @@ def main() -> int:
     standin_url = f"http://127.0.0.1:{free_port()}" if settings.twilio_credentials_generated else None
     if standin_url:
         env["TWILIO_API_BASE"] = standin_url
-    # web first: honcho gives the first process $PORT and each later one $PORT + 100.
+    # Every process links and signs with the web app's address (honcho gives each later process $PORT + 100).
+    env["PUBLIC_BASE_URL"] = settings.public_base_url
+    # web first: honcho gives the first process $PORT.
     processes = ["web", "worker", "clock"] + (["redis"] if local_redis else []) + (["provider"] if standin_url else [])
     print(banner(settings, local_redis, standin_url), flush=True)
-    # honcho from PATH (`make run` puts the venv's bin first), with an argument list and no shell
-    os.execvpe("honcho", ["honcho", "start", "-f", DEV_PROCFILE, *processes], env)  # nosec B607  # see above
+    run_file = record_run(settings.var_dir, {"PORT": str(settings.port), "PUBLIC_BASE_URL": settings.public_base_url,
+                                             "TWILIO_API_BASE": standin_url or ""})
+    try:
+        return supervise(["honcho", "start", "-f", DEV_PROCFILE, *processes], env)
+    finally:
+        run_file.unlink(missing_ok=True)
+
+
+def record_run(var_dir: Path, running: dict[str, str]) -> Path:
+    """Write var/run.json (mode 0600): what a second terminal needs to reach this `make run`."""
+    var_dir.mkdir(parents=True, exist_ok=True)
+    path = var_dir / RUN_FILE
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+        json.dump({"pid": os.getpid(), **running}, out)
+    os.replace(partial, path)
+    return path
+
+
+def supervise(command: list[str], env: dict[str, str]) -> int:
+    """Run honcho until it ends; Ctrl-C (or SIGTERM) reaches it once, and a stop we asked for exits 0."""
+    # honcho from PATH (`make run` puts the venv's bin first), with an argument list and no shell.
+    # Its own session: the terminal's Ctrl-C comes to us alone, and we pass it on once.
+    honcho = subprocess.Popen(command, env=env, start_new_session=True)  # nosec B603  # see above
+    stopping: list[int] = []
+
+    def pass_on(signum: int, frame: FrameType | None) -> None:
+        if not stopping:
+            stopping.append(signum)
+            honcho.send_signal(signum)
+
+    signal.signal(signal.SIGINT, pass_on)
+    signal.signal(signal.SIGTERM, pass_on)
+    code = honcho.wait()
+    # honcho answers a stop with 130 or 143 (128 + the signal) even when every process ended cleanly.
+    return 0 if stopping and code in (0, 128 + stopping[0]) else code
 
 
 if __name__ == "__main__":

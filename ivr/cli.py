@@ -14,6 +14,7 @@
     tipline secret status                    whether anything still needs SECRET_KEY's old key, and until when
     tipline provider setup|check|fallback-twiml   the line's numbers at Twilio (ivr/provider_cli.py)
     tipline backup create|verify|restore PATH   a consistent copy of the data; check one; load one into an empty Redis
+    tipline health [--json]                  is the line well: Redis, workers, clock, queues, provider (exit 1 if not)
 
 No password is ever printed or taken on the command line: the person sets theirs through
 the link. Settings come from the environment, as for `make run` (same var/ folder).
@@ -36,6 +37,31 @@ from ivr.retention_cli import add_parser as add_retention_parser
 from ivr.retention_cli import retention_command
 
 OPERATOR = "operator"
+# One example per command, shown by `tipline TOPIC ACTION --help` (and its topic's --help).
+EXAMPLES = {
+    ("handler", "add"): "tipline handler add --role admin alice",
+    ("handler", "link"): "tipline handler link alice",
+    ("handler", "list"): "tipline handler list",
+    ("handler", "disable"): "tipline handler disable alice",
+    ("audit", "verify"): "tipline audit verify",
+    ("audit", "reseal"): "tipline audit reseal --confirm",
+    ("audit", "rotate"): "AUDIT_KEY=NEW,OLD tipline audit rotate",
+    ("retention", "plan"): "tipline retention plan --as-of 2027-01-31",
+    ("retention", "run"): "tipline retention run",
+    ("keys", "new"): "tipline keys new --id k20270101",
+    ("keys", "list"): "tipline keys list",
+    ("keys", "rewrap"): "tipline keys rewrap",
+    ("secret", "new"): "tipline secret new",
+    ("secret", "rotate"): "SECRET_KEY=NEW,OLD tipline secret rotate",
+    ("secret", "status"): "tipline secret status",
+    ("backup", "create"): "tipline backup create /srv/backups/tipline-2027-01-31",
+    ("backup", "verify"): "tipline backup verify /srv/backups/tipline-2027-01-31",
+    ("backup", "restore"): "tipline backup restore /srv/backups/tipline-2027-01-31",
+    ("provider", "setup"): "tipline provider setup --number +448005550111",
+    ("provider", "check"): "tipline provider check",
+    ("provider", "fallback-twiml"): "tipline provider fallback-twiml",
+    ("health", ""): "tipline health --json",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     backup_cli.add_parser(topics)
     provider_cli.add_parser(topics)
     line_health_cli.add_parser(topics)
+    explain(parser)
     args = parser.parse_args(argv)
 
     try:
@@ -93,6 +120,43 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tipline: cannot reach Redis ({type(error).__name__}). Is `make run` running, or REDIS_URL set?",
               file=sys.stderr)
         return 3
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> list[tuple[str, str, argparse.ArgumentParser]]:
+    """(name, one-line help, parser) of each subcommand under `parser`, in the order they were added."""
+    # argparse keeps these on its private _SubParsersAction; it has no public way to list them.
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help or "" for choice in action._choices_actions}
+            found += [(name, helps.get(name, ""), sub) for name, sub in action.choices.items()]
+    return found
+
+
+def explain(parser: argparse.ArgumentParser) -> None:
+    """Every command with its one-line help under `tipline --help`; an example under each command's --help."""
+    listing = []
+    for topic, topic_text, topic_parser in _subcommands(parser):
+        examples = []
+        if not _subcommands(topic_parser):  # a command of one word (`tipline health`)
+            example = EXAMPLES.get((topic, ""), f"tipline {topic}")
+            topic_parser.formatter_class = argparse.RawDescriptionHelpFormatter
+            topic_parser.epilog = f"Example:\n  {example}"
+            listing.append(f"  {f'tipline {topic}':32} {topic_text}")
+            continue
+        for action, text, action_parser in _subcommands(topic_parser):
+            example = EXAMPLES.get((topic, action), f"tipline {topic} {action}")  # the test wants one in EXAMPLES
+            action_parser.formatter_class = argparse.RawDescriptionHelpFormatter
+            action_parser.epilog = f"Example:\n  {example}"
+            action_parser.description = action_parser.description or text[:1].upper() + text[1:] + "."
+            listing.append(f"  {f'tipline {topic} {action}':32} {text}")
+            examples.append(f"  {example}")
+        topic_parser.formatter_class = argparse.RawDescriptionHelpFormatter
+        topic_parser.epilog = "Examples:\n" + "\n".join(examples)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = ("commands:\n" + "\n".join(listing) + "\n\nEach command's --help shows an example: "
+                     "tipline handler add --help\nSettings come from the environment, as for `make run` (and, "
+                     "beside a running `make run`, var/run.json).")
 
 
 def _handler_command(core: Core, args: argparse.Namespace) -> int:

@@ -24,7 +24,8 @@ def add_parser(topics: argparse._SubParsersAction) -> None:  # type: ignore[type
     """Register `retention plan` and `retention run` on the CLI's topics."""
     retention = topics.add_parser("retention", help="delete tips whose time is up").add_subparsers(
         dest="action", required=True)
-    for action, text in (("plan", "how many tips a run would delete"), ("run", "delete them")):
+    for action, text in (("plan", "how many tips a run would delete"),
+                         ("run", "delete the tips whose time is up")):
         command = retention.add_parser(action, help=text)
         command.add_argument("--as-of", type=_day, default=None, metavar="YYYY-MM-DD",
                              help="judge ages as on this day (default: now)")

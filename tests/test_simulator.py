@@ -87,6 +87,22 @@ def test_a_simulated_call_leaves_a_recording_at_the_provider_and_a_queued_job(
     assert english.transcript == speech_recogniser.transcribe(served[transcribed], "en").text
 
 
+def test_a_simulated_text_conversation_becomes_a_queued_tip(
+        running_app: dict[str, str], standin: StandIn, capsys: pytest.CaptureFixture[str]) -> None:
+    """--text: hello, language, topic, the message, DONE; each text left at the stand-in as Twilio stores it."""
+    message = "A man sells drugs outside the school gates every Friday night."
+    assert simulator.main(["--text", message, "--category", "2"]) == 0
+    output = capsys.readouterr().out
+    (reference,) = re.findall(r"^Reference: (\d+)$", output, re.MULTILINE)
+    assert is_valid_reference(reference) and re.search(r"^PIN: +\d{6}$", output, re.MULTILINE)
+    assert "Texted" in output and "topic weapons" in output
+    inbound = [m for m in standin.messages().values() if m.get("direction") == "inbound"]
+    assert len(inbound) == 5  # hello, 1, 2, the message, DONE
+    tip = build_core(Settings.from_env(running_app)).tips.get(reference)
+    assert tip is not None and (tip.channel, tip.category, tip.status) == ("sms", "weapons", READY)
+    assert tip.transcript == message
+
+
 def test_the_simulator_says_what_is_missing(running_app: dict[str, str], monkeypatch: pytest.MonkeyPatch,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("TWILIO_API_BASE", f"http://127.0.0.1:{free_port()}")
@@ -110,6 +126,8 @@ def test_the_simulator_says_what_is_missing(running_app: dict[str, str], monkeyp
 def test_make_run_tells_how_to_run_the_simulator_against_its_stand_in(environment: dict[str, str]) -> None:
     settings = Settings.from_env({**environment, "PUBLIC_BASE_URL": "http://127.0.0.1:5000"})
     text = run.banner(settings, local_redis=True, standin_url="http://127.0.0.1:40123")
-    assert 'TWILIO_API_BASE=http://127.0.0.1:40123 .venv/bin/python -m dev.simulator --say "' in text
+    # No environment to copy: var/run.json tells the simulator where `make run` runs (tests/test_first_hour.py).
+    assert '\n    .venv/bin/python -m dev.simulator --say "' in text
     assert "provider stand-in (http://127.0.0.1:40123)" in text
+    assert '\n    .venv/bin/python -m dev.simulator --text "' in text
     assert "dev.simulator" not in run.banner(settings, local_redis=True)

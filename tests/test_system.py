@@ -119,13 +119,15 @@ def test_make_run_serves_calls_and_ctrl_c_stops_everything(tmp_path, speech_reco
         assert not_running(children) == [], "every process of the Procfile is alive after the calls"
     finally:
         honcho.send_signal(signal.SIGINT)  # Ctrl-C
-        honcho.wait(timeout=30)
+        code = honcho.wait(timeout=30)
     gone, alive = psutil.wait_procs(children, timeout=10)
     assert alive == []
+    text = log_path.read_text()
+    assert code == 0 and "Traceback" not in text and "SIGKILL" not in text, text[-3000:]
 
-    log = log_path.read_text().splitlines()
+    log = text.splitlines()
     assert any("redis.1" in line and "ready to accept connections" in line for line in log)
-    assert any("Listening at: http://127.0.0.1:" in line for line in log)  # the port is redacted with the pid
+    assert any(f"Listening at: http://127.0.0.1:{port} (" in line for line in log)  # port and pid, not redacted
     assert list((var / "redis").rglob("*.aof")), "the local Redis keeps an append-only file under var/"
     # var/ holds the local Redis's AOF as it was written (never rewritten before this scan).
     needles = needles_for_number(CALLER_NUMBER)

@@ -4,6 +4,9 @@ The first line of defence is that no code logs request data at all (the edge log
 nothing of a request, gunicorn's access log has no query strings). This formatter is
 the second: anything in a log message or traceback that looks like a phone number
 (7 or more digits, with the separators people write) is replaced before it is written.
+What only looks like one is left alone, so the logs stay useful: a port after its host and
+gunicorn's pid after it (`127.0.0.1:43619 (17592)`), a pid that says so, a quantity with its
+unit (`1234567 bytes`), a date. Phone numbers have a leading 0 or +; ports and pids do not.
 """
 
 from __future__ import annotations
@@ -27,8 +30,33 @@ LOG_FORMAT = "%(asctime)s %(levelname)s [%(name)s] %(message)s"
 DATE_LIKE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2})?$")
 
 
+# A port after an IPv4 address, localhost or an IPv6 address in brackets (`127.0.0.1:43619`):
+# gunicorn writes the port and then its pid (`127.0.0.1:43619 (17592)`), which together look
+# like a number with a bracketed area code. Ports have no leading zero; phone numbers do.
+HOST_BEFORE_PORT = re.compile(r"(?:\b\d{1,3}(?:\.\d{1,3}){3}|\blocalhost|\])[:]$")
+PORT = re.compile(r"[1-9]\d{0,4}(?!\d)")
+
+
+# A process id (up to 7 digits on Linux) that says it is one: `pid: 1234567`, `PID 1234567`, `(pid:1234567)`.
+PID_BEFORE = re.compile(r"\bpid[:=]? ?$", re.IGNORECASE)
+# gunicorn's `Listening at: http://127.0.0.1:43619 (1234567)`: the pid in brackets after the port.
+PID_AFTER_PORT = re.compile(r" \([1-9]\d{0,6}\)?")
+# A quantity with its unit: `1234567 bytes`, `15000 ms`, `86400 seconds`.
+UNIT_AFTER = re.compile(r" ?(?:bytes|ms|seconds)\b")
+
+
 def _replacement(match: re.Match[str]) -> str:
-    return match.group(0) if DATE_LIKE.match(match.group(0)) else REDACTED
+    text, before, after = match.group(0), match.string[:match.start()], match.string[match.end():]
+    if DATE_LIKE.match(text):
+        return text
+    pid = len(text) <= 7 and not text.startswith("0") and PID_BEFORE.search(before)
+    if text.isdigit() and (pid or UNIT_AFTER.match(after)):
+        return text
+    port = PORT.match(text)
+    if port and HOST_BEFORE_PORT.search(before):
+        rest = text[port.end():]
+        return port.group(0) + (rest if PID_AFTER_PORT.fullmatch(rest) else redact(rest))
+    return REDACTED
 
 
 def redact(text: str) -> str:
