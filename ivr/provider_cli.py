@@ -1,5 +1,5 @@
 """`tipline provider`: the line's numbers at Twilio, configured and checked (README,
-"Pointing a real Twilio number at it").
+"Going live", "The number").
 
     tipline provider setup --number +44...   webhooks at PUBLIC_BASE_URL (POST); no status callbacks
     tipline provider check [--json]          each number: what is right, what to fix (exit 1 if anything)
