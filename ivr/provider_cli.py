@@ -67,6 +67,9 @@ def _check(numbers: LineNumbers, settings: Settings, as_json: bool) -> int:
     return _report(listed, wanted)
 
 
+# What these commands print is the line's own: its Twilio numbers and their PN sids, which
+# the operator is configuring. No caller's number or call sid is ever read here, and nothing
+# printed is logged or stored (print to the operator's terminal only).
 def _report(listed: list[LineNumber], wanted: Wanted) -> int:
     to_fix = []
     for number in listed:

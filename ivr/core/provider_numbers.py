@@ -158,6 +158,7 @@ class LineNumbers:
         numbers = self.all()
         number = next((n for n in numbers if n.phone_number == phone_number), None)
         if number is None:
+            # The line's own numbers, for the operator who typed the wrong one (never a caller's).
             held = ", ".join(n.phone_number for n in numbers) or "none"
             raise NumberNotInAccount(f"{phone_number} is not one of this account's numbers (it has: {held})")
         changes: dict[str, Any] = {
