@@ -65,6 +65,11 @@ class Settings:
     # Where Twilio fetches TwiML (by POST) when our voice webhook fails: a TwiML Bin serving
     # `tipline provider fallback-twiml`. Empty: none (`tipline provider setup`).
     voice_fallback_url: str = ""
+    # Redis behind Sentinel (REDIS_SENTINELS): found through the sentinels, not REDIS_URL.
+    redis_sentinel: SentinelSettings | None = None
+    # How many replicas must hold a commit before a webhook answers success or anything is
+    # deleted at the provider (Redis's WAIT; ivr/core/replication.py). 1 with Sentinel, else 0.
+    redis_replica_acks: int = 0
 
     @property
     def secret_key(self) -> str:
@@ -111,7 +116,8 @@ class Settings:
         audit_key = env.get("AUDIT_KEY", "").strip()
         if environment == "production":
             for name, value in (("TWILIO_ACCOUNT_SID", sid), ("SECRET_KEY", secret_key), ("VAULT_KEYS", vault_keys),
-                                ("AUDIT_KEY", audit_key), ("REDIS_URL", env.get("REDIS_URL"))):
+                                ("AUDIT_KEY", audit_key),
+                                ("REDIS_URL", env.get("REDIS_URL") or env.get("REDIS_SENTINELS"))):
                 if not value:
                     raise SettingsError(f"{name} is not set; it is required when TIPLINE_ENV=production.")
         if not (sid and secret_key and vault_keys and audit_key):
@@ -135,6 +141,9 @@ class Settings:
         redis_url = env.get("REDIS_URL", "").strip() or f"unix://{var_dir / 'redis' / 'redis.sock'}"
         if urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
             raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://.")
+        sentinel = SentinelSettings.from_env(env)
+        replica_acks = _bounded_int("REDIS_REPLICA_ACKS", env.get("REDIS_REPLICA_ACKS", "1" if sentinel else "0"),
+                                    0, 5)
         return cls(
             environment=environment,
             host=host,
@@ -174,7 +183,46 @@ class Settings:
             period_keys_dir=period_keys_dir,
             metrics_token=_metrics_token(env.get("METRICS_TOKEN", "")),
             voice_fallback_url=_https_url("VOICE_FALLBACK_URL", env.get("VOICE_FALLBACK_URL", "")),
+            redis_sentinel=sentinel,
+            redis_replica_acks=replica_acks,
         )
+
+
+@dataclass(frozen=True)
+class SentinelSettings:
+    """Redis high availability (README "Redis high availability"): the sentinels that know
+    which server is the master now, and the name they monitor it under.
+
+    REDIS_SENTINELS lists them (`host:port,host:port,host:port`); REDIS_SENTINEL_MASTER is
+    the name in their `sentinel monitor` line (default `tipline`); REDIS_PASSWORD the
+    master's and replicas' password (REDIS_URL is not read: its host would be the wrong
+    one after a failover), REDIS_SENTINEL_PASSWORD the sentinels' own, if they have one.
+    """
+
+    sentinels: tuple[tuple[str, int], ...]
+    master_name: str = "tipline"
+    password: str | None = field(default=None, repr=False)
+    sentinel_password: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> SentinelSettings | None:
+        raw = env.get("REDIS_SENTINELS", "").strip()
+        if not raw:
+            return None
+        sentinels = []
+        for entry in raw.split(","):
+            host, _, port = entry.strip().rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise SettingsError(f"REDIS_SENTINELS must list host:port pairs, comma-separated (for example "
+                                    f"10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379), not {entry.strip()!r}.")
+            sentinels.append((host, int(port)))
+        master_name = env.get("REDIS_SENTINEL_MASTER", "tipline").strip() or "tipline"
+        if not master_name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+            raise SettingsError(f"REDIS_SENTINEL_MASTER must be the name the sentinels monitor (letters, digits, "
+                                f"-, _ and .), not {master_name!r}.")
+        return cls(sentinels=tuple(sentinels), master_name=master_name,
+                   password=env.get("REDIS_PASSWORD", "").strip() or None,
+                   sentinel_password=env.get("REDIS_SENTINEL_PASSWORD", "").strip() or None)
 
 
 @dataclass(frozen=True)

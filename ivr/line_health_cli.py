@@ -29,7 +29,7 @@ def health_command(settings: Settings, args: argparse.Namespace) -> int:
         with Provider(settings, timeout_seconds=PROVIDER_TIMEOUT_SECONDS) as provider:
             provider.check_reachable()
 
-    report = build_report(core.redis, check_provider)
+    report = build_report(core.redis, check_provider, replicas_required=core.settings.redis_replica_acks)
     print(json.dumps(report.as_dict(), indent=2) if args.json else table(report))
     if not report.redis_reachable:
         return 2

@@ -123,19 +123,23 @@ def app(settings: Settings, redis_client: redis.Redis):
     app.extensions["tipline"].redis.close()
 
 
-@pytest.fixture
-def twilio(app, settings: Settings, standin: StandIn) -> TwilioLike:
-    """Twilio's side, talking to the app through Flask's test client; its records go to the stand-in."""
-    client = app.test_client()
-
+def twilio_for(app, settings: Settings, provider: StandIn | None = None) -> TwilioLike:
+    """Twilio's side, talking to `app` through Flask's test client (one per request, so
+    threads may share it); with a provider, its records go to the stand-in."""
     def transport(url: str, form: dict[str, str], headers: dict[str, str]) -> tuple[int, str]:
         parts = urlsplit(url)
         path = parts.path + (f"?{parts.query}" if parts.query else "")
-        response = client.post(path, data=form, headers=headers)
+        response = app.test_client().post(path, data=form, headers=headers)
         return response.status_code, response.get_data(as_text=True)
 
     return TwilioLike(transport, PUBLIC_BASE_URL, settings.twilio_account_sid, settings.twilio_auth_token,
-                      provider=standin)
+                      provider=provider)
+
+
+@pytest.fixture
+def twilio(app, settings: Settings, standin: StandIn) -> TwilioLike:
+    """Twilio's side, talking to the app through Flask's test client; its records go to the stand-in."""
+    return twilio_for(app, settings, standin)
 
 
 @pytest.fixture

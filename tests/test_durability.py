@@ -10,7 +10,6 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -19,7 +18,6 @@ from config.settings import Settings
 from dev.processes import free_port, process_environment
 from dev.redis_server import RedisServer
 from dev.standin.client import StandIn
-from dev.twilio.calls import TwilioLike
 from dev.twilio.texts import Phone
 from ivr import create_app
 from ivr.core import connect_redis
@@ -31,7 +29,7 @@ from ivr.core.durability import (
     redis_durability,
     storage_safety,
 )
-from tests.conftest import PUBLIC_BASE_URL, LogLines, environment_for
+from tests.conftest import LogLines, environment_for, twilio_for
 from tests.faults import production_redis
 
 pytestmark = pytest.mark.slow
@@ -115,15 +113,7 @@ def unsafe_redis(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tup
 def an_app_on(server: RedisServer, tmp_path: Path, standin: StandIn, environment: str):
     settings = Settings.from_env({**environment_for(server.url, tmp_path / "var"), "TIPLINE_ENV": environment})
     app = create_app(settings)
-    client = app.test_client()
-
-    def transport(url: str, form: dict[str, str], headers: dict[str, str]) -> tuple[int, str]:
-        parts = urlsplit(url)
-        response = client.post(parts.path + (f"?{parts.query}" if parts.query else ""), data=form, headers=headers)
-        return response.status_code, response.get_data(as_text=True)
-
-    return app, TwilioLike(transport, PUBLIC_BASE_URL, settings.twilio_account_sid, settings.twilio_auth_token,
-                           provider=standin)
+    return app, twilio_for(app, settings, standin)
 
 
 def test_production_stores_nothing_into_a_redis_that_could_lose_it_and_the_menus_still_answer(

@@ -111,7 +111,7 @@ def health() -> ResponseReturnValue:
         with Provider(core.settings, timeout_seconds=PROVIDER_TIMEOUT_SECONDS) as provider:
             provider.check_reachable()
 
-    report = build_report(core.redis, check_provider)
+    report = build_report(core.redis, check_provider, replicas_required=core.settings.redis_replica_acks)
     console().audit.append(current_user.name, "view_health", detail=f"status={report.status}")
     return render_template("console/health.html", report=report)
 

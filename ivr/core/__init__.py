@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import redis
+from redis.sentinel import Sentinel
 
 from config.settings import Settings
 from ivr.core.accounts import AccountStore
@@ -26,6 +27,7 @@ from ivr.core.pin_guard import PinGuard
 from ivr.core.prompts import Menus, load_menus
 from ivr.core.provider import Provider
 from ivr.core.recordings import RecordingIntake
+from ivr.core.replication import ReplicaBarrier
 from ivr.core.sms_cleanup import MessageCleanup
 from ivr.core.sms_sessions import IDLE_SECONDS, SessionStore
 from ivr.core.support import Support, load_support
@@ -63,6 +65,7 @@ class Core:
     audit: AuditLog
     arguments: JobArguments  # opens what a job carries (sealed by `recordings` and `sms.cleanup`)
     storage: StorageGuard  # may a webhook store into this Redis (persistence on, nothing evicted)?
+    replicas: ReplicaBarrier  # wait until a replica holds what was just stored (REDIS_REPLICA_ACKS)
 
     def check_keys_in_use(self) -> None:
         """Refuse (MissingMasterKey, naming it) when a master key that period key files or tips
@@ -73,8 +76,9 @@ class Core:
         check_master_keys(periods, self.tips.vault.key_ring, self.redis)
 
     def provider(self) -> Provider:
-        """A client for the provider's REST API (close it, or use it as a context manager)."""
-        return Provider(self.settings)
+        """A client for the provider's REST API (close it, or use it as a context manager);
+        it deletes nothing before a replica holds what was committed (`replicas`)."""
+        return Provider(self.settings, before_delete=self.replicas.confirm)
 
 
 def connect_redis(settings: Settings) -> redis.Redis:
@@ -83,7 +87,23 @@ def connect_redis(settings: Settings) -> redis.Redis:
     `rediss://` speaks TLS; a password (`rediss://:PASSWORD@host:6380/0`, or a user with
     `rediss://USER:PASSWORD@...`) and the TLS options (`?ssl_ca_certs=/path/ca.pem`,
     `ssl_cert_reqs=required`) come from the URL, as redis-py reads them.
+
+    With REDIS_SENTINELS the client asks the sentinels for the master at each (re)connect,
+    so after a failover the next command reaches the new one (a connection to a master
+    that became a replica is dropped on its first READONLY reply).
     """
+    sentinel = settings.redis_sentinel
+    if sentinel is not None:
+        sentinels = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves Sentinel untyped
+            list(sentinel.sentinels),
+            socket_timeout=REDIS_SOCKET_TIMEOUT,
+            socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
+            sentinel_kwargs={"password": sentinel.sentinel_password, "socket_timeout": REDIS_SOCKET_TIMEOUT,
+                             "socket_connect_timeout": REDIS_CONNECT_TIMEOUT},
+        )
+        master: redis.Redis = sentinels.master_for(  # type: ignore[no-untyped-call]
+            sentinel.master_name, redis_class=redis.Redis, password=sentinel.password, health_check_interval=30)
+        return master
     return redis.Redis.from_url(
         settings.redis_url,
         socket_timeout=REDIS_SOCKET_TIMEOUT,
@@ -99,6 +119,7 @@ def build_core(settings: Settings) -> Core:
     VAULT_KEYS lacks (`ivr.core.keys_in_use`).
     """
     connection = connect_redis(settings)
+    replicas = ReplicaBarrier(connection, settings.redis_replica_acks)
     menus = load_menus()
     ring = KeyRing(settings.vault_keys)
     periods = PeriodKeys(settings.period_keys_dir, ring, must_exist=settings.is_production)
@@ -111,7 +132,8 @@ def build_core(settings: Settings) -> Core:
         redis=connection,
         menus=menus,
         tips=tips,
-        recordings=RecordingIntake(settings.secret_keys, connection, menus, tips, follow_up),
+        recordings=RecordingIntake(settings.secret_keys, connection, menus, tips, follow_up,
+                                   replicas),
         session_keys=SessionKeys(settings.secret_keys, grace_seconds=IDLE_SECONDS),
         sms=SmsRecords(sessions=SessionStore(connection, menus, tips, cleanup), cleanup=cleanup),
         pin_guard=PinGuard(settings.secret_keys, connection, tips),
@@ -121,4 +143,5 @@ def build_core(settings: Settings) -> Core:
         audit=AuditLog(connection, settings.audit_keys),
         arguments=JobArguments(settings.secret_keys),
         storage=StorageGuard(connection, settings),
+        replicas=replicas,
     )

@@ -67,16 +67,18 @@ def _age(seconds: float) -> str:
 
 
 def build_report(connection: redis.Redis, check_provider: Callable[[], None] | None,
-                 clock: Callable[[], float] = time.time) -> HealthReport:
+                 clock: Callable[[], float] = time.time, replicas_required: int = 0) -> HealthReport:
     """Every check. `check_provider` raises ProviderError when the provider cannot be reached
-    (None: the check is skipped). Redis away: one failing check and `redis_reachable` False."""
+    (None: the check is skipped). Redis away: one failing check and `redis_reachable` False.
+    `replicas_required` (REDIS_REPLICA_ACKS) adds a check that the master has that many."""
     try:
         connection.ping()
     except redis.RedisError as error:
         return HealthReport([Check("redis", FAIL, f"unreachable ({type(error).__name__})",
                                    "start Redis or fix REDIS_URL")], redis_reachable=False)
     now = clock()
-    checks = [_redis_check(connection), *_worker_checks(connection), _clock_check(connection, now),
+    checks = [_redis_check(connection), *_replica_checks(connection, replicas_required),
+              *_worker_checks(connection), _clock_check(connection, now),
               *_queue_checks(connection, now), *_job_checks(connection), _kept_recordings_check(connection)]
     if check_provider is not None:
         checks.append(_provider_check(check_provider))
@@ -90,6 +92,23 @@ def _redis_check(connection: redis.Redis) -> Check:
     if safety.safe is None:
         return Check("redis", WARN, "reachable; INFO refused", "check appendonly yes and maxmemory-policy noeviction")
     return Check("redis", FAIL, "could lose tips", safety.detail)
+
+
+def _replica_checks(connection: redis.Redis, required: int) -> list[Check]:
+    """With REDIS_REPLICA_ACKS, fewer replicas than that means nothing new is answered as
+    stored or deleted at the provider (ivr/core/replication.py): a failure."""
+    if required <= 0:
+        return []
+    try:
+        replication = connection.info("replication")
+    except redis.ResponseError:
+        return [Check("redis replicas", WARN, "INFO refused", f"make sure the master has {required} replica(s)")]
+    connected = int(replication.get("connected_slaves", 0))
+    value = f"{connected} connected, {required} must acknowledge each commit"
+    if connected < required:
+        return [Check("redis replicas", FAIL, value, "start or repair a replica (redis-server --replicaof); until "
+                      "then recordings wait at the provider and texts are answered with the failure reply")]
+    return [Check("redis replicas", OK, value)]
 
 
 def _worker_checks(connection: redis.Redis) -> list[Check]:

@@ -215,3 +215,7 @@ QUEUE_MAINTENANCE = "tipline-maintenance"
 
 # The clock's last tick (Unix seconds, a plain string): `/metrics` shows how long ago it was.
 CLOCK_LAST_TICK = f"{PREFIX}:clock:last-tick"
+
+# Written just before Redis's WAIT (ivr/core/replication.py): a write of the waiting
+# connection's own, later than the commit it vouches for. Its value means nothing.
+REPLICATION_PROBE = f"{PREFIX}:replication:probe"

@@ -115,7 +115,10 @@ Listed = TypeVar("Listed")
 class Provider:
     """Twilio's REST API as the worker and the sweep need it. One per process (or thread)."""
 
-    def __init__(self, settings: Settings, timeout_seconds: float = 10.0) -> None:
+    def __init__(self, settings: Settings, timeout_seconds: float = 10.0,
+                 before_delete: Callable[[], None] | None = None) -> None:
+        """`before_delete` runs before every delete and may refuse it by raising: the core
+        passes its replica barrier, so nothing is deleted here before our copy is safe."""
         if not ACCOUNT_SID.fullmatch(settings.twilio_account_sid):
             raise BadIdentifier("TWILIO_ACCOUNT_SID must be AC followed by 32 lowercase hex digits.")
         self._api_base = settings.twilio_api_base
@@ -127,6 +130,7 @@ class Provider:
         client = rest_client(settings, timeout_seconds)
         self._http_client = client.http_client
         self._account = client.api.v2010.accounts(self._account_sid)
+        self._before_delete = before_delete
 
     def close(self) -> None:
         """Close the pooled connections (a worker keeps one Provider for its life)."""
@@ -273,6 +277,8 @@ class Provider:
 
     def _delete(self, delete: Callable[[], object], action: str) -> None:
         """A delete where 404 (already gone) is what we wanted."""
+        if self._before_delete is not None:
+            self._before_delete()
         self._call(delete, action, missing_is_success=True)
 
     def _call(self, operation: Callable[[], Result], action: str, missing_is_success: bool = False) -> Result | None:

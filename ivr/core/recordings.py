@@ -32,6 +32,7 @@ from ivr.core.jobs import JobArguments, RecordingHandle, enqueue_transcription
 from ivr.core.prompts import Menus
 from ivr.core.redis_values import as_bytes, as_text
 from ivr.core.references import new_reference
+from ivr.core.replication import ReplicaBarrier
 from ivr.core.tips import PIN_HASHER, NewPart, TipStore
 from ivr.core.transactions import atomically
 from ivr.core.vault import KeyedDigest, Secrets
@@ -47,8 +48,9 @@ class RecordingIntake:
     """Turns an accepted recording into a tip part and exactly one queued job."""
 
     def __init__(self, secret_keys: Secrets, connection: redis.Redis, menus: Menus, tips: TipStore,
-                 follow_up: FollowUp) -> None:
+                 follow_up: FollowUp, replicas: ReplicaBarrier) -> None:
         self._redis = connection
+        self._replicas = replicas
         self._menus = menus
         self._tips = tips
         self._follow_up = follow_up
@@ -122,7 +124,10 @@ class RecordingIntake:
         watched = [*seen_before, keys.tip(reference)]
         if state.proven:
             watched += [keys.questions(reference), keys.case(reference)]
-        return atomically(self._redis, watched, store)
+        stored = atomically(self._redis, watched, store)
+        # Accepted means on a replica too (NotReplicated, a RedisError, is "not stored": 503).
+        self._replicas.confirm()
+        return stored
 
     def queue_transcription(self, pipe: redis.client.Pipeline, sealed_handle: str, recording_key: str,
                             duration_seconds: float | None, urgent: bool) -> None:

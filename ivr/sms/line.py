@@ -25,6 +25,7 @@ Order of checks, and why:
 
 from __future__ import annotations
 
+import logging
 import secrets
 
 import redis
@@ -36,6 +37,7 @@ from ivr.core.digest_moves import adopt
 from ivr.core.pin_guard import PinGuard, Proof
 from ivr.core.redis_values import as_bytes, as_text
 from ivr.core.references import new_pin, new_reference
+from ivr.core.replication import NotReplicated
 from ivr.core.sms_cleanup import MessageCleanup
 from ivr.core.sms_returning import (
     ReturningConversation,
@@ -48,6 +50,8 @@ from ivr.core.tips import PIN_HASHER, NewPart, ShreddedTip
 from ivr.core.transactions import atomically
 from ivr.core.vault import KeyedDigest, Sealer
 from ivr.edge import InboundMessage
+
+log = logging.getLogger(__name__)
 
 # A first text at least this long is taken as the report itself: one message is enough.
 LONG_REPORT_CHARACTERS = 60
@@ -71,6 +75,7 @@ class SmsLine:
         self.returning = ReturningConversations(core.settings.secret_keys, core.redis)
         self._support = core.support
         self._storage = core.storage
+        self._replicas = core.replicas
         self._message_key = KeyedDigest(core.settings.secret_keys, "message")
         self._reply_sealer = Sealer(core.settings.secret_keys, "sms-reply")
         check_status_replies(core.menus)
@@ -104,6 +109,11 @@ class SmsLine:
             self._redis.delete(seen)  # not handled: a retry must be processed afresh
             raise
         self._redis.set(seen, self._reply_sealer.seal(reply.encode()), xx=True, keepttl=True)
+        try:
+            self._replicas.confirm()  # what the reply says is kept is on a replica (REDIS_REPLICA_ACKS)
+        except NotReplicated as error:  # kept on the master only: the tipster may send it again
+            log.warning("a text is stored but not yet on a replica: %s", error)
+            return self._menus.sms_text(None, "failure")
         return reply
 
     def _session_key(self, message: InboundMessage) -> str:

@@ -126,6 +126,7 @@ def returning_close(step: CallStep, state: CallState, reference: str) -> str:
         return _script().failure()
     if step.digits == CLOSE_KEY:
         voice_line().follow_up.close_reference(reference)  # False: the tip went meanwhile; closed either way
+        voice_line().replicas.confirm()  # "closed" is said only once a replica holds it (else: failure)
         return _script().goodbye(state, key="reference_closed")
     return _again(state.advance(), reference, preface="reference_kept")
 

@@ -18,6 +18,7 @@ from ivr.core.follow_up import FollowUp
 from ivr.core.pin_guard import PinGuard
 from ivr.core.prompts import Menus
 from ivr.core.recordings import RecordingIntake
+from ivr.core.replication import ReplicaBarrier
 from ivr.voice.script import Script
 
 EXTENSION = "tipline.voice"
@@ -34,6 +35,7 @@ class VoiceLine:
     pin_guard: PinGuard  # a caller back with a reference: the same guard as SMS, one lock-out per reference
     follow_up: FollowUp
     storage: StorageGuard  # production refuses to store into a Redis that could lose it
+    replicas: ReplicaBarrier  # what the caller is told is done is on a replica first
 
 
 def build_voice_line(core: Core) -> VoiceLine:
@@ -46,6 +48,7 @@ def build_voice_line(core: Core) -> VoiceLine:
         pin_guard=core.pin_guard,
         follow_up=core.follow_up,
         storage=core.storage,
+        replicas=core.replicas,
     )
 
 
