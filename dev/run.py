@@ -13,11 +13,13 @@ none of them is set, talk to this `make run` (config/settings.py, `running_with`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
@@ -81,9 +83,52 @@ def main() -> int:
     run_file = record_run(settings.var_dir, {"PORT": str(settings.port), "PUBLIC_BASE_URL": settings.public_base_url,
                                              "TWILIO_API_BASE": standin_url or ""})
     try:
-        return supervise(["honcho", "start", "-f", DEV_PROCFILE, *processes], env)
+        with terminal_to_ourselves():
+            return supervise(["honcho", "start", "-f", DEV_PROCFILE, *processes], env)
     finally:
         run_file.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def terminal_to_ourselves() -> Iterator[None]:
+    """Under `make run`, take the terminal's Ctrl-C from make, and give it back at the end.
+
+    The terminal sends Ctrl-C's SIGINT to its whole foreground process group: under make,
+    that is make as well as us. However cleanly we stop, GNU make then kills itself with
+    SIGINT ("make: *** [Makefile: run] Interrupt", exit status 130). So when we share a
+    process group with our parent, we move into one of our own and make it the terminal's
+    foreground: Ctrl-C reaches us alone, we stop everything, and make sees us exit 0.
+    Started directly from a shell (our own group already) or without a terminal: nothing.
+    """
+    try:
+        terminal = os.open("/dev/tty", os.O_RDWR)
+    except OSError:
+        yield
+        return
+    try:
+        original = os.tcgetpgrp(terminal)
+        if original != os.getpgrp() or os.getpgrp() == os.getpid():
+            yield  # in the background, or a group of our own already
+            return
+        os.setpgid(0, 0)
+        _set_foreground(terminal, os.getpgrp())
+        try:
+            yield
+        finally:
+            _set_foreground(terminal, original)
+    finally:
+        os.close(terminal)
+
+
+def _set_foreground(terminal: int, group: int) -> None:
+    """tcsetpgrp from a group that may be in the background: ignore SIGTTOU while at it."""
+    previous = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    try:
+        os.tcsetpgrp(terminal, group)
+    except OSError:
+        pass  # the parent's group is gone (make killed meanwhile): the shell takes the terminal back
+    finally:
+        signal.signal(signal.SIGTTOU, previous)
 
 
 def record_run(var_dir: Path, running: dict[str, str]) -> Path:
