@@ -70,6 +70,9 @@ class Settings:
     # How many replicas must hold a commit before a webhook answers success or anything is
     # deleted at the provider (Redis's WAIT; ivr/core/replication.py). 1 with Sentinel, else 0.
     redis_replica_acks: int = 0
+    # The most recordings, in percent of those transcribed over the last 7 days, kept at the
+    # provider because their transcript is doubtful (ivr/core/doubtful_audio.py); 0: none.
+    doubtful_audio_max_percent: int = 20
 
     @property
     def secret_key(self) -> str:
@@ -185,6 +188,8 @@ class Settings:
             voice_fallback_url=_https_url("VOICE_FALLBACK_URL", env.get("VOICE_FALLBACK_URL", "")),
             redis_sentinel=sentinel,
             redis_replica_acks=replica_acks,
+            doubtful_audio_max_percent=_bounded_int("DOUBTFUL_AUDIO_MAX_PERCENT",
+                                                    env.get("DOUBTFUL_AUDIO_MAX_PERCENT", "20"), 0, 100),
         )
 
 

@@ -8,7 +8,10 @@ the clean-up, and deleting what is already gone is a success.
 Audio that cannot be transcribed is never thrown away: a language the model does not
 cover, audio that stays unreadable after the last retry, or a recording too large to
 fetch leaves the recording at the provider and a sealed handle to it in the tip, for a
-person to review (as a disguised copy).
+person to review (as a disguised copy). So does a transcript the recogniser was unsure of
+as a whole (`ivr.core.confidence.doubtful_overall`): it is stored and queued as usual, and
+its recording is kept too, within DOUBTFUL_AUDIO_MAX_PERCENT of the week's transcripts
+(`ivr.core.doubtful_audio`); over that share it is deleted as usual.
 """
 
 from __future__ import annotations
@@ -22,17 +25,25 @@ from rq import get_current_job
 
 from ivr.core.audio import AudioError
 from ivr.core.audio.wav import wav_duration_seconds
+from ivr.core.confidence import doubtful_overall
+from ivr.core.doubtful_audio import WINDOW_DAYS, DoubtfulAudioAllowance
 from ivr.core.jobs import RecordingHandle, enqueue_call_deletion
 from ivr.core.metrics import observe_transcription
 from ivr.core.provider import ProviderError, RecordingNotFound, RecordingTooLarge, StillInProgress
 from ivr.core.recordings import transcription_timeout
 from ivr.core.statuses import PartStatus
-from ivr.core.tips import AWAITING_LANGUAGE, FINAL_PART_STATUSES, NO_SPEECH, READY, TRANSCRIPTION_FAILED
+from ivr.core.tips import AWAITING_LANGUAGE, FINAL_PART_STATUSES, NO_SPEECH, READY, TRANSCRIPTION_FAILED, TipStore
 from workers.context import WorkerContext, worker_context
 
 log = logging.getLogger(__name__)
 
 KEEP_RECORDING = (AWAITING_LANGUAGE, TRANSCRIPTION_FAILED)
+
+
+def keeps_recording(tips: TipStore, reference: str, index: int, status: PartStatus | None) -> bool:
+    """Is this part's recording kept at the provider for a person: one that could not be
+    transcribed, or a doubtful transcript's (a ready part with a kept handle)?"""
+    return status in KEEP_RECORDING or (status == READY and tips.keeps_audio(reference, index))
 
 
 def transcribe_recording(sealed_handle: str) -> None:
@@ -43,7 +54,8 @@ def transcribe_recording(sealed_handle: str) -> None:
         log.warning("a recording's tip no longer exists; deleting the provider's copies")
     elif status not in FINAL_PART_STATUSES:
         status = _transcribe_into_tip(context, handle)
-    _delete_provider_copies(context, handle, keep_recording=status in KEEP_RECORDING, sealed_handle=sealed_handle)
+    keep = keeps_recording(context.core.tips, handle.reference, handle.part, status)
+    _delete_provider_copies(context, handle, keep_recording=keep, sealed_handle=sealed_handle)
 
 
 def _transcribe_into_tip(context: WorkerContext, handle: RecordingHandle) -> PartStatus:
@@ -76,17 +88,32 @@ def _transcribe_into_tip(context: WorkerContext, handle: RecordingHandle) -> Par
         log.error("transcription failed after the last retry (%s); audio kept for a person", type(error).__name__)
         return TRANSCRIPTION_FAILED
     if not transcript.speech_detected:
-        status, text = NO_SPEECH, None
+        tips.finish_part(handle.reference, handle.part, NO_SPEECH)
+        status = NO_SPEECH
     elif transcript.text.strip():
-        status, text = READY, transcript.text
+        keep = _may_keep_doubtful(context, doubtful_overall(transcript.words))
+        tips.finish_part(handle.reference, handle.part, READY, transcript=transcript.text, words=transcript.words,
+                         kept_audio=kept_audio if keep else None)
+        status = READY
     else:  # someone spoke, but the model made out no words: a person must listen
         tips.finish_part(handle.reference, handle.part, TRANSCRIPTION_FAILED, kept_audio=kept_audio)
         log.warning("speech was heard but no words were made out; audio kept for a person")
         return TRANSCRIPTION_FAILED
-    tips.finish_part(handle.reference, handle.part, status, transcript=text)
     log.info("recording transcribed: %s, %.0f s of audio in %.1f s", status, transcript.audio_seconds,
              time.monotonic() - started)
     return status
+
+
+def _may_keep_doubtful(context: WorkerContext, doubtful: bool) -> bool:
+    """Count a transcript; True when it is doubtful and its recording may be kept for a person."""
+    allowance = DoubtfulAudioAllowance(context.core.redis, context.core.settings.doubtful_audio_max_percent)
+    keep = allowance.count(doubtful)
+    if keep:
+        log.info("a doubtful transcript's recording is kept at the provider until a handler has reviewed it")
+    elif doubtful:
+        log.warning("a doubtful transcript's recording is deleted as usual: DOUBTFUL_AUDIO_MAX_PERCENT of "
+                    "the last %d days' transcripts are kept already", WINDOW_DAYS)
+    return keep
 
 
 def limit_time_to_audio(audio_seconds: float) -> int:

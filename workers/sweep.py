@@ -26,7 +26,7 @@ from ivr.core.provider import StillInProgress
 from ivr.core.redis_values import as_text
 from ivr.core.tips import FINAL_PART_STATUSES
 from workers.context import WorkerContext
-from workers.recordings import KEEP_RECORDING
+from workers.recordings import keeps_recording
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,8 @@ def sweep_provider(context: WorkerContext, now: datetime | None = None, grace: t
             continue
         reference, _, index = as_text(part_of).rpartition(":")
         status = tips.part_status(reference, int(index))
-        if status is None or (status in FINAL_PART_STATUSES and status not in KEEP_RECORDING):
+        if status is None or (status in FINAL_PART_STATUSES
+                              and not keeps_recording(tips, reference, int(index), status)):
             context.provider.delete_recording(recording.sid)
             deleted += 1
     if taken_in or deleted:

@@ -1,8 +1,11 @@
-"""Listening to a recording that could not be transcribed: a disguised copy, made on demand.
+"""Listening to a recording that could not be transcribed, or whose transcript is doubtful:
+a disguised copy, made on demand.
 
 A part the worker could not transcribe (unreadable audio after the last retry, speech
-with no words made out, a language the model does not cover) keeps a sealed handle to
-its recording, and the recording stays at the provider until a handler has reviewed it.
+with no words made out, a language the model does not cover), and a transcript the
+recogniser was unsure of as a whole (`ivr.core.confidence`, within
+DOUBTFUL_AUDIO_MAX_PERCENT), keeps a sealed handle to its recording, and the recording
+stays at the provider until a handler has reviewed it.
 A voice identifies a person, so the handler hears only `ivr.core.audio.disguise`'s copy
 (promise 3): the recording is fetched from the provider's API host into memory, passed
 through sox on pipes, and the copy is returned for the route to stream. Nothing is
@@ -17,7 +20,8 @@ from ivr.core.audio.disguise import disguise
 from ivr.core.provider import Provider
 from ivr.core.tips import AWAITING_LANGUAGE, AWAITING_TRANSCRIPT, NO_SPEECH, READY, TRANSCRIPTION_FAILED, TipStore
 
-# The worker keeps a part's recording for a person only when it ends in one of these.
+# The worker keeps a part's recording for a person when it ends in one of these, and for
+# a ready part whose transcript is doubtful (then the part holds a kept handle).
 AUDIO_KEPT_STATUSES = (TRANSCRIPTION_FAILED, AWAITING_LANGUAGE)
 # Why a part in any other status has nothing to hear: what the handler is told.
 _NO_AUDIO_BECAUSE = {
@@ -44,7 +48,7 @@ def disguised_recording(tips: TipStore, provider: Provider, reference: str, part
     status = tips.part_status(reference, part_index)
     if status is None:
         raise NothingToHear("nothing to hear: there is no such tip part")
-    if status not in AUDIO_KEPT_STATUSES:
+    if status not in AUDIO_KEPT_STATUSES and not (status == READY and tips.keeps_audio(reference, part_index)):
         reason = _NO_AUDIO_BECAUSE.get(status, f"its status is '{status}'")
         raise NothingToHear(f"nothing to hear in this part: {reason}")
     kept_audio = tips.kept_audio(reference, part_index)

@@ -110,6 +110,13 @@ def recording_part(recording_key: str) -> str:
     return f"{PREFIX}:recording:part:{recording_key}"
 
 
+def doubtful_audio_day(day: str) -> str:
+    """A UTC day's counts ("2026-11-30"): recordings transcribed, and those kept because their
+    transcript was doubtful (a hash of two numbers, expiring after the window;
+    ivr/core/doubtful_audio.py)."""
+    return f"{PREFIX}:doubtful-audio:{day}"
+
+
 # The SMS line. Everything named by a session key (a daily-rotating HMAC of the sender's
 # number, `ivr.core.vault.SessionKeys`) expires well before that day's key stops being derived.
 QUEUE_MESSAGES = "tipline-messages"

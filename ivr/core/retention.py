@@ -257,7 +257,7 @@ class Retention:
 def _plain(fields: Mapping[bytes | str, bytes | str]) -> dict[str, str]:
     """A tip's fields as text, its ciphertexts left out."""
     return {as_text(k): as_text(v) for k, v in fields.items()
-            if not as_text(k).endswith((":transcript", ":audio", ":job"))}
+            if not as_text(k).endswith((":transcript", ":words", ":audio", ":job"))}
 
 
 def _counted(tips: list[Due], open_past: int) -> RetentionCounts:

@@ -2,8 +2,10 @@
 
 A tip is a Redis hash `tipline:tip:<reference>` holding the reference, an argon2 hash of
 the PIN, channel, language, category, the coarse hour it arrived, and its parts (one per
-recording or message), each with a pipeline status and, once transcribed, its text as
-ciphertext under the tip's own data key (`ivr.core.vault.TipVault`). The pipeline status says
+recording or message), each with its channel, a pipeline status and, once transcribed, its
+text as ciphertext under the tip's own data key (`ivr.core.vault.TipVault`); a voice part's
+transcript comes with the recogniser's words and how sure it was of each
+(`ivr.core.confidence`), sealed the same way. The pipeline status says
 where the machine is; the triage status (`new` here) is the handlers'. Both are stored as
 codes (`ivr.core.statuses`), never as the words a handler reads. No CallSid,
 RecordingSid or number is ever written here; a recording kept for a person to review is
@@ -25,6 +27,7 @@ from argon2 import PasswordHasher
 from ivr.core import keys
 from ivr.core.choices import Choices
 from ivr.core.coarse_time import current_hour, hour_milliseconds
+from ivr.core.confidence import Piece, Word, doubtful_overall, marked_pieces, words_as_json, words_from_json
 from ivr.core.handler_queue import HandlerQueue
 from ivr.core.period_keys import PeriodKeyGone
 from ivr.core.redis_values import HashFields, as_bytes, as_text
@@ -43,6 +46,8 @@ LINE_DOWN = Arrival.LINE_DOWN
 FINAL_PART_STATUSES = (AWAITING_LANGUAGE, NO_SPEECH, TRANSCRIPTION_FAILED, READY)
 # What a tip with several parts shows: the part that most needs a person wins.
 _STATUS_PRECEDENCE = (TRANSCRIPTION_FAILED, AWAITING_LANGUAGE, AWAITING_TRANSCRIPT, READY, NO_SPEECH)
+# A part's fields that hold ciphertext (never read as text).
+_SEALED_PART_FIELDS = (":transcript", ":words", ":audio")
 
 # KEYS[1] tip, KEYS[2] the deadlines' "status since" set. ARGV: triage, tipster status,
 # its hour (text), the hour's ms, "1" when that status is final, the reference.
@@ -97,6 +102,24 @@ class Part:
     answers: int | None = None  # the number of the handler's question this part answers
     later: bool = False  # brought by the tipster coming back with their reference and PIN
     hour: str | None = None  # the coarse hour a later part arrived (the first parts share the tip's)
+    channel: str = "voice"  # "voice": a machine transcript of a recording; "sms": the tipster's own text
+    words: tuple[Word, ...] = ()  # a transcript's words and the recogniser's confidence (none before it kept them)
+    audio_kept: bool = False  # its recording is kept at the provider for a handler to hear (disguised)
+
+    @property
+    def machine_transcript(self) -> bool:
+        """Is the text the recogniser's (words may be wrong), not the tipster's own?"""
+        return self.channel != "sms"
+
+    @property
+    def doubtful(self) -> bool:
+        """Was the recogniser unsure of this transcript as a whole (`ivr.core.confidence`)?"""
+        return doubtful_overall(self.words)
+
+    @property
+    def marked(self) -> tuple[Piece, ...]:
+        """The transcript cut into pieces, each doubtful word a piece of its own (for the console)."""
+        return marked_pieces(self.transcript or "", self.words)
 
 
 @dataclass(frozen=True)
@@ -133,6 +156,13 @@ class Tip:
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _channel_before_parts_had_one(tip_channel: str, seconds: int) -> str:
+    """A part stored before parts recorded their channel: a recording has a length, a text
+    none; a part with neither (a recording whose length the provider did not give) takes
+    the tip's channel. When in doubt, voice: "machine transcript" is the safer label."""
+    return "voice" if seconds or tip_channel != "sms" else "sms"
 
 
 class TipStore:
@@ -178,7 +208,8 @@ class TipStore:
             pipe.zadd(keys.TIPSTER_STATUS_SINCE, {part.reference: hour_milliseconds(now)})
             self.queue.add(pipe, part.reference, part.urgent, hour_milliseconds(now))
         pipe.hset(key, mapping={"parts": index, f"part:{index}:status": AWAITING_TRANSCRIPT,
-                                f"part:{index}:seconds": part.seconds, "status": AWAITING_TRANSCRIPT})
+                                f"part:{index}:seconds": part.seconds, f"part:{index}:channel": part.channel,
+                                "status": AWAITING_TRANSCRIPT})
         return index
 
     def mark_later_part(self, pipe: redis.client.Pipeline, reference: str, index: int,
@@ -247,8 +278,12 @@ class TipStore:
         return PartStatus(as_text(raw)) if raw else None
 
     def finish_part(self, reference: str, index: int, status: PartStatus, transcript: str | None = None,
-                    kept_audio: dict[str, Any] | None = None) -> None:
-        """Record a part's outcome (and its ciphertext) and the tip's overall status, atomically."""
+                    kept_audio: dict[str, Any] | None = None, words: tuple[Word, ...] = ()) -> None:
+        """Record a part's outcome (and its ciphertext) and the tip's overall status, atomically.
+
+        `words` (with a transcript) are sealed under the tip's key like the transcript: they
+        are the transcript again, with the recogniser's confidence in each word.
+        """
         key = keys.tip(reference)
 
         def record(pipe: redis.client.Pipeline) -> None:
@@ -260,6 +295,9 @@ class TipStore:
             if transcript is not None:
                 update[f"part:{index}:transcript"] = self._vault.seal(
                     wrapped, reference, f"part:{index}:transcript", transcript)
+                if words:
+                    update[f"part:{index}:words"] = self._vault.seal(
+                        wrapped, reference, f"part:{index}:words", words_as_json(words))
             if kept_audio is not None:
                 update[f"part:{index}:audio"] = self._vault.seal(
                     wrapped, reference, f"part:{index}:audio", json.dumps(kept_audio))
@@ -279,18 +317,25 @@ class TipStore:
         fields = {as_text(k): as_bytes(v) for k, v in self._redis.hgetall(keys.tip(reference)).items()}
         if not fields:
             return None
-        text = {k: as_text(v) for k, v in fields.items() if not k.endswith((":transcript", ":audio"))}
+        text = {k: as_text(v) for k, v in fields.items() if not k.endswith(_SEALED_PART_FIELDS)}
         wrapped = text.get("wrapped_key")
         if wrapped is None:
             raise ShreddedTip("this tip was shredded")
         parts = []
         for index in range(1, int(text.get("parts", 0)) + 1):
             sealed = fields.get(f"part:{index}:transcript")
-            transcript = self._open_part(wrapped, reference, index, sealed) if sealed else None
+            transcript = self._open_part(wrapped, reference, f"part:{index}:transcript", sealed) if sealed else None
+            sealed_words = fields.get(f"part:{index}:words")
+            words = words_from_json(self._open_part(wrapped, reference, f"part:{index}:words", sealed_words)) \
+                if sealed_words else ()
             answers = text.get(f"part:{index}:answers")
-            parts.append(Part(index, PartStatus(text[f"part:{index}:status"]), int(text[f"part:{index}:seconds"]),
+            seconds = int(text[f"part:{index}:seconds"])
+            parts.append(Part(index, PartStatus(text[f"part:{index}:status"]), seconds,
                               transcript, answers=int(answers) if answers else None,
-                              later=f"part:{index}:later" in text, hour=text.get(f"part:{index}:hour")))
+                              later=f"part:{index}:later" in text, hour=text.get(f"part:{index}:hour"),
+                              channel=text.get(f"part:{index}:channel") or _channel_before_parts_had_one(
+                                  text["channel"], seconds),
+                              words=words, audio_kept=f"part:{index}:audio" in fields))
         arrival = text.get("arrival")
         triage = Triage(text["triage"])
         return Tip(choices=Choices.from_mapping({**text, "reference": reference}), channel=text["channel"],
@@ -300,9 +345,9 @@ class TipStore:
                    tipster_status_hour=text.get("tipster_status_hour") or text["received_hour"],
                    reference_closed="reference_closed" in text)
 
-    def _open_part(self, wrapped: str, reference: str, index: int, sealed: bytes) -> str:
+    def _open_part(self, wrapped: str, reference: str, field: str, sealed: bytes) -> str:
         try:
-            return self._vault.open(wrapped, reference, f"part:{index}:transcript", sealed)
+            return self._vault.open(wrapped, reference, field, sealed)
         except PeriodKeyGone:
             raise ShreddedTip("this tip was shredded (its period key is destroyed: restored from a backup?)") from None
 
@@ -318,6 +363,10 @@ class TipStore:
     def drop_kept_audio(self, reference: str, index: int) -> None:
         """The recording is gone at the provider: forget its handle."""
         self._redis.hdel(keys.tip(reference), f"part:{index}:audio")
+
+    def keeps_audio(self, reference: str, index: int) -> bool:
+        """Does this part keep its recording at the provider for a person? (Nothing opened.)"""
+        return bool(self._redis.hexists(keys.tip(reference), f"part:{index}:audio"))
 
     def has_kept_audio(self, reference: str, pipe: redis.client.Pipeline | None = None) -> bool:
         """Does any part keep audio for a person? (With `pipe`: read inside its WATCH.)"""

@@ -39,7 +39,7 @@ import io
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -50,12 +50,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import av  # noqa: E402
 import numpy as np  # noqa: E402
 from faster_whisper import WhisperModel, decode_audio  # noqa: E402
+from faster_whisper.transcribe import Segment  # noqa: E402
 from faster_whisper.utils import get_assets_path  # noqa: E402
 from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps, get_vad_model  # noqa: E402
 
 from ivr.core.audio import AudioError  # noqa: E402
 from ivr.core.audio.wav import read_wav_format  # noqa: E402
-from workers.speech.recogniser import ModelError, Transcript, UnsupportedLanguage  # noqa: E402
+from workers.speech.recogniser import ModelError, Transcript, UnsupportedLanguage, Word  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -199,13 +200,35 @@ class FasterWhisperRecogniser:
         if speech is None:
             return Transcript(text="", language=language, audio_seconds=audio_seconds, speech_detected=False)
         started = time.monotonic()
+        # word_timestamps: each word with the model's probability of it (the console marks doubtful ones).
         segments, _info = self._model.transcribe(speech, language=language, task="transcribe", vad_filter=False,
-                                                 **DECODING.as_kwargs())
+                                                 word_timestamps=True, **DECODING.as_kwargs())
+        segments = list(self._windows_without_word_timestamps(segments, len(speech) / SAMPLE_RATE))
         text = " ".join(segment.text.strip() for segment in segments).strip()
+        words = tuple(Word(word.word, float(word.probability)) for segment in segments for word in segment.words or ())
         log.info("transcribed %.1f s of audio in %.1f s", audio_seconds, time.monotonic() - started)
         if not any(character.isalnum() for character in text):
-            text = ""  # the model heard only punctuation (" . . .") in what the VAD called speech
-        return Transcript(text=text, language=language, audio_seconds=audio_seconds, speech_detected=True)
+            text, words = "", ()  # the model heard only punctuation (" . . .") in what the VAD called speech
+        return Transcript(text=text, language=language, audio_seconds=audio_seconds, speech_detected=True,
+                          words=words)
+
+
+    def _windows_without_word_timestamps(self, segments: Iterable[Segment], speech_seconds: float) -> Iterator[Segment]:
+        """`segments`, ended where decoding without word timestamps would have ended.
+
+        With word timestamps faster-whisper starts its next 30 s window at the last word's
+        end, not at the window's end: after a short message's one window it encodes and
+        decodes the fraction of a second after the last word again (half as much work once
+        more, and a chance of a word invented in it). The segments come lazily, one per
+        window (`without_timestamps`), so stopping once a window reached the end of the
+        speech keeps the text, and the time, of decoding without them.
+        """
+        window_seconds = self._model.feature_extractor.chunk_length
+        time_per_frame = self._model.feature_extractor.time_per_frame
+        for segment in segments:
+            yield segment
+            if segment.seek * time_per_frame + window_seconds >= speech_seconds:
+                return
 
 
 def _covered_languages(model: WhisperModel, languages: frozenset[str], model_dir: Path) -> frozenset[str]:

@@ -9,6 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from ivr.core.confidence import Word
+
+__all__ = ["ModelError", "Recogniser", "SpeechError", "Transcript", "UnsupportedLanguage", "Word"]
+
 
 @dataclass(frozen=True)
 class Transcript:
@@ -17,12 +21,17 @@ class Transcript:
     `speech_detected` is False when the recording holds no speech at all (silence, line
     noise): `text` is then "". A recording with speech can still come back with empty
     `text` when the model made out no words; a person should hear that one.
+
+    `words` are the recogniser's words with how sure it was of each (`ivr.core.confidence`:
+    the console marks the doubtful ones); joined, they spell `text`. Empty when the engine
+    gives none.
     """
 
     text: str
     language: str
     audio_seconds: float
     speech_detected: bool
+    words: tuple[Word, ...] = ()
 
 
 class Recogniser(Protocol):
