@@ -171,6 +171,16 @@ def test_each_listening_fetches_the_recording_again(twilio, tips, provider, stan
     assert requests_for(standin, recording_sid) == ["GET", "GET"]
 
 
+def test_a_transcript_kept_as_doubtful_is_heard_disguised_too(twilio, tips, provider, standin,
+                                                              spoken_message) -> None:
+    """What workers.recordings does with a transcript the recogniser was unsure of: stored, and its recording kept."""
+    reference, recording_sid = message_left(twilio, spoken_message)
+    tips.finish_part(reference, 1, READY, transcript=MESSAGE,
+                     kept_audio={"recording_sid": recording_sid, "doubtful": True})
+    assert_is_a_disguised_copy(disguised_recording(tips, provider, reference, 1), spoken_message)
+    assert requests_for(standin, recording_sid) == ["GET"]
+
+
 # --- Nothing to hear ----------------------------------------------------------------------
 
 @pytest.mark.parametrize(("outcome", "because"), [

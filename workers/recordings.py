@@ -93,7 +93,7 @@ def _transcribe_into_tip(context: WorkerContext, handle: RecordingHandle) -> Par
     elif transcript.text.strip():
         keep = _may_keep_doubtful(context, doubtful_overall(transcript.words))
         tips.finish_part(handle.reference, handle.part, READY, transcript=transcript.text, words=transcript.words,
-                         kept_audio=kept_audio if keep else None)
+                         kept_audio={**kept_audio, "doubtful": True} if keep else None)
         status = READY
     else:  # someone spoke, but the model made out no words: a person must listen
         tips.finish_part(handle.reference, handle.part, TRANSCRIPTION_FAILED, kept_audio=kept_audio)

@@ -21,11 +21,11 @@ from ivr.core.provider import Provider
 from ivr.core.tips import AWAITING_LANGUAGE, AWAITING_TRANSCRIPT, NO_SPEECH, READY, TRANSCRIPTION_FAILED, TipStore
 
 # The worker keeps a part's recording for a person when it ends in one of these, and for
-# a ready part whose transcript is doubtful (then the part holds a kept handle).
+# a ready part whose transcript is doubtful (its kept handle then says "doubtful").
 AUDIO_KEPT_STATUSES = (TRANSCRIPTION_FAILED, AWAITING_LANGUAGE)
 # Why a part in any other status has nothing to hear: what the handler is told.
 _NO_AUDIO_BECAUSE = {
-    READY: "it was transcribed and its recording deleted: read its transcript",
+    READY: "it was transcribed and its recording deleted: read its transcript",  # unless kept as doubtful
     NO_SPEECH: "no speech was detected in it and its recording was deleted",
     AWAITING_TRANSCRIPT: "it is still being transcribed; its recording can be heard only if that fails",
 }
@@ -48,10 +48,10 @@ def disguised_recording(tips: TipStore, provider: Provider, reference: str, part
     status = tips.part_status(reference, part_index)
     if status is None:
         raise NothingToHear("nothing to hear: there is no such tip part")
-    if status not in AUDIO_KEPT_STATUSES and not (status == READY and tips.keeps_audio(reference, part_index)):
+    kept_audio = tips.kept_audio(reference, part_index) if status in (*AUDIO_KEPT_STATUSES, READY) else None
+    if status not in AUDIO_KEPT_STATUSES and not (status == READY and kept_audio and kept_audio.get("doubtful")):
         reason = _NO_AUDIO_BECAUSE.get(status, f"its status is '{status}'")
         raise NothingToHear(f"nothing to hear in this part: {reason}")
-    kept_audio = tips.kept_audio(reference, part_index)
     if kept_audio is None:  # gone at the provider before it was transcribed, or the tip was shredded
         raise NothingToHear("nothing to hear in this part: no recording was kept for it")
     return disguise(provider.fetch_recording(kept_audio["recording_sid"]))

@@ -9,8 +9,8 @@ window of WINDOW_DAYS: per-day counters in Redis (`keys.doubtful_audio_day`), a 
 numbers, `transcribed` and `kept`, expiring after the window. Nothing in a key or a value
 names a tip, a recording or a time finer than the day.
 
-The allowance is the percentage of the window's transcripts, rounded up: a quiet window
-may keep its first doubtful recording, and 0 keeps none. Counting and deciding are one Lua
+The allowance is the percentage of the window's transcripts, rounded down, but at least
+one: a quiet window may keep its first doubtful recording; 0 keeps none. Counting and deciding are one Lua
 script, so two workers cannot both take the last place. A job that dies after counting and
 is run again counts its transcript twice: the cap errs towards keeping less.
 """
@@ -40,7 +40,9 @@ for _, key in ipairs(KEYS) do
   transcribed = transcribed + tonumber(redis.call('HGET', key, 'transcribed') or '0')
   kept = kept + tonumber(redis.call('HGET', key, 'kept') or '0')
 end
-if tonumber(ARGV[1]) * transcribed <= 100 * kept then return 0 end
+local allowance = math.floor(tonumber(ARGV[1]) * transcribed / 100)
+if allowance < 1 and tonumber(ARGV[1]) > 0 then allowance = 1 end
+if kept >= allowance then return 0 end
 redis.call('HINCRBY', KEYS[1], 'kept', 1)
 return 1
 """

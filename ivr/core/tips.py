@@ -352,7 +352,8 @@ class TipStore:
             raise ShreddedTip("this tip was shredded (its period key is destroyed: restored from a backup?)") from None
 
     def kept_audio(self, reference: str, index: int) -> dict[str, Any] | None:
-        """The sealed handle of a recording kept at the provider for a person, opened."""
+        """The sealed handle of a recording kept at the provider for a person, opened:
+        `recording_sid`, and `doubtful` when it was kept because its transcript is."""
         fields = self._redis.hmget(keys.tip(reference), "wrapped_key", f"part:{index}:audio")
         if not fields[0] or not fields[1]:
             return None
