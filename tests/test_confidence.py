@@ -62,7 +62,8 @@ def test_only_the_doubtful_word_is_its_own_piece_and_the_pieces_spell_the_text()
     pieces = marked_pieces(HEARD, HEARD_WORDS)
     assert "".join(piece.text for piece in pieces) == HEARD
     assert [piece.text for piece in pieces if piece.doubtful] == ["Julie"]
-    assert pieces == (Piece("The chicken shop on "), Piece("Julie", True), Piece(" Street is used to store stolen phones."))
+    assert pieces == (Piece("The chicken shop on "), Piece("Julie", True),
+                      Piece(" Street is used to store stolen phones."))
 
 
 def test_words_that_do_not_match_the_text_mark_nothing_after_the_mismatch() -> None:
