@@ -7,10 +7,11 @@
 The operator's stand-in caller dials, picks the language and topic, hears the reference
 and PIN, and speaks the message: the text in the language's voice (festival's natural HTS
 voice for English, espeak-ng for Welsh and Polish), or a sound file, made into an 8 kHz
-mono phone recording. As Twilio does, the audio is stored at the provider (the local stand-in of Twilio's REST API that `make run` starts without
-Twilio credentials) before the app hears of it; then the recording callback fires and
-the caller hangs up. With --text, a whole conversation instead: hello, the language and
-topic digits, the message, DONE, each text left at the stand-in first as Twilio stores it.
+mono phone recording. As Twilio does, the audio is stored at the provider (the local
+stand-in of Twilio's REST API that `make run` starts without Twilio credentials) before
+the app hears of it; then the recording callback fires and the caller hangs up. With
+--text, a whole conversation instead: hello, the language and topic digits, the message,
+DONE, each text left at the stand-in first as Twilio stores it.
 Settings come from the environment, var/run.json (where the running `make run` listens and
 its stand-in) and var/dev-secrets.json, as the app's do.
 """
