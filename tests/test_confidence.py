@@ -19,8 +19,16 @@ import pytest
 import redis
 
 from ivr.core import keys
-from ivr.core.confidence import (DOUBTFUL_MEAN_PROBABILITY, DOUBTFUL_WORD_PROBABILITY, DOUBTFUL_WORD_SHARE, Piece,
-                                 Word, doubtful_overall, marked_pieces, words_as_json)
+from ivr.core.confidence import (
+    DOUBTFUL_MEAN_PROBABILITY,
+    DOUBTFUL_WORD_PROBABILITY,
+    DOUBTFUL_WORD_SHARE,
+    Piece,
+    Word,
+    doubtful_overall,
+    marked_pieces,
+    words_as_json,
+)
 from ivr.core.doubtful_audio import WINDOW_DAYS, DoubtfulAudioAllowance
 from ivr.core.tips import READY, TipStore
 from tests.calls import leave_a_message
