@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 
+from config.settings import Settings, SettingsError
 from ivr.core import keys
 from ivr.core.confidence import (
     DOUBTFUL_MEAN_PROBABILITY,
@@ -207,3 +208,14 @@ def test_the_share_is_counted_over_a_week_in_day_counters_that_expire_and_name_n
 def test_a_cap_outside_0_to_100_is_refused(redis_client: redis.Redis) -> None:
     with pytest.raises(ValueError, match="between 0 and 100"):
         DoubtfulAudioAllowance(redis_client, max_percent=101)
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, 20), ("0", 0), ("100", 100), ("101", None), ("-1", None),
+                                                 ("half", None)])
+def test_the_cap_setting_is_a_percentage_and_names_itself_when_wrong(environment, value, expected) -> None:
+    given = {**environment, **({"DOUBTFUL_AUDIO_MAX_PERCENT": value} if value is not None else {})}
+    if expected is None:
+        with pytest.raises(SettingsError, match="DOUBTFUL_AUDIO_MAX_PERCENT"):
+            Settings.from_env(given)
+    else:
+        assert Settings.from_env(given).doubtful_audio_max_percent == expected

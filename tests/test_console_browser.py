@@ -24,7 +24,9 @@ from werkzeug.serving import make_server
 from config.settings import PROJECT_ROOT
 from ivr.console.hotspots import iso_week
 from ivr.core import keys
-from ivr.core.tips import utc_now
+from ivr.core.confidence import Word
+from ivr.core.tips import READY, utc_now
+from tests.calls import leave_a_message
 from tests.console_people import a_texted_tip, enrolled
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="make test installs playwright")
@@ -246,6 +248,28 @@ def test_a_text_holding_a_script_cannot_run_in_the_handlers_browser(browser, sit
     eventually(lambda: sam.evaluate("window.__blocked") > 0, "the CSP to report the inline handler")
     assert sam.evaluate("window.__pwned") is None
     site.shoot(sam, "xss-tip")
+
+
+def test_a_doubtful_word_in_a_voice_transcript_is_marked_and_cannot_run_a_script(browser, site: LiveConsole, app,
+                                                                                 twilio) -> None:
+    """A voice part's text is labelled as the machine's, its doubtful words are marked (a
+    title says why), and a "word" holding markup is still only text inside its mark."""
+    reference, _pin = leave_a_message(twilio.call("+447700900486"), "1", "2", seconds=12)
+    heard = "They keep <script>window.__pwned = 1</script> knives on Julie Street."
+    words = (Word(" They", 0.9), Word(" keep", 0.9), Word(" <script>window.__pwned = 1</script>", 0.1),
+             Word(" knives", 0.8), Word(" on", 0.9), Word(" Julie", 0.27), Word(" Street.", 0.7))
+    app.extensions["tipline"].tips.finish_part(reference, 1, READY, transcript=heard, words=words)
+    sam = signed_in_page(browser, site, enrolled(app, "sam"))
+    sam.goto(f"{site.url}/console/tips/{reference}")
+
+    assert "Machine transcript of the tipster's recording" in sam.inner_text("#part-1")
+    marks = sam.locator("#part-1 .transcript mark.doubtful")
+    assert marks.all_inner_texts() == ["<script>window.__pwned = 1</script>", "Julie"]
+    assert marks.nth(1).get_attribute("title") == "the recogniser was unsure of this word"
+    assert sam.inner_text("#part-1 .transcript") == heard
+    assert sam.evaluate("window.__pwned") is None and sam.locator("#part-1 script").count() == 0
+    assert sam.evaluate("getComputedStyle(document.querySelector('mark.doubtful')).borderBottomStyle") == "dotted"
+    site.shoot(sam, "doubtful-words")
 
 
 def test_a_form_whose_csrf_token_was_removed_is_refused(browser, site: LiveConsole, app, twilio) -> None:
