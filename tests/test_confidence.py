@@ -176,6 +176,17 @@ def test_a_doubtful_part_with_its_recording_kept_offers_the_disguised_copy(twili
     assert len(DOUBTFUL_MARK.findall(page)) == len(HEARD_WORDS)
 
 
+def test_passing_on_a_tip_with_a_doubtful_part_warns_to_check_it(twilio, tips, signed_in: ConsoleClient) -> None:
+    reference = a_voice_tip(twilio)
+    tips.finish_part(reference, 1, READY, transcript=HEARD, words=tuple(Word(w.text, 0.3) for w in HEARD_WORDS))
+    assert signed_in.claims_next() == reference
+    signed_in.get(f"/console/tips/{reference}/pass-on")
+    assert 'id="doubtful-parts"' in signed_in.text() and "unsure of much of part 1:" in signed_in.text()
+    tips.finish_part(reference, 1, READY, transcript=HEARD, words=HEARD_WORDS)  # one doubtful word: no warning
+    signed_in.get(f"/console/tips/{reference}/pass-on")
+    assert 'id="doubtful-parts"' not in signed_in.text()
+
+
 # -- the cap on recordings kept because their transcript is doubtful ------------------------------------
 
 def test_the_first_doubtful_recording_is_kept_and_the_next_one_over_the_share_is_not(redis_client) -> None:

@@ -56,7 +56,8 @@ def pass_on(reference: str) -> ResponseReturnValue:
     flags = find_flags(case.summary)
     return render_template("console/pass_on.html", case=case, form=form, flags=flags, things=things,
                            refused_for_flags=refused_for_flags, marked=_marked(case.summary, flags),
-                           confirmed=set(request.form.getlist("confirm"))), status
+                           confirmed=set(request.form.getlist("confirm")),
+                           doubtful_parts=[part.index for part in tip.parts if part.transcript and part.doubtful]), status
 
 
 def _marked(summary: str, flags: list[Flag]) -> list[tuple[str, Flag | None]]:
