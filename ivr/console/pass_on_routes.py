@@ -54,10 +54,11 @@ def pass_on(reference: str) -> ResponseReturnValue:
         form.parts_seen.data = int(seen) if seen.isascii() and seen.isdigit() and len(seen) < 6 else len(tip.parts)
     form.summary_version.data = case.summary_version
     flags = find_flags(case.summary)
+    doubtful_parts = [part.index for part in tip.parts if part.transcript and part.doubtful]
     return render_template("console/pass_on.html", case=case, form=form, flags=flags, things=things,
                            refused_for_flags=refused_for_flags, marked=_marked(case.summary, flags),
                            confirmed=set(request.form.getlist("confirm")),
-                           doubtful_parts=[part.index for part in tip.parts if part.transcript and part.doubtful]), status
+                           doubtful_parts=doubtful_parts), status
 
 
 def _marked(summary: str, flags: list[Flag]) -> list[tuple[str, Flag | None]]:
