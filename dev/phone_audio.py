@@ -12,6 +12,7 @@ written by `ivr.core.audio.wav.pcm16_mono_wav`.
 
 from __future__ import annotations
 
+import functools
 import io
 import shutil
 import subprocess
@@ -80,9 +81,13 @@ def voice_for(name: str) -> Voice:
     return NATURAL_VOICES.get(name) or Voice("espeak-ng", name, f"espeak-ng {name}")
 
 
+@functools.lru_cache(maxsize=128)
 def speak(text: str, language: str = "en", *, voice: str | None = None, words_per_minute: int = 150) -> bytes:
     """`text` read by the language's voice (or `voice`: a name in NATURAL_VOICES, or an
-    espeak-ng voice), as a phone call recording. `words_per_minute` paces espeak-ng only."""
+    espeak-ng voice), as a phone call recording. `words_per_minute` paces espeak-ng only.
+
+    Remembered per process (the same words give the same bytes: sox runs repeatably):
+    festival spends about a second of CPU on a sentence, and tests say the same ones often."""
     if voice is None:
         voice = VOICES.get(language)
         if voice is None:
