@@ -119,7 +119,7 @@ class Processes:
         self.started: list[tuple[str, subprocess.Popen]] = []
 
     def start(self, kind: str, command: list[str], extra_env: dict[str, str] | None = None) -> subprocess.Popen:
-        log = self.logs / f"{kind}-{len(self.started)}.log"
+        log = self.logs / f"{re.sub(r'[^a-z]+', '-', kind).strip('-')}-{len(self.started)}.log"
         process = start([sys.executable, *command], {**self.env, **(extra_env or {})}, log)
         self.started.append((kind, process))
         return process
@@ -253,6 +253,9 @@ def run(plan: Plan, workers: int, plot_path: Path) -> int:
         processes.stop()
         redis_server.stop()
         load = os.getloadavg()
+        # The processes' logs (WARNING and up, numbers redacted) stay for a look at what failed.
+        shutil.rmtree(OUT_DIR / "logs", ignore_errors=True)
+        shutil.copytree(work / "logs", OUT_DIR / "logs")
         shutil.rmtree(work, ignore_errors=True)
 
     voice = [o for o in surge.outcomes if o.arrival.channel == "voice" and o.reference in watch.finished]

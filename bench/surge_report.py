@@ -113,13 +113,20 @@ def lost_and_duplicated(outcomes: list[Outcome], finished: dict[str, tuple[float
         elif outcome.reference not in stored:
             lost.append(f"{name}: no tip {outcome.reference}")
         elif finished.get(outcome.reference, (0.0, ""))[1] != READY:
-            lost.append(f"{name}: tip ended {finished.get(outcome.reference, (0.0, 'unfinished'))[1]}")
+            ended = finished.get(outcome.reference, (0.0, "unfinished"))[1]
+            lost.append(f"{name} (clip {outcome.arrival.clip}): tip ended {ended}" if outcome.arrival.channel == "voice"
+                        else f"{name}: tip ended {ended}")
         if heard[outcome.reference] > 1:
             duplicated.append(f"{name}: reference {outcome.reference} heard {heard[outcome.reference]} times")
         if parts.get(outcome.reference, 1) > 1:
             duplicated.append(f"{name}: tip {outcome.reference} has {parts[outcome.reference]} parts")
     duplicated += [f"recording {sid[:6]}... fetched {count} times" for sid, count in fetches.items() if count > 1]
     return lost, duplicated
+
+
+def lost_reasons(lost: list[str]) -> Counter[str]:
+    """How many were lost for each reason (the text after the arrival's name)."""
+    return Counter(problem.partition(": ")[2] for problem in lost)
 
 
 def _format_delays(delays: list[float]) -> str:
@@ -152,11 +159,13 @@ def table(figures: Figures) -> str:
           for kind, (rss, count) in figures.peak_rss.items()),
         *((f"niceness: {kind}", str(nice)) for kind, nice in sorted(figures.niceness.items())),
         ("tips lost", str(len(figures.lost))),
+        *((f"  of which {why}", str(count)) for why, count in lost_reasons(figures.lost).items()),
         ("tips duplicated", str(len(figures.duplicated))),
     ]
     width = max(len(name) for name, _ in rows)
     lines = [f"{name:<{width}}  {value}" for name, value in rows]
-    lines += [f"  {problem}" for problem in (figures.lost + figures.duplicated)[:10]]
+    lines += [f"  lost: {problem}" for problem in figures.lost[:5]]
+    lines += [f"  duplicated: {problem}" for problem in figures.duplicated[:5]]
     lines.append("")
     lines += [f"{'PASS' if passed else 'FAIL'}  {what}" for what, passed in figures.targets()]
     return "\n".join(lines)
