@@ -63,9 +63,10 @@ from ivr.core import keys  # noqa: E402
 from ivr.core.prompts import load_menus  # noqa: E402
 
 FULL_CALLS, FULL_TEXTS, FULL_SECONDS = 600, 200, 600.0
-# One worker: the recogniser already runs on both cores (CTranslate2, 2 threads); a second
-# worker only splits them (measured in README, "How many transcription workers").
-DEFAULT_WORKERS = 1
+# Two on 2 cores: one worker's recogniser has 2 threads, but fetching, decoding, the VAD
+# and the beam search leave cores idle that a second worker fills (README, "How many
+# transcription workers a surge needs", has the figures).
+DEFAULT_WORKERS = 2
 IDLE_CALLS, IDLE_TEXTS = 20, 8
 WARM_UP_CALLS = 4
 PROBE_SECONDS = 5.0
@@ -112,7 +113,7 @@ def environment(work: Path, redis_url: str, standin_url: str) -> dict[str, str]:
 
 
 class Processes:
-    """The processes the bench started, by kind; all stopped (SIGTERM, then SIGKILL) at the end."""
+    """The processes the bench started, by kind; each stopped (SIGTERM, then SIGKILL) at the end."""
 
     def __init__(self, env: dict[str, str], logs: Path) -> None:
         self.env, self.logs = env, logs
@@ -128,10 +129,10 @@ class Processes:
         return {process.pid: kind for kind, process in self.started}
 
     def stop(self) -> None:
-        for _, process in self.started:
+        """Last started, first stopped: the workers finish their jobs while the stand-in still answers."""
+        for _, process in reversed(self.started):
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        for _, process in self.started:
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
