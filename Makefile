@@ -49,14 +49,15 @@ $(VENV)/.test: requirements-test.txt $(VENV)/.runtime
 	@set -o pipefail; $(BIN)/pip install --quiet -r requirements-test.txt 2>&1 | { grep -v 'is ignored: it is neither' || true; }
 	@touch $@
 
-# Debian packages: espeak-ng and sox speak test calls; wrk drives the benchmark; nginx
-# fronts the app in tests/test_nginx.py; prometheus brings promtool, which checks
-# deploy/alerts.yml. Neither service is ever started or enabled (dev/ensure-system-packages).
+# Debian packages: festival with its HTS voice and flite speak test calls like people
+# (espeak-ng speaks Welsh and Polish, and is the benchmark's harder voice); sox makes them
+# phone audio; wrk drives the benchmark; nginx fronts the app in tests/test_nginx.py;
+# prometheus brings promtool, which checks deploy/alerts.yml. Neither service is ever started or enabled (dev/ensure-system-packages).
 system-packages-run:
-	@dev/ensure-system-packages espeak-ng sox
+	@dev/ensure-system-packages festival festvox-us-slt-hts flite espeak-ng sox
 
 system-packages-test:
-	@dev/ensure-system-packages espeak-ng sox wrk redis-server chromium prometheus nginx-light
+	@dev/ensure-system-packages festival festvox-us-slt-hts flite espeak-ng sox wrk redis-server chromium prometheus nginx-light
 
 clean:
 	rm -rf $(VENV) var

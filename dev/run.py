@@ -53,7 +53,7 @@ def banner(settings: Settings, local_redis: bool, standin_url: str | None = None
     if settings.twilio_credentials_generated:
         lines.append("  Development credentials were generated in var/dev-secrets.json (no Twilio account needed).")
     if standin_url:
-        lines += ["  Place a test call (speaks with espeak-ng, records, prints the reference and PIN):",
+        lines += ["  Place a test call (speaks with festival, records, prints the reference and PIN):",
                   f"    {simulator_command(settings, standin_url)}",
                   "  Send a test text (a whole conversation: hello, language, topic, message, DONE):",
                   '    .venv/bin/python -m dev.simulator --text "There is a man selling drugs outside the school"']

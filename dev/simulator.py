@@ -5,12 +5,13 @@
     .venv/bin/python -m dev.simulator --text "There is a man selling drugs outside the school"
 
 The operator's stand-in caller dials, picks the language and topic, hears the reference
-and PIN, and speaks the message: the text through espeak-ng in the language's voice, or a
-sound file, made into an 8 kHz mono phone recording. As Twilio does, the audio is stored
-at the provider (the local stand-in of Twilio's REST API that `make run` starts without
-Twilio credentials) before the app hears of it; then the recording callback fires and
-the caller hangs up. With --text, a whole conversation instead: hello, the language and
-topic digits, the message, DONE, each text left at the stand-in first as Twilio stores it.
+and PIN, and speaks the message: the text in the language's voice (festival's natural HTS
+voice for English, espeak-ng for Welsh and Polish), or a sound file, made into an 8 kHz
+mono phone recording. As Twilio does, the audio is stored at the provider (the local
+stand-in of Twilio's REST API that `make run` starts without Twilio credentials) before
+the app hears of it; then the recording callback fires and the caller hangs up. With
+--text, a whole conversation instead: hello, the language and topic digits, the message,
+DONE, each text left at the stand-in first as Twilio stores it.
 Settings come from the environment, var/run.json (where the running `make run` listens and
 its stand-in) and var/dev-secrets.json, as the app's do.
 """
@@ -27,7 +28,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from config.settings import Settings, SettingsError
-from dev.phone_audio import VOICES, AudioConversionFailed, AudioToolMissing, from_file, speak
+from dev.phone_audio import VOICES, AudioConversionFailed, AudioToolMissing, from_file, speak, voice_for
 from dev.standin.client import StandIn, StandInUnreachable
 from dev.twilio.calls import Call, TwilioLike, TwimlError, wav_seconds
 from dev.twilio.http_transport import http_post
@@ -126,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
                                      epilog='Example: .venv/bin/python -m dev.simulator --text "A man sells drugs '
                                             'outside the school"')
     message = parser.add_mutually_exclusive_group(required=True)
-    message.add_argument("--say", metavar="TEXT", help="what the caller says (spoken by espeak-ng)")
+    message.add_argument("--say", metavar="TEXT",
+                         help="what the caller says (spoken by festival; espeak-ng for Welsh and Polish)")
     message.add_argument("--wav", metavar="FILE", type=Path, help="a sound file to play as the message (any "
                          "format sox reads)")
     message.add_argument("--text", metavar="TEXT", help="text the message instead of calling (a whole "
@@ -168,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"PIN:       {pin}")
         print("The tip is in the handlers' queue; a worker deletes the texts at the provider stand-in.")
         return 0
-    voice = VOICES[language] if args.say is not None else "a sound file"
+    voice = voice_for(VOICES[language]).accent if args.say is not None else "a sound file"
     print(f"Called {settings.public_base_url} as Twilio would: {wav_seconds(audio)} s of speech ({voice}), "
           f"language {language}, topic {category.id}.")
     print(f"Reference: {reference}")

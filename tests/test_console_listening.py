@@ -1,6 +1,6 @@
 """A handler listens to a recording that could not be transcribed: a disguised copy, never stored.
 
-Real parts: a caller leaves a message spoken by espeak-ng at 8 kHz through the voice line
+Real parts: a caller leaves a message spoken by festival's natural voice at 8 kHz through the voice line
 (the recording is held at the provider stand-in, the tip in a real Redis); the part is
 kept for a person as the worker keeps it (one test runs the real worker for that); the
 copy is fetched from the stand-in and disguised by the real sox. What is measured is the

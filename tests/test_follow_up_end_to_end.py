@@ -113,7 +113,7 @@ def test_a_handlers_question_reaches_the_tipster_by_phone_and_by_text_and_both_a
             calls.append(call)
             call.dials().presses("1").presses(CALLING_BACK_KEY).presses(reference + "#").presses(pin + "#")
             assert FIRST_QUESTION in call.heard_since_last_step()
-            call.presses("2").records(audio=speak(SPOKEN_ANSWER, voice="en-us"))
+            call.presses("2").records(audio=speak(SPOKEN_ANSWER))
             assert call.ended
 
             with redis.Redis.from_url(settings.redis_url) as local_redis:

@@ -67,7 +67,7 @@ GUESSER = "+447700900502"
 REPORT = "Two men sell cocaine from a grey Golf outside the chip shop on Mare Street most evenings."
 QUESTION = "Which door of the house do they use?"
 ANSWER = "They use the back door of the blue house on Station Road."
-ANSWER_WORDS = {"blue", "house", "station", "road"}  # what tiny.en makes out of espeak's en-us voice
+ANSWER_WORDS = {"blue", "house", "station", "road"}  # every one, in festival's voice (and "door": "backdoor" counts)
 CODES = re.compile(r"(\d{11})\D+(\d{6})\b")
 HANDLER = "sam"
 
@@ -160,7 +160,7 @@ def test_a_question_is_heard_and_answered_in_real_speech_and_goes_back_to_the_ha
     assert said(call, QUESTION) == ["en-GB"]  # read out, in the tip's language
     assert "To answer it after the tone, press 2." in call.heard_since_last_step()
 
-    answer = speak(ANSWER, voice="en-us")
+    answer = speak(ANSWER)
     call.presses("2").records(audio=answer)
     assert "What you said has been received" in call.heard_since_last_step() and call.ended
     assert [callback.status for callback in call.recordings] == [204]
@@ -175,7 +175,8 @@ def test_a_question_is_heard_and_answered_in_real_speech_and_goes_back_to_the_ha
     later = tip.parts[-1]
     assert len(tip.parts) == 2 and later.later and later.answers == question.number
     assert later.status == READY and later.transcript == heard_in(speech_recogniser, answer)
-    assert len(ANSWER_WORDS & set(re.findall(r"[a-z]+", later.transcript.lower()))) >= len(ANSWER_WORDS) - 1
+    assert ANSWER_WORDS <= set(re.findall(r"[a-z]+", later.transcript.lower())), later.transcript
+    assert "door" in later.transcript.lower(), later.transcript
     # Gone from the provider like any call: the recording and the call's record.
     recording_sid = call.recordings[0].form["RecordingSid"]
     assert deleted(standin, "Recordings", recording_sid) and deleted(standin, "Calls", call.sid)

@@ -120,7 +120,7 @@ def test_the_simulator_says_what_is_missing(running_app: dict[str, str], monkeyp
 
     monkeypatch.setenv("PATH", "/nonexistent")
     assert simulator.main(["--say", "hello"]) == 1
-    assert "espeak-ng is not installed" in capsys.readouterr().err
+    assert "festival is not installed" in capsys.readouterr().err
 
 
 def test_make_run_tells_how_to_run_the_simulator_against_its_stand_in(environment: dict[str, str]) -> None:

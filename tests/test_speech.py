@@ -1,9 +1,10 @@
 """Speech to text and the disguised copy, with real speech through the real model.
 
-The speech is espeak-ng's, made in memory and carried as a phone line would (8 kHz,
-telephone band, mu-law): dev/phone_audio.py. Whisper tiny.en hears espeak poorly,
-so a test checks several words that survive the line, not whole sentences. The model
-is loaded once for the module (about a second).
+The speech is a natural voice's (festival's HTS voice, flite's Scottish awb), made in
+memory and carried as a phone line would (8 kHz, telephone band, mu-law):
+dev/phone_audio.py. A tip's test asks for every key word a handler needs (the crime,
+the vehicle, the place, the time); with awb, the harder voice, one may go astray. The
+model is loaded once for the module (about a second).
 """
 
 from __future__ import annotations
@@ -35,6 +36,15 @@ from workers.speech.faster_whisper_engine import EMBEDDED_MODEL_SHA256, FasterWh
 
 DRUGS_ON_STATION_ROAD = "A man is selling drugs from a blue car on Station Road every Friday night."
 COCAINE_ON_QUEEN_STREET = "My neighbour Darren sells cocaine from his flat at number twelve Queen Street."
+KNIFE_ON_MILL_LANE = "Someone keeps a knife in a blue car parked on Mill Lane."
+FORD_AT_THE_GARAGES = "A silver Ford Focus with a broken back light drops off parcels at the garages."
+# Tipster sentences and the words in each a handler must not lose.
+KEY_WORDS = {
+    DRUGS_ON_STATION_ROAD: {"man", "selling", "drugs", "blue", "car", "station", "road", "friday", "night"},
+    COCAINE_ON_QUEEN_STREET: {"sells", "cocaine", "flat", "twelve", "queen", "street"},
+    KNIFE_ON_MILL_LANE: {"knife", "blue", "car", "parked", "mill", "lane"},
+    FORD_AT_THE_GARAGES: {"silver", "ford", "focus", "broken", "light", "parcels", "garages"},
+}
 
 
 def settings_for(tmp_path: Path, **overrides: str) -> Settings:
@@ -60,7 +70,7 @@ def copy_of_embedded_model(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def drugs_on_station_road() -> bytes:
-    return speak(DRUGS_ON_STATION_ROAD, voice="en-us")
+    return speak(DRUGS_ON_STATION_ROAD, voice="slt-hts")
 
 
 def heard(words: set[str], transcript: Transcript) -> set[str]:
@@ -83,20 +93,24 @@ def as_if_written_to_a_pipe(wav: bytes) -> bytes:
 
 # --- What a tipster says ------------------------------------------------------------------
 
-@pytest.mark.parametrize(("sentence", "voice", "key_words"), [
-    (DRUGS_ON_STATION_ROAD, "en-us", {"blue", "car", "station", "road", "friday", "night"}),
-    (COCAINE_ON_QUEEN_STREET, "en-gb", {"cocaine", "number", "twelve", "queen", "street"}),
-])
-def test_a_tip_is_transcribed_with_its_key_words(recogniser: Recogniser, sentence: str, voice: str,
-                                                 key_words: set[str]) -> None:
-    recording = speak(sentence, voice=voice)
+@pytest.mark.parametrize("sentence", list(KEY_WORDS))
+def test_a_tip_in_a_natural_voice_keeps_every_key_word(recogniser: Recogniser, sentence: str) -> None:
+    recording = speak(sentence, voice="slt-hts")
     transcript = recogniser.transcribe(recording, "en")
     assert transcript.speech_detected
     assert transcript.language == "en"
     assert transcript.audio_seconds == pytest.approx(wav_duration_seconds(recording), abs=0.01)
-    # One key word may go astray on another CPU; more than that is a real regression.
-    assert len(heard(key_words, transcript)) >= len(key_words) - 1, transcript.text
-    assert word_error_rate(sentence, transcript.text) < 0.7, transcript.text
+    assert heard(KEY_WORDS[sentence], transcript) == KEY_WORDS[sentence], transcript.text
+    assert word_error_rate(sentence, transcript.text) <= 0.2, transcript.text
+
+
+@pytest.mark.parametrize("sentence", [COCAINE_ON_QUEEN_STREET, KNIFE_ON_MILL_LANE])
+def test_a_tip_in_a_scottish_voice_loses_at_most_one_key_word(recogniser: Recogniser, sentence: str) -> None:
+    """flite's awb is rougher than a person: tiny.en hears "parked on" as "park to" in it,
+    and "drugs" as "drops" (so that sentence is not asked of it here: bench/transcription.py
+    measures awb over forty), so one key word may go astray, not two."""
+    transcript = recogniser.transcribe(speak(sentence, voice="awb"), "en")
+    assert len(heard(KEY_WORDS[sentence], transcript)) >= len(KEY_WORDS[sentence]) - 1, transcript.text
 
 
 def test_a_recording_whose_header_does_not_know_its_length_is_transcribed(recogniser: Recogniser,
