@@ -11,7 +11,7 @@ the clock, and the stand-in, each its own process, as production runs them.
 First the same server idle: a few calls and texts with the workers waiting (their
 recordings are silence, so there is almost nothing to transcribe), for the webhook
 latency the surge is compared with. Then the surge, and the wait until every recording is
-transcribed, with a probe text every 5 s to time the web while it drains. It prints a
+transcribed, with a probe texter every 10 s to time the web while it drains. It prints a
 table with PASS/FAIL for each target, and writes a plot of queue depth and webhook p99
 over time to bench/out/surge.png.
 
@@ -69,7 +69,7 @@ FULL_CALLS, FULL_TEXTS, FULL_SECONDS = 600, 200, 600.0
 DEFAULT_WORKERS = 2
 IDLE_CALLS, IDLE_TEXTS = 20, 8
 WARM_UP_CALLS = 4
-PROBE_SECONDS = 5.0
+PROBE_SECONDS = 10.0  # one texter a 10 s window: a whole appeal's drain stays within 1,000 numbers
 PROBE_TEXT = Arrival(at=0.0, channel="sms", category_digit="1", urgent=False, clip=0)
 OUT_DIR = PROJECT_ROOT / "bench" / "out"
 FETCHED_RECORDING = re.compile(r"/Recordings/(RE[0-9a-f]{32})\.wav$")

@@ -9,6 +9,7 @@ out, so the recording's callback follows its menus at once.
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 import secrets
@@ -105,6 +106,15 @@ def random_mobile() -> str:
     return f"+447700900{secrets.randbelow(1000):03d}"
 
 
+_texters = itertools.count()
+
+
+def next_texter() -> str:
+    """A texter's number, each a different one of Ofcom's 1,000 drama numbers (then again from
+    the first): texts from one phone within a while join its last conversation's tip."""
+    return f"+447700900{next(_texters) % 1000:03d}"
+
+
 def place_call(twilio: TwilioLike, arrival: Arrival, clip: Clip) -> Outcome:
     """Dial, choose English and a topic, leave the clip after the tone, hang up."""
     outcome = Outcome(arrival=arrival, seconds=clip.seconds)
@@ -121,7 +131,7 @@ def place_call(twilio: TwilioLike, arrival: Arrival, clip: Clip) -> Outcome:
 def send_texts(twilio: TwilioLike, arrival: Arrival) -> Outcome:
     """A whole SMS conversation: hello, English, a topic, the report, one more line, done."""
     outcome = Outcome(arrival=arrival)
-    phone = Phone(twilio, random_mobile())
+    phone = Phone(twilio, next_texter())
     phone.sends("Hello")
     phone.sends("1")
     phone.sends(arrival.category_digit)
