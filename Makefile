@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run check test bench system-packages-run system-packages-test clean
+.PHONY: run check test bench bench-surge system-packages-run system-packages-test clean
 
 run: $(VENV)/.runtime system-packages-run
 	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m dev.run
@@ -27,6 +27,12 @@ bench: $(VENV)/.test system-packages-test
 	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/webhook_throughput.py
 	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/transcription.py
 	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/pipeline_latency.py
+	@# A tenth of a TV appeal's surge (60 calls, 20 texts over a minute): ~6 minutes, mostly draining.
+	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/surge.py --scale 0.1
+
+# The whole surge (600 calls, 200 texts over 10 minutes): about an hour on 2 cores.
+bench-surge: $(VENV)/.test system-packages-test
+	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/surge.py --scale 1
 
 $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV)

@@ -10,12 +10,18 @@ lose an acknowledged commit (`ivr.core.durability`): it deletes at the provider 
 commit. A job's time limit cannot interrupt inference, so
 each job's limit is bounded by its audio's length instead (`ivr.core.recordings`). On start it
 hands back the jobs a dead worker on this host left behind (`workers.recovery`).
+
+It lowers its own priority first (nice 10, and so its scheduler's): transcription may
+take every core there is, but a webhook on the same machine must still answer within
+milliseconds while a TV appeal's backlog is worked off (bench/surge.py). Here rather than
+in each launcher (systemd, the Procfiles), so every way of starting a worker gets it.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import time
 from types import FrameType
 
@@ -36,6 +42,8 @@ from workers.recovery import requeue_abandoned, requeue_unclaimed
 
 log = logging.getLogger("workers.run")
 REDIS_WAIT_SECONDS = 1.0
+# Added to the niceness the worker was started with (0 to 19): the web processes keep 0.
+WORKER_NICENESS = 10
 
 
 class TiplineWorker(SimpleWorker):
@@ -90,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run Tipline's RQ worker.")
     parser.add_argument("--burst", action="store_true", help="work until the queues are empty, then exit")
     args = parser.parse_args(argv)
+    os.nice(WORKER_NICENESS)  # before the model loads: its threads inherit it
     context = worker_context()  # the settings are read once, into the core
     configure_logging(context.core.settings.log_level)
     use_metrics_dir(context.core.settings)  # before any job loads prometheus-client
