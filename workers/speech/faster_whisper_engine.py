@@ -77,6 +77,8 @@ CPU_THREADS = 2  # the worker machine has 2 cores and runs one job at a time
 COMPUTE_TYPE = "int8"  # tiny.en int8: ~300 MB peak RSS for the whole transcribing process
 # Below this level a stretch the VAD marked is not speech anyone could hear on a phone.
 MIN_SPEECH_LEVEL_DBFS = -60.0
+PRE_EMPHASIS = 0.97
+PEAK_LEVEL = 0.9
 SPEECH_DETECTION = VadOptions(threshold=0.5, min_speech_duration_ms=250, min_silence_duration_ms=2000,
                               speech_pad_ms=400)
 
@@ -94,6 +96,7 @@ class Decoding:
     no_repeat_ngram_size: int = 4
     condition_on_previous_text: bool = False
     without_timestamps: bool = True
+    hotwords: str | None = None
 
     def as_kwargs(self) -> dict[str, Any]:
         return asdict(self)
@@ -144,7 +147,8 @@ class FasterWhisperRecogniser:
     """A Whisper model loaded once, transcribing WAV recordings in the process that loaded it."""
 
     def __init__(self, model_dir: Path, languages: frozenset[str], *,
-                 expected_sha256: Mapping[str, str] | None = None) -> None:
+                 expected_sha256: Mapping[str, str] | None = None, cpu_threads: int = CPU_THREADS,
+                 compute_type: str = COMPUTE_TYPE) -> None:
         """Load the model in `model_dir`; verify its files first when `expected_sha256` is given."""
         if expected_sha256 is not None:
             verify_model_files(model_dir, expected_sha256)
@@ -153,8 +157,8 @@ class FasterWhisperRecogniser:
         started = time.monotonic()
         try:
             # A directory path, never a model name: a name would download from the internet.
-            self._model = WhisperModel(str(model_dir), device="cpu", compute_type=COMPUTE_TYPE,
-                                       cpu_threads=CPU_THREADS, num_workers=1)
+            self._model = WhisperModel(str(model_dir), device="cpu", compute_type=compute_type,
+                                       cpu_threads=cpu_threads, num_workers=1)
         except (RuntimeError, ValueError, OSError) as error:
             raise ModelError(f"The speech model in {model_dir} cannot be loaded ({error}): is it a "
                              "CTranslate2 Whisper model?") from error
@@ -165,14 +169,16 @@ class FasterWhisperRecogniser:
                  ", ".join(sorted(self.languages)))
 
     @classmethod
-    def embedded(cls, languages: frozenset[str] = EMBEDDED_MODEL_LANGUAGES) -> FasterWhisperRecogniser:
+    def embedded(cls, languages: frozenset[str] = EMBEDDED_MODEL_LANGUAGES, *, cpu_threads: int = CPU_THREADS,
+                 compute_type: str = COMPUTE_TYPE) -> FasterWhisperRecogniser:
         """The embedded Whisper tiny.en, checksums verified. It transcribes English only."""
         unsupported = languages - EMBEDDED_MODEL_LANGUAGES
         if unsupported:
             raise ModelError(f"STT_LANGUAGES lists {', '.join(sorted(unsupported))}, but the embedded model "
                              "(Whisper tiny.en) transcribes English only: set STT_MODEL_DIR to a multilingual "
                              "model, or set STT_LANGUAGES=en.")
-        return cls(embedded_model_dir(), languages, expected_sha256=EMBEDDED_MODEL_SHA256)
+        return cls(embedded_model_dir(), languages, expected_sha256=EMBEDDED_MODEL_SHA256,
+                   cpu_threads=cpu_threads, compute_type=compute_type)
 
     @classmethod
     def operator_model(cls, model_dir: Path, languages: frozenset[str]) -> FasterWhisperRecogniser:
@@ -199,8 +205,8 @@ class FasterWhisperRecogniser:
         if speech is None:
             return Transcript(text="", language=language, audio_seconds=audio_seconds, speech_detected=False)
         started = time.monotonic()
-        segments, _info = self._model.transcribe(speech, language=language, task="transcribe", vad_filter=False,
-                                                 **DECODING.as_kwargs())
+        segments, _info = self._model.transcribe(_prepared(speech), language=language, task="transcribe",
+                                                 vad_filter=False, **DECODING.as_kwargs())
         text = " ".join(segment.text.strip() for segment in segments).strip()
         log.info("transcribed %.1f s of audio in %.1f s", audio_seconds, time.monotonic() - started)
         if not any(character.isalnum() for character in text):
@@ -246,3 +252,16 @@ def _speech_only(samples: np.ndarray) -> np.ndarray | None:
     speech = np.concatenate(collect_chunks(samples, stretches, sampling_rate=SAMPLE_RATE)[0])
     level_dbfs = 20 * np.log10(np.sqrt(np.mean(np.square(speech, dtype=np.float64))) + 1e-12)
     return speech if level_dbfs >= MIN_SPEECH_LEVEL_DBFS else None
+
+
+def _prepared(speech: np.ndarray) -> np.ndarray:
+    """The speech as the model is given it (see the module doc for what was measured)."""
+    return speech
+
+
+def _telephone_band(speech: np.ndarray) -> np.ndarray:
+    """A candidate measured by bench/transcription.py: pre-emphasis (lifting the consonants a
+    phone line muffles) and the level brought to a fixed peak, after the VAD and level gate."""
+    emphasised = np.append(speech[:1], speech[1:] - PRE_EMPHASIS * speech[:-1]).astype(np.float32)
+    peak = float(np.max(np.abs(emphasised))) or 1.0
+    return emphasised * (PEAK_LEVEL / peak)
