@@ -196,14 +196,14 @@ def transcribe_as(recogniser: Any, config: dict[str, Any], wav: bytes) -> tuple[
     return " ".join(text).strip(), probabilities, audio_seconds
 
 
-def run_configuration(name: str, config: dict[str, Any], batch: list[Recording]) -> Run:
+def run_configuration(name: str, config: dict[str, Any], batch: list[Recording], threads: int | None) -> Run:
     """Load the engine in this (fresh) process and transcribe every recording with `config`."""
     import ctranslate2
 
-    from workers.speech.faster_whisper_engine import FasterWhisperRecogniser
+    from workers.speech.faster_whisper_engine import CPU_THREADS, FasterWhisperRecogniser
 
     ctranslate2.set_random_seed(1)  # the temperature fallback samples: the same run twice
-    recogniser = FasterWhisperRecogniser.embedded()
+    recogniser = FasterWhisperRecogniser.embedded(cpu_threads=threads or CPU_THREADS)
     transcribe_as(recogniser, config, batch[0].wav)  # warm-up
     run = Run(name, 0.0)
     for recording in batch:
@@ -427,6 +427,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="every fourth sentence, no messages")
     parser.add_argument("--compare", default="production",
                         help=f"configurations side by side, comma-separated: {', '.join(configurations())}")
+    parser.add_argument("--threads", type=int, help="CPU threads per configuration (default: the engine's)")
+    parser.add_argument("--side-by-side", action="store_true",
+                        help="run the configurations at the same time, one process each (on a shared machine "
+                             "they then see the same load; use --threads 1)")
     parser.add_argument("--throughput", action="store_true", help="also measure compute types, threads, workers")
     parser.add_argument("--transcripts", action="store_true", help="print every transcript")
     args = parser.parse_args(argv)
@@ -446,10 +450,18 @@ def main(argv: list[str] | None = None) -> int:
           f"{multiprocessing.cpu_count()} CPUs, load {load_average()}; voices {', '.join(VOICES)}, {HUMAN_VOICE}")
     print(f"engine: {DECODING}, {COMPUTE_TYPE}, {CPU_THREADS} threads, word_timestamps=True")
     runs = []
-    for name in names:
-        runs.append(in_fresh_process(run_configuration, name, known[name], batch))
-        print(f"  {name}: done (load {load_average()})", flush=True)
-    report_accuracy(runs)
+    if args.side_by_side:
+        with ProcessPoolExecutor(max_workers=len(names), mp_context=multiprocessing.get_context("spawn")) as pool:
+            runs = list(pool.map(run_configuration, names, [known[n] for n in names], [batch] * len(names),
+                                 [args.threads] * len(names)))
+        print(f"  all done (load {load_average()})")
+    else:
+        for name in names:
+            runs.append(in_fresh_process(run_configuration, name, known[name], batch, args.threads))
+            print(f"  {name}: done (load {load_average()})", flush=True)
+            report_accuracy(runs[-1:])  # as each finishes: a long run interrupted still tells something
+            sys.stdout.flush()
+    print("\nall configurations:")
     for run in runs:
         report_targets(run)
     report_confidence(runs[-1])
