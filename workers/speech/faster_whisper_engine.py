@@ -14,6 +14,17 @@ is downloaded) keeps only the stretches with speech; a recording without any is
 reported as `speech_detected=False` and the model is not run on it: Whisper is known to
 invent text on silence and noise ("Thank you."; a steady tone came out as " . . . .").
 
+Issue 14 (2026-11-30): bench/transcription.py now measures on natural voices (festival
+slt-hts, flite awb/rms) and espeak-ng en-gb, clean and at 15/5 dB line noise, key-term
+recall and precision beside WER, and can run candidates side by side (`--compare
+baseline,hint,band --side-by-side --threads 1`). Candidates wired and measurable: a
+vocabulary hint (`hotwords`, workers/speech/vocabulary.py), telephone-band preparation
+(`_telephone_band`: pre-emphasis and peak level, after the VAD and its level gate so
+quiet noise is still refused). Neither is on: on the shared machine the side-by-side run
+did not finish before the issue's deadline, and nothing is kept without figures. So
+`_prepared` leaves the speech as it is and `DECODING.hotwords` is None; the choices below
+stand on the earlier measurements.
+
 Decoding choices, measured with bench/transcription.py's recordings (24 espeak-ng
 sentences in six voices at telephone quality, clean, with pink noise at 10 dB SNR, and
 joined into six ~20 s messages); word error rates clean / noisy / messages:
