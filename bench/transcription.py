@@ -298,6 +298,8 @@ def report_accuracy(runs: list[Run]) -> None:
           f"{'hint+':>5} {'RTF':>6} {'audio s/CPU s':>13}")
     for run in runs:
         for label, heard in groups(run).items():
+            if not heard:
+                continue
             figures = Figures()
             for h in heard:
                 figures.add(h, vocabulary, hints)
@@ -455,6 +457,7 @@ def main(argv: list[str] | None = None) -> int:
             runs = list(pool.map(run_configuration, names, [known[n] for n in names], [batch] * len(names),
                                  [args.threads] * len(names)))
         print(f"  all done (load {load_average()})")
+        report_accuracy(runs)
     else:
         for name in names:
             runs.append(in_fresh_process(run_configuration, name, known[name], batch, args.threads))

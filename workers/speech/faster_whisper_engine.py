@@ -20,10 +20,20 @@ recall and precision beside WER, and can run candidates side by side (`--compare
 baseline,hint,band --side-by-side --threads 1`). Candidates wired and measurable: a
 vocabulary hint (`hotwords`, workers/speech/vocabulary.py), telephone-band preparation
 (`_telephone_band`: pre-emphasis and peak level, after the VAD and its level gate so
-quiet noise is still refused). Neither is on: on the shared machine the side-by-side run
-did not finish before the issue's deadline, and nothing is kept without figures. So
-`_prepared` leaves the speech as it is and `DECODING.hotwords` is None; the choices below
-stand on the earlier measurements.
+quiet noise is still refused). Side by side (`--quick`: 11 sentences x 4 voices x clean/
+15 dB/5 dB + 8 human clips, 1 thread each; natural voices, clean / 15 dB / 5 dB):
+- baseline: WER 0.183 / 0.305 / 0.625, key-term recall 0.816 / 0.736 / 0.368,
+  precision 1.000 / 0.992 / 0.930; en-gb recall 0.31 clean;
+- hint (hotwords): WER 0.131 / 0.268 / 0.536, recall 0.845 / 0.753 / 0.408, but it
+  invented 34 hint words nobody said (9 on natural voices at 5 dB; on the human "Front
+  left" clips it wrote place names), precision 0.951 overall: NOT kept (a hint that
+  makes the model say "Croydon" is worse than none);
+- band (pre-emphasis + peak level): WER 0.150 / 0.309 / 0.632, recall unchanged clean
+  and lower at 15 dB (0.707), the human clips' WER 0.31 -> 0.94: NOT kept.
+So `_prepared` leaves the speech as it is and `DECODING.hotwords` is None. tiny.en is far
+from issue 14's targets (clean WER 0.05, recall 0.97/0.90): that needs a bigger model
+(STT_MODEL_DIR), not decoding options. Decoding parameters and threads were not yet
+compared on the new recordings (the shared machine ran at load 5-11).
 
 Decoding choices, measured with bench/transcription.py's recordings (24 espeak-ng
 sentences in six voices at telephone quality, clean, with pink noise at 10 dB SNR, and
