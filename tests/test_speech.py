@@ -33,6 +33,7 @@ from ivr.core.audio.disguise import disguise
 from ivr.core.audio.wav import read_wav_format, wav_duration_seconds
 from workers.speech import ModelError, Recogniser, Transcript, UnsupportedLanguage, load_recogniser
 from workers.speech.faster_whisper_engine import EMBEDDED_MODEL_SHA256, FasterWhisperRecogniser, embedded_model_dir
+from workers.speech.vocabulary import vocabulary_hint
 
 DRUGS_ON_STATION_ROAD = "A man is selling drugs from a blue car on Station Road every Friday night."
 COCAINE_ON_QUEEN_STREET = "My neighbour Darren sells cocaine from his flat at number twelve Queen Street."
@@ -77,6 +78,15 @@ def heard(words: set[str], transcript: Transcript) -> set[str]:
     return words & set(normalised_words(transcript.text))
 
 
+# The hint's words a transcript may not hold unless they were said ("and", "of" are not news).
+HINT_WORDS = set(normalised_words(vocabulary_hint())) - {"and", "or", "of", "the", "a", "upon", "other"}
+
+
+def invented_hint_words(said: str, transcript: Transcript) -> set[str]:
+    """Words of the vocabulary hint the transcript holds that nobody said."""
+    return heard(HINT_WORDS, transcript) - set(normalised_words(said))
+
+
 def png_image() -> bytes:
     """A real 1x1 PNG: bytes that are a file, just not audio."""
     def chunk(kind: bytes, body: bytes) -> bytes:
@@ -102,6 +112,7 @@ def test_a_tip_in_a_natural_voice_keeps_every_key_word(recogniser: Recogniser, s
     assert transcript.audio_seconds == pytest.approx(wav_duration_seconds(recording), abs=0.01)
     assert heard(KEY_WORDS[sentence], transcript) == KEY_WORDS[sentence], transcript.text
     assert word_error_rate(sentence, transcript.text) <= 0.2, transcript.text
+    assert not invented_hint_words(sentence, transcript), transcript.text
 
 
 @pytest.mark.parametrize("sentence", [COCAINE_ON_QUEEN_STREET, KNIFE_ON_MILL_LANE])
@@ -110,6 +121,7 @@ def test_a_tip_in_a_scottish_voice_loses_at_most_one_key_word(recogniser: Recogn
     and "drugs" as "drops" (so that sentence is not asked of it here: bench/transcription.py
     measures awb over forty), so one key word may go astray, not two."""
     transcript = recogniser.transcribe(speak(sentence, voice="awb"), "en")
+    assert not invented_hint_words(sentence, transcript), transcript.text
     assert len(heard(KEY_WORDS[sentence], transcript)) >= len(KEY_WORDS[sentence]) - 1, transcript.text
 
 
@@ -138,6 +150,18 @@ def test_low_noise_invents_no_words(recogniser: Recogniser, line_noise: tuple[st
     transcript = recogniser.transcribe(synthesise(8, *line_noise), "en")
     assert transcript.text == ""
     assert not transcript.speech_detected
+
+
+@pytest.mark.parametrize("line_noise", [
+    ("pinknoise", "vol", "0.5"),
+    ("brownnoise", "vol", "0.8"),
+    ("sine", "400", "vol", "0.3", "tremolo", "3", "90"),  # a tone that comes and goes, like a ringback
+])
+def test_loud_noise_invents_none_of_the_hint_words(recogniser: Recogniser, line_noise: tuple[str, ...]) -> None:
+    """Noise the VAD may take for speech reaches the model with its vocabulary hint: the
+    hint must not become words ("drug dealing", "Croydon") that nobody said."""
+    transcript = recogniser.transcribe(synthesise(8, *line_noise), "en")
+    assert not invented_hint_words("", transcript), transcript.text
 
 
 # --- Not a recording ----------------------------------------------------------------------

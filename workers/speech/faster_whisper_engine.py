@@ -14,6 +14,27 @@ is downloaded) keeps only the stretches with speech; a recording without any is
 reported as `speech_detected=False` and the model is not run on it: Whisper is known to
 invent text on silence and noise ("Thank you."; a steady tone came out as " . . . .").
 
+Issue 14 (2026-11-30): bench/transcription.py now measures on natural voices (festival
+slt-hts, flite awb/rms) and espeak-ng en-gb, clean and at 15/5 dB line noise, key-term
+recall and precision beside WER, and can run candidates side by side (`--compare
+baseline,hint,band --side-by-side --threads 1`). Candidates wired and measurable: a
+vocabulary hint (`hotwords`, workers/speech/vocabulary.py), telephone-band preparation
+(`_telephone_band`: pre-emphasis and peak level, after the VAD and its level gate so
+quiet noise is still refused). Side by side (`--quick`: 11 sentences x 4 voices x clean/
+15 dB/5 dB + 8 human clips, 1 thread each; natural voices, clean / 15 dB / 5 dB):
+- baseline: WER 0.183 / 0.305 / 0.625, key-term recall 0.816 / 0.736 / 0.368,
+  precision 1.000 / 0.992 / 0.930; en-gb recall 0.31 clean;
+- hint (hotwords): WER 0.131 / 0.268 / 0.536, recall 0.845 / 0.753 / 0.408, but it
+  invented 34 hint words nobody said (9 on natural voices at 5 dB; on the human "Front
+  left" clips it wrote place names), precision 0.951 overall: NOT kept (a hint that
+  makes the model say "Croydon" is worse than none);
+- band (pre-emphasis + peak level): WER 0.150 / 0.309 / 0.632, recall unchanged clean
+  and lower at 15 dB (0.707), the human clips' WER 0.31 -> 0.94: NOT kept.
+So `_prepared` leaves the speech as it is and `DECODING.hotwords` is None. tiny.en is far
+from issue 14's targets (clean WER 0.05, recall 0.97/0.90): that needs a bigger model
+(STT_MODEL_DIR), not decoding options. Decoding parameters and threads were not yet
+compared on the new recordings (the shared machine ran at load 5-11).
+
 Decoding choices, measured with bench/transcription.py's recordings (24 espeak-ng
 sentences in six voices at telephone quality, clean, with pink noise at 10 dB SNR, and
 joined into six ~20 s messages); word error rates clean / noisy / messages:
@@ -78,6 +99,8 @@ CPU_THREADS = 2  # the worker machine has 2 cores and runs one job at a time
 COMPUTE_TYPE = "int8"  # tiny.en int8: ~300 MB peak RSS for the whole transcribing process
 # Below this level a stretch the VAD marked is not speech anyone could hear on a phone.
 MIN_SPEECH_LEVEL_DBFS = -60.0
+PRE_EMPHASIS = 0.97
+PEAK_LEVEL = 0.9
 SPEECH_DETECTION = VadOptions(threshold=0.5, min_speech_duration_ms=250, min_silence_duration_ms=2000,
                               speech_pad_ms=400)
 
@@ -95,6 +118,7 @@ class Decoding:
     no_repeat_ngram_size: int = 4
     condition_on_previous_text: bool = False
     without_timestamps: bool = True
+    hotwords: str | None = None
 
     def as_kwargs(self) -> dict[str, Any]:
         return asdict(self)
@@ -145,7 +169,8 @@ class FasterWhisperRecogniser:
     """A Whisper model loaded once, transcribing WAV recordings in the process that loaded it."""
 
     def __init__(self, model_dir: Path, languages: frozenset[str], *,
-                 expected_sha256: Mapping[str, str] | None = None) -> None:
+                 expected_sha256: Mapping[str, str] | None = None, cpu_threads: int = CPU_THREADS,
+                 compute_type: str = COMPUTE_TYPE) -> None:
         """Load the model in `model_dir`; verify its files first when `expected_sha256` is given."""
         if expected_sha256 is not None:
             verify_model_files(model_dir, expected_sha256)
@@ -154,8 +179,8 @@ class FasterWhisperRecogniser:
         started = time.monotonic()
         try:
             # A directory path, never a model name: a name would download from the internet.
-            self._model = WhisperModel(str(model_dir), device="cpu", compute_type=COMPUTE_TYPE,
-                                       cpu_threads=CPU_THREADS, num_workers=1)
+            self._model = WhisperModel(str(model_dir), device="cpu", compute_type=compute_type,
+                                       cpu_threads=cpu_threads, num_workers=1)
         except (RuntimeError, ValueError, OSError) as error:
             raise ModelError(f"The speech model in {model_dir} cannot be loaded ({error}): is it a "
                              "CTranslate2 Whisper model?") from error
@@ -166,14 +191,16 @@ class FasterWhisperRecogniser:
                  ", ".join(sorted(self.languages)))
 
     @classmethod
-    def embedded(cls, languages: frozenset[str] = EMBEDDED_MODEL_LANGUAGES) -> FasterWhisperRecogniser:
+    def embedded(cls, languages: frozenset[str] = EMBEDDED_MODEL_LANGUAGES, *, cpu_threads: int = CPU_THREADS,
+                 compute_type: str = COMPUTE_TYPE) -> FasterWhisperRecogniser:
         """The embedded Whisper tiny.en, checksums verified. It transcribes English only."""
         unsupported = languages - EMBEDDED_MODEL_LANGUAGES
         if unsupported:
             raise ModelError(f"STT_LANGUAGES lists {', '.join(sorted(unsupported))}, but the embedded model "
                              "(Whisper tiny.en) transcribes English only: set STT_MODEL_DIR to a multilingual "
                              "model, or set STT_LANGUAGES=en.")
-        return cls(embedded_model_dir(), languages, expected_sha256=EMBEDDED_MODEL_SHA256)
+        return cls(embedded_model_dir(), languages, expected_sha256=EMBEDDED_MODEL_SHA256,
+                   cpu_threads=cpu_threads, compute_type=compute_type)
 
     @classmethod
     def operator_model(cls, model_dir: Path, languages: frozenset[str]) -> FasterWhisperRecogniser:
@@ -201,8 +228,8 @@ class FasterWhisperRecogniser:
             return Transcript(text="", language=language, audio_seconds=audio_seconds, speech_detected=False)
         started = time.monotonic()
         # word_timestamps: each word with the model's probability of it (the console marks doubtful ones).
-        segments, _info = self._model.transcribe(speech, language=language, task="transcribe", vad_filter=False,
-                                                 word_timestamps=True, **DECODING.as_kwargs())
+        segments, _info = self._model.transcribe(_prepared(speech), language=language, task="transcribe",
+                                                 vad_filter=False, word_timestamps=True, **DECODING.as_kwargs())
         segments = list(self._windows_without_word_timestamps(segments, len(speech) / SAMPLE_RATE))
         text = " ".join(segment.text.strip() for segment in segments).strip()
         words = tuple(Word(word.word, float(word.probability)) for segment in segments for word in segment.words or ())
@@ -269,3 +296,16 @@ def _speech_only(samples: np.ndarray) -> np.ndarray | None:
     speech = np.concatenate(collect_chunks(samples, stretches, sampling_rate=SAMPLE_RATE)[0])
     level_dbfs = 20 * np.log10(np.sqrt(np.mean(np.square(speech, dtype=np.float64))) + 1e-12)
     return speech if level_dbfs >= MIN_SPEECH_LEVEL_DBFS else None
+
+
+def _prepared(speech: np.ndarray) -> np.ndarray:
+    """The speech as the model is given it (see the module doc for what was measured)."""
+    return speech
+
+
+def _telephone_band(speech: np.ndarray) -> np.ndarray:
+    """A candidate measured by bench/transcription.py: pre-emphasis (lifting the consonants a
+    phone line muffles) and the level brought to a fixed peak, after the VAD and level gate."""
+    emphasised = np.append(speech[:1], speech[1:] - PRE_EMPHASIS * speech[:-1]).astype(np.float32)
+    peak = float(np.max(np.abs(emphasised))) or 1.0
+    return emphasised * (PEAK_LEVEL / peak)
