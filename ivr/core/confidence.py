@@ -9,9 +9,13 @@ like the transcript itself (`ivr.core.tips`), the console marks the doubtful wor
 transcript doubtful overall keeps its recording for a disguised listen until a handler has
 reviewed it (`workers.recordings`, capped by `ivr.core.doubtful_audio`).
 
-The thresholds are provisional: the lead sets them from bench/transcription.py's
-measurements (the share of wrong words that fall below each, against the share of
-recordings a handler would be asked to hear).
+The thresholds come from bench/transcription.py's confidence table (44 hotline sentences,
+four voices, clean and with line noise at 15 and 5 dB; tiny.en). A mean below 0.6 flagged
+no clean natural-voice transcript, 6% of those at 15 dB and 67% at 5 dB, and every one it
+flagged there had a key term wrong; at 0.7 it flagged 3% of clean ones, at 0.8 a third
+(91% of those with a key term wrong, but a third of all recordings kept is too many). It
+also flags 62% of very short human utterances ("Front left") that were right: a short
+message has few words to average, which is what DOUBTFUL_AUDIO_MAX_PERCENT bounds.
 """
 
 from __future__ import annotations
