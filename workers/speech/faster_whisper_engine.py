@@ -239,7 +239,6 @@ class FasterWhisperRecogniser:
         return Transcript(text=text, language=language, audio_seconds=audio_seconds, speech_detected=True,
                           words=words)
 
-
     def _windows_without_word_timestamps(self, segments: Iterable[Segment], speech_seconds: float) -> Iterator[Segment]:
         """`segments`, ended where decoding without word timestamps would have ended.
 
