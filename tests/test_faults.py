@@ -177,7 +177,11 @@ def test_workers_killed_at_random_over_a_hundred_jobs_lose_and_double_nothing(
     try:
         recording_sids = [place_call(fault_twilio, i, speech if i % 20 == 0 else None) for i in range(JOBS)]
         placed = time.monotonic() - started
-        wait_until(lambda: not queued(connection), timeout=40, what="the workers to take the queued jobs")
+        # Each restarted worker loads the model before it takes a job, at nice 10 (workers/run.py):
+        # with the rest of a busy machine ahead of it that takes longer than the kills allow at
+        # times, so the bound is generous; what is asserted is what was lost or doubled.
+        wait_until(lambda: not queued(connection), timeout=150, what="the workers to take the queued jobs")
+        taken = time.monotonic() - started
         for workers in pool:
             workers.calm()
         drain(connection, timeout=60)
@@ -192,7 +196,7 @@ def test_workers_killed_at_random_over_a_hundred_jobs_lose_and_double_nothing(
     found = figures(connection, fault_app, recording_sids, [], standin)
     kills = sum(workers.kills for workers in pool)
     print(f"worker SIGKILL: {kills} kills (two workers) over {len(recording_sids)} jobs in "
-          f"{time.monotonic() - started:.1f} s (calls placed in {placed:.1f} s); "
+          f"{time.monotonic() - started:.1f} s (calls placed in {placed:.1f} s, all taken at {taken:.1f} s); "
           f"before the sweep {stuck}; after {found}")
     record_fault("worker SIGKILL", lost=found["lost"] + stuck["lost"], duplicated=found["duplicated"],
                  left_at_provider=found["left_at_provider"])
