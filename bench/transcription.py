@@ -26,7 +26,7 @@ in one run), per voice and noise level:
 `--throughput` measures compute types, threads per worker, one 2-thread worker against
 two 1-thread workers side by side, and BatchedInferencePipeline on long messages.
 
-Usage: `.venv/bin/python bench/transcription.py [--quick] [--compare NAMES] [--throughput]
+Usage: `.venv/bin/python bench/transcription.py [--quick] [--compare NAMES] [--throughput | --throughput-only]
 [--transcripts]`; `make bench` runs it with no arguments (the production configuration).
 """
 
@@ -403,10 +403,12 @@ def report_throughput(batch: list[Recording]) -> None:
     setups = [("int8", 2), ("int8_float32", 2), ("float32", 2), ("int8", 1)]
     for compute_type, threads in setups:
         for label, wavs in (("sentences", short), ("messages", long_)):
+            if not wavs:  # --quick has no messages
+                continue
             f = in_fresh_process(throughput_worker, compute_type, threads, wavs, False)
             print(f"  {compute_type:<13} {threads} thread(s) 1 worker  {label:<9} {f['audio'] / f['cpu']:5.1f} /CPU s "
                   f"{f['audio'] / f['wall']:5.1f} /wall s  RSS {f['rss']:.0f} MB  (load {load_average()})")
-    f = in_fresh_process(throughput_worker, "int8", 2, long_, True)
+    f = in_fresh_process(throughput_worker, "int8", 2, long_ or short, True)
     print(f"  int8 batched  2 thread(s) 1 worker  messages  {f['audio'] / f['cpu']:5.1f} /CPU s "
           f"{f['audio'] / f['wall']:5.1f} /wall s  RSS {f['rss']:.0f} MB  (load {load_average()})")
     for threads, workers in ((2, 1), (1, 2)):
@@ -434,6 +436,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="run the configurations at the same time, one process each (on a shared machine "
                              "they then see the same load; use --threads 1)")
     parser.add_argument("--throughput", action="store_true", help="also measure compute types, threads, workers")
+    parser.add_argument("--throughput-only", action="store_true",
+                        help="measure compute types, threads and workers alone, without the accuracy tables")
     parser.add_argument("--transcripts", action="store_true", help="print every transcript")
     args = parser.parse_args(argv)
     require_speech_tools()
@@ -446,11 +450,14 @@ def main(argv: list[str] | None = None) -> int:
     from workers.speech.faster_whisper_engine import COMPUTE_TYPE, CPU_THREADS, DECODING
 
     started = time.perf_counter()
-    batch = recordings(args.quick)
+    batch = recordings(args.quick and not args.throughput_only)
     audio = sum(len(r.wav) - 44 for r in batch) / 16000
     print(f"{len(batch)} recordings ({audio:.0f} s of audio) ready in {time.perf_counter() - started:.1f} s; "
           f"{multiprocessing.cpu_count()} CPUs, load {load_average()}; voices {', '.join(VOICES)}, {HUMAN_VOICE}")
     print(f"engine: {DECODING}, {COMPUTE_TYPE}, {CPU_THREADS} threads, word_timestamps=True")
+    if args.throughput_only:
+        report_throughput(batch)
+        return 0
     runs = []
     if args.side_by_side:
         with ProcessPoolExecutor(max_workers=len(names), mp_context=multiprocessing.get_context("spawn")) as pool:

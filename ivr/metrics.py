@@ -8,10 +8,12 @@ by path: a path can carry a query, and a query the call-state token.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import time
 
 from flask import Blueprint, Flask, Response, abort, g, request
+from prometheus_client import Counter, Histogram
 
 from ivr.core import metrics as measured
 from ivr.current import current_core
@@ -50,6 +52,18 @@ def _count_webhook(response: Response) -> Response:
     started = g.pop("metrics_started", None)
     if request.blueprint in WEBHOOK_BLUEPRINTS and request.endpoint and started is not None:
         route = request.endpoint  # a name from our code, e.g. "voice.language"
-        measured.WEBHOOK_REQUESTS.labels(route=route, outcome=measured.webhook_outcome(response.status_code)).inc()
-        measured.WEBHOOK_SECONDS.labels(route=route).observe(time.perf_counter() - started)
+        _requests(route, measured.webhook_outcome(response.status_code)).inc()
+        _seconds(route).observe(time.perf_counter() - started)
     return response
+
+
+# A labelled child per route (and outcome), looked up once: labels() validates and locks on
+# every call. Routes and outcomes are names from our code, so these stay small.
+@functools.cache
+def _requests(route: str, outcome: str) -> Counter:
+    return measured.WEBHOOK_REQUESTS.labels(route=route, outcome=outcome)
+
+
+@functools.cache
+def _seconds(route: str) -> Histogram:
+    return measured.WEBHOOK_SECONDS.labels(route=route)

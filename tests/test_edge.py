@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 from twilio.request_validator import RequestValidator
+from werkzeug.datastructures import MultiDict
 
 from dev.twilio.calls import Call, TwilioLike
 from ivr.edge import CallStep, RecordingStatus
@@ -56,6 +57,17 @@ def test_a_field_added_after_signing_is_refused(twilio: TwilioLike, settings) ->
     url = PUBLIC_BASE_URL + "/voice/language"
     signature = RequestValidator(settings.twilio_auth_token).compute_signature(url, {"Digits": "1"})
     assert twilio.post(url, {"Digits": "1", "Extra": "x"}, signature=signature).status == 403
+
+
+def test_a_field_sent_twice_is_signed_with_both_values(app, settings) -> None:
+    """Twilio signs every value of a repeated field; the edge checks them all (`_SignedFields`)."""
+    signed = MultiDict([("Digits", "1"), ("Digits", "2")])
+    signature = RequestValidator(settings.twilio_auth_token).compute_signature(PUBLIC_BASE_URL + "/voice/language",
+                                                                               signed)
+    client = app.test_client()
+    assert client.post("/voice/language", data=signed, headers={"X-Twilio-Signature": signature}).status_code == 200
+    altered = MultiDict([("Digits", "1"), ("Digits", "3")])
+    assert client.post("/voice/language", data=altered, headers={"X-Twilio-Signature": signature}).status_code == 403
 
 
 def test_a_reordered_query_string_is_refused(caller: Call, twilio: TwilioLike, settings) -> None:

@@ -44,6 +44,7 @@ def install(app: Flask, core: Core) -> None:
     from ivr.console.deadlines import Deadlines
     from ivr.console.hotspots import HotspotCounts
     from ivr.console.questions import Questions
+    from ivr.console.session_cookie import SessionOnlyWithCookie
 
     settings = core.settings
     catalogue = load_console_catalogue(core.menus)
@@ -73,6 +74,7 @@ def install(app: Flask, core: Core) -> None:
         MAX_FORM_MEMORY_SIZE=64 * 1024,
     )
 
+    app.session_interface = SessionOnlyWithCookie()
     app.register_blueprint(bp)
     client_address.install(app, settings.console_trusted_proxies)
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False  # checked by the console's own hook (check_csrf)

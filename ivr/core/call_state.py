@@ -16,7 +16,8 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from itsdangerous import BadData, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous import BadData, TimestampSigner, URLSafeTimedSerializer, base64_encode, want_bytes
+from itsdangerous.url_safe import URLSafeSerializerMixin
 
 from ivr.core.choices import FACTS, Choices
 from ivr.core.vault import CannotOpen, Sealer, Secrets, key_list
@@ -98,6 +99,11 @@ class _SealedJSON:
             raise BadData(str(error)) from None
 
 
+# (salt, secret) -> the signing key itsdangerous derives from them: it derives it afresh for
+# every token made or checked, and a voice step does both (a few keys, two purposes).
+_DERIVED_KEYS: dict[tuple[bytes, bytes], bytes] = {}
+
+
 class _SignedAt(TimestampSigner):
     """itsdangerous's signer with a given clock: the time a token is stamped with, and the
     time its age is measured at (so the hour and the week can be tested at their edges)."""
@@ -106,6 +112,21 @@ class _SignedAt(TimestampSigner):
 
     def get_timestamp(self) -> int:
         return int(self.now) if self.now is not None else super().get_timestamp()
+
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        secret = self.secret_keys[-1] if secret_key is None else want_bytes(secret_key)
+        derived = _DERIVED_KEYS.get((self.salt, secret))
+        if derived is None:
+            derived = _DERIVED_KEYS[(self.salt, secret)] = super().derive_key(secret)
+        return derived
+
+
+class _UncompressedSerializer(URLSafeTimedSerializer):
+    """Never tries zlib on a token: a sealed payload is random bytes and never shrinks, so
+    itsdangerous's attempt only costs time. Tokens it compressed (a leading ".") still open."""
+
+    def dump_payload(self, obj: Any) -> bytes:
+        return base64_encode(super(URLSafeSerializerMixin, self).dump_payload(obj))
 
 
 class CallStateCodec:
@@ -119,7 +140,7 @@ class CallStateCodec:
         return self._serializers[purpose] if now is None else self._build(purpose, now)
 
     def _build(self, purpose: str, now: float | None) -> URLSafeTimedSerializer:
-        return URLSafeTimedSerializer(
+        return _UncompressedSerializer(
             # itsdangerous signs with the *last* key listed and checks every one: oldest first,
             # so a token minted before a rotation still opens during its grace period.
             list(reversed(self._secret_keys)),

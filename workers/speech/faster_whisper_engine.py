@@ -95,8 +95,14 @@ OPERATOR_MODEL_REQUIRED_FILES = ("model.bin", "config.json", "tokenizer.json")
 VAD_MODEL_FILE = "silero_vad_v6.onnx"
 
 SAMPLE_RATE = 16_000  # what Whisper and Silero VAD take; 8 kHz phone audio is resampled
-CPU_THREADS = 2  # the worker machine has 2 cores and runs one job at a time
-COMPUTE_TYPE = "int8"  # tiny.en int8: ~300 MB peak RSS for the whole transcribing process
+# One thread per worker, and one worker per core: measured on 2 cores (bench/transcription.py
+# --throughput-only), two 1-thread workers side by side transcribe 24.1 audio s per wall s
+# against 14.8 for one 2-thread worker, and one thread leaves a webhook a core to wake on.
+CPU_THREADS = 1
+# int8: 17.2 audio s per CPU s on long messages, against 11.6 for int8_float32 and 7.0 for
+# float32 (same run); tiny.en int8 peaks at ~380 MB RSS for the whole transcribing process.
+# faster-whisper's BatchedInferencePipeline did 13.7 per CPU s there: not used.
+COMPUTE_TYPE = "int8"
 # Below this level a stretch the VAD marked is not speech anyone could hear on a phone.
 MIN_SPEECH_LEVEL_DBFS = -60.0
 PRE_EMPHASIS = 0.97
