@@ -9,8 +9,7 @@ import json
 
 from config.settings import Settings
 from ivr.core import build_core
-from ivr.core.health_report import FAIL, PROVIDER_TIMEOUT_SECONDS, HealthReport, build_report
-from ivr.core.provider import Provider
+from ivr.core.health_report import FAIL, HealthReport
 
 MARKS = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
 
@@ -23,13 +22,7 @@ def add_parser(topics: argparse._SubParsersAction) -> None:  # type: ignore[type
 
 def health_command(settings: Settings, args: argparse.Namespace) -> int:
     """Print the report; 0 healthy (warnings allowed), 1 unhealthy, 2 Redis unreachable."""
-    core = build_core(settings)
-
-    def check_provider() -> None:
-        with Provider(settings, timeout_seconds=PROVIDER_TIMEOUT_SECONDS) as provider:
-            provider.check_reachable()
-
-    report = build_report(core.redis, check_provider, replicas_required=core.settings.redis_replica_acks)
+    report = build_core(settings).health_report()
     print(json.dumps(report.as_dict(), indent=2) if args.json else table(report))
     if not report.redis_reachable:
         return 2

@@ -4,7 +4,8 @@ Every few seconds it hands back jobs abandoned by a dead worker on this host (st
 only claimed), queues again the job of a part stuck awaiting its transcript for minutes
 with no job pending (`workers.stuck`), and closes SMS conversations idle past their
 timeout into tips (never dropped), and once a day deletes the tips whose
-time is up (`workers.retention_daily`); every few minutes it sweeps the provider: recordings no
+time is up (`workers.retention_daily`), and keeps a stock of PINs minted ahead with their
+argon2 hashes (`ivr.core.pin_pool`); every few minutes it sweeps the provider: recordings no
 tip accounts for (`sweep_provider`), texts no conversation accounts for
 (`sweep_inbound_messages`), finished calls no job will delete (`sweep_calls`), and the SMS
 replies Twilio made from our TwiML once they are final (`sweep_replies`). Each piece of
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -43,6 +45,9 @@ from workers.sweep import sweep_provider, sweep_replies
 
 log = logging.getLogger("workers.clock")
 TICK_SECONDS = 5
+# Added to the niceness the clock was started with, as for the workers: its periodic work
+# can wait, and minting PINs ahead (argon2, `ivr.core.pin_pool`) must not slow a webhook.
+CLOCK_NICENESS = 10
 STOP_CHECK_SECONDS = 0.2
 SWEEP_EVERY_SECONDS = 300
 
@@ -58,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requeue-after-seconds", type=int, default=int(STUCK_AFTER.total_seconds()),
                         help="queue again the job of a part awaiting its transcript this long with no job pending")
     args = parser.parse_args(argv)
+    os.nice(CLOCK_NICENESS)
     context = worker_context()  # the settings are read once, into the core
     configure_logging(context.core.settings.log_level)
     try:
@@ -87,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             _run_led(lease, "stuck parts", lambda: requeue_stuck(context, stuck_after=stuck_after))
             _run_led(lease, "idle conversations", lambda: context.core.sms.sessions.close_idle(time.time()))
             _run_led(lease, "retention", lambda: run_daily_retention(context.core))
+            if not args.once:  # an operator's one-off run is for the sweeps
+                _run_led(lease, "PIN stock", lambda: context.core.pin_pool.refill(stopping=lambda: bool(stopping)))
             _run_led(lease, "last tick", lambda: context.core.redis.set(keys.CLOCK_LAST_TICK, int(time.time())))
             if time.monotonic() >= next_sweep and (lease is None or lease.held()):
                 for name, sweep in provider_sweeps(context, args.sweep_grace_seconds):

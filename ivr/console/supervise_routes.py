@@ -16,8 +16,6 @@ from ivr.console.deadlines import render_svg as render_deadlines_svg
 from ivr.console.forms import ReassignForm
 from ivr.console.hotspots import HotspotTable, build_table, iso_week, render_svg, weeks_between
 from ivr.console.roles import requires
-from ivr.core.health_report import PROVIDER_TIMEOUT_SECONDS, build_report
-from ivr.core.provider import Provider
 from ivr.current import current_core
 
 AUDIT_PAGE_SIZE = 100
@@ -105,13 +103,7 @@ def deadlines() -> ResponseReturnValue:
 @requires("supervisor")
 def health() -> ResponseReturnValue:
     """The same checks as `tipline health`: Redis, workers, clock, queues, jobs, provider."""
-    core = current_core()
-
-    def check_provider() -> None:
-        with Provider(core.settings, timeout_seconds=PROVIDER_TIMEOUT_SECONDS) as provider:
-            provider.check_reachable()
-
-    report = build_report(core.redis, check_provider, replicas_required=core.settings.redis_replica_acks)
+    report = current_core().health_report()
     console().audit.append(current_user.name, "view_health", detail=f"status={report.status}")
     return render_template("console/health.html", report=report)
 

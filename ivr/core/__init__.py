@@ -20,10 +20,12 @@ from ivr.core.audit import AuditLog
 from ivr.core.durability import StorageGuard
 from ivr.core.follow_up import FollowUp
 from ivr.core.handler_queue import HandlerQueue
+from ivr.core.health_report import PROVIDER_TIMEOUT_SECONDS, HealthReport, build_report
 from ivr.core.jobs import JobArguments
 from ivr.core.keys_in_use import check_master_keys
 from ivr.core.period_keys import PeriodKeys
 from ivr.core.pin_guard import PinGuard
+from ivr.core.pin_pool import PinPool
 from ivr.core.prompts import Menus, load_menus
 from ivr.core.provider import Provider
 from ivr.core.recordings import RecordingIntake
@@ -66,6 +68,7 @@ class Core:
     arguments: JobArguments  # opens what a job carries (sealed by `recordings` and `sms.cleanup`)
     storage: StorageGuard  # may a webhook store into this Redis (persistence on, nothing evicted)?
     replicas: ReplicaBarrier  # wait until a replica holds what was just stored (REDIS_REPLICA_ACKS)
+    pin_pool: PinPool  # PINs minted ahead with their argon2 hashes: no webhook waits for argon2
 
     def check_keys_in_use(self) -> None:
         """Refuse (MissingMasterKey, naming it) when a master key that period key files or tips
@@ -75,10 +78,19 @@ class Core:
             raise TypeError("the core's vault has no period keys")
         check_master_keys(periods, self.tips.vault.key_ring, self.redis)
 
-    def provider(self) -> Provider:
+    def provider(self, timeout_seconds: float = 10.0) -> Provider:
         """A client for the provider's REST API (close it, or use it as a context manager);
         it deletes nothing before a replica holds what was committed (`replicas`)."""
-        return Provider(self.settings, before_delete=self.replicas.confirm)
+        return Provider(self.settings, timeout_seconds=timeout_seconds, before_delete=self.replicas.confirm)
+
+    def health_report(self) -> HealthReport:
+        """What `tipline health` and the console's health page show: the same checks."""
+
+        def check_provider() -> None:
+            with self.provider(timeout_seconds=PROVIDER_TIMEOUT_SECONDS) as provider:
+                provider.check_reachable()
+
+        return build_report(self.redis, check_provider, replicas_required=self.settings.redis_replica_acks)
 
 
 def connect_redis(settings: Settings) -> redis.Redis:
@@ -144,4 +156,5 @@ def build_core(settings: Settings) -> Core:
         arguments=JobArguments(settings.secret_keys),
         storage=StorageGuard(connection, settings),
         replicas=replicas,
+        pin_pool=PinPool(connection, settings.secret_keys),
     )

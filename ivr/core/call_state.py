@@ -40,15 +40,19 @@ class CallState:
 
     choices: Choices = field(default_factory=Choices)
     pin: str | None = None
+    # The PIN's argon2 hash when it was minted ahead (`ivr.core.pin_pool`): the recording
+    # callback stores it instead of hashing there. Sealed in the token like the PIN.
+    pin_hash: str | None = None
     attempt: int = 0
     # A caller back with a reference: True once its PIN was proven (choices.reference is it),
     # and the number of the handler's question they heard (0: none), which a recording answers.
     proven: bool = False
     question: int = 0
 
-    def advance(self, pin: str | None = None, **chosen: str) -> CallState:
+    def advance(self, pin: str | None = None, pin_hash: str | None = None, **chosen: str) -> CallState:
         """The state for the next prompt: the given choices (and PIN), the attempt counter reset."""
-        return CallState(choices=self.choices.but(**chosen), pin=pin or self.pin, proven=self.proven,
+        return CallState(choices=self.choices.but(**chosen), pin=pin or self.pin,
+                         pin_hash=pin_hash or (None if pin else self.pin_hash), proven=self.proven,
                          question=self.question)
 
     def again(self) -> CallState:
@@ -60,8 +64,8 @@ class CallState:
         The names are flat (`language`, not `choices.language`): tokens minted before
         `Choices` existed look the same and still open.
         """
-        state = {**self.choices.to_mapping(), "pin": self.pin, "attempt": self.attempt, "proven": self.proven,
-                 "question": self.question}
+        state = {**self.choices.to_mapping(), "pin": self.pin, "pin_hash": self.pin_hash, "attempt": self.attempt,
+                 "proven": self.proven, "question": self.question}
         return {name: value for name, value in state.items() if value not in (None, 0, False)}
 
     @classmethod
@@ -76,11 +80,14 @@ class CallState:
         proven = token_fields.get("proven", False)
         if not isinstance(proven, bool):
             raise ValueError("proven must be true or false")
-        return cls(choices=Choices.from_mapping(token_fields), pin=token_fields.get("pin"), attempt=attempt,
-                   proven=proven, question=question)
+        pin_hash = token_fields.get("pin_hash")
+        if pin_hash is not None and not isinstance(pin_hash, str):
+            raise ValueError("pin_hash must be text")
+        return cls(choices=Choices.from_mapping(token_fields), pin=token_fields.get("pin"), pin_hash=pin_hash,
+                   attempt=attempt, proven=proven, question=question)
 
 
-TOKEN_FIELDS = frozenset({*FACTS, "pin", "attempt", "proven", "question"})
+TOKEN_FIELDS = frozenset({*FACTS, "pin", "pin_hash", "attempt", "proven", "question"})
 
 
 class _SealedJSON:

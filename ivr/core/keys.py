@@ -226,3 +226,7 @@ CLOCK_LAST_TICK = f"{PREFIX}:clock:last-tick"
 # Written just before Redis's WAIT (ivr/core/replication.py): a write of the waiting
 # connection's own, later than the commit it vouches for. Its value means nothing.
 REPLICATION_PROBE = f"{PREFIX}:replication:probe"
+
+# PINs minted ahead with their argon2 hashes (ivr/core/pin_pool.py): a list of sealed
+# {pin, hash} entries, filled by the clock, each taken (LPOP) by one new tip.
+PIN_POOL = f"{PREFIX}:pin-pool"

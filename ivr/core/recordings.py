@@ -89,7 +89,7 @@ class RecordingIntake:
         # A swept recording gets a reference of its own.
         choices = state.choices if state.choices.reference else state.choices.but(reference=new_reference())
         reference = choices.reference or ""
-        pin_hash = PIN_HASHER.hash(state.pin) if state.pin else None
+        pin_hash = (state.pin_hash or PIN_HASHER.hash(state.pin)) if state.pin else None
 
         def store(pipe: redis.client.Pipeline) -> bool:
             nonlocal choices, reference

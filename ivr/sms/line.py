@@ -35,8 +35,9 @@ from ivr.core import sms_words as words
 from ivr.core.choices import Choices
 from ivr.core.digest_moves import adopt
 from ivr.core.pin_guard import PinGuard, Proof
+from ivr.core.pin_pool import mint_pin
 from ivr.core.redis_values import as_bytes, as_text
-from ivr.core.references import new_pin, new_reference
+from ivr.core.references import new_reference
 from ivr.core.replication import NotReplicated
 from ivr.core.sms_cleanup import MessageCleanup
 from ivr.core.sms_returning import (
@@ -46,7 +47,7 @@ from ivr.core.sms_returning import (
     status_reply,
 )
 from ivr.core.sms_sessions import CATEGORY, LANGUAGE, REPORT, Session, SessionStore
-from ivr.core.tips import PIN_HASHER, NewPart, ShreddedTip
+from ivr.core.tips import NewPart, ShreddedTip
 from ivr.core.transactions import atomically
 from ivr.core.vault import KeyedDigest, Sealer
 from ivr.edge import InboundMessage
@@ -76,6 +77,7 @@ class SmsLine:
         self._support = core.support
         self._storage = core.storage
         self._replicas = core.replicas
+        self._pin_pool = core.pin_pool
         self._message_key = KeyedDigest(core.settings.secret_keys, "message")
         self._reply_sealer = Sealer(core.settings.secret_keys, "sms-reply")
         check_status_replies(core.menus)
@@ -223,8 +225,8 @@ class SmsLine:
         session.texts.append(body)
         if session.choices.reference:
             return self._menus.sms_text(lang, "added")
-        pin, reference = new_pin(), new_reference()
-        session.choices, session.pin_hash = session.choices.but(reference=reference), PIN_HASHER.hash(pin)
+        minted, reference = self._pin_pool.take() or mint_pin(), new_reference()
+        pin, session.choices, session.pin_hash = minted.pin, session.choices.but(reference=reference), minted.pin_hash
         session.wrapped_key = self._tips.vault.new_tip_key(reference, self._tips.clock())
         key = "reference_and_category" if with_category else "reference"
         return self._menus.sms_text(lang, key, reference=reference, pin=pin)

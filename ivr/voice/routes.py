@@ -102,8 +102,11 @@ def category(step: CallStep, state: CallState) -> str:
     chosen = menus.category_for_digit(step.digits)
     if chosen is None and state.attempt + 1 < menus.step("category").plays:
         return _script().category_menu(state.again(), preface="not_understood")
-    minted = state.advance(category=chosen.id if chosen else menus.fallback_category,
-                           reference=new_reference(), pin=new_pin())
+    # A PIN minted ahead comes with its hash; without one (none in stock, Redis away) the
+    # recording callback hashes it, as a PIN minted here.
+    ahead = voice_line().pin_pool.take()
+    minted = state.advance(category=chosen.id if chosen else menus.fallback_category, reference=new_reference(),
+                           pin=ahead.pin if ahead else new_pin(), pin_hash=ahead.pin_hash if ahead else None)
     return _script().record(minted, preface=None if chosen else "category_fallback")
 
 

@@ -16,6 +16,7 @@ from ivr.core.call_state import CallStateCodec
 from ivr.core.durability import StorageGuard
 from ivr.core.follow_up import FollowUp
 from ivr.core.pin_guard import PinGuard
+from ivr.core.pin_pool import PinPool
 from ivr.core.prompts import Menus
 from ivr.core.recordings import RecordingIntake
 from ivr.core.replication import ReplicaBarrier
@@ -36,6 +37,7 @@ class VoiceLine:
     follow_up: FollowUp
     storage: StorageGuard  # production refuses to store into a Redis that could lose it
     replicas: ReplicaBarrier  # what the caller is told is done is on a replica first
+    pin_pool: PinPool  # a new tip's PIN, minted ahead with its hash
 
 
 def build_voice_line(core: Core) -> VoiceLine:
@@ -49,6 +51,7 @@ def build_voice_line(core: Core) -> VoiceLine:
         follow_up=core.follow_up,
         storage=core.storage,
         replicas=core.replicas,
+        pin_pool=core.pin_pool,
     )
 
 
