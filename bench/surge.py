@@ -8,7 +8,8 @@ recordings the workers fetch. Real parts: redis-server on a free loopback port, 
 (config/gunicorn.conf.py), `--workers` transcription workers (`python -m workers.run`),
 the clock, and the stand-in, each its own process, as production runs them.
 
-First the same server idle: a few calls and texts with the workers waiting (their
+Once the clock has minted 100 PINs ahead (as on a line that has been up half a minute),
+first the same server idle: a few calls and texts with the workers waiting (their
 recordings are silence, so there is almost nothing to transcribe), for the webhook
 latency the surge is compared with. Then the surge, and the wait until every recording is
 transcribed, with a probe texter every 10 s to time the web while it drains. It prints a
@@ -69,6 +70,9 @@ FULL_CALLS, FULL_TEXTS, FULL_SECONDS = 600, 200, 600.0
 DEFAULT_WORKERS = 2
 IDLE_CALLS, IDLE_TEXTS = 20, 8
 WARM_UP_CALLS = 4
+# PINs the clock has minted ahead before the idle measurement starts: about what a line up
+# for half a minute holds, and more than a tenth of the surge takes before the clock adds more.
+PIN_STOCK_READY = 100
 PROBE_SECONDS = 10.0  # one texter a 10 s window: a whole appeal's drain stays within 1,000 numbers
 PROBE_TEXT = Arrival(at=0.0, channel="sms", category_digit="1", urgent=False, clip=0)
 OUT_DIR = PROJECT_ROOT / "bench" / "out"
@@ -219,6 +223,9 @@ def run(plan: Plan, workers: int, plot_path: Path) -> int:
         wait_for_health(f"http://127.0.0.1:{web_port}")
         wait_until(lambda: Worker.count(connection=connection) >= workers, timeout=120,
                    what=f"{workers} worker(s) registered")
+        if not plan.smoke:  # a line that has run a while: the clock has PINs minted ahead (ivr/core/pin_pool.py)
+            wait_until(lambda: connection.llen(keys.PIN_POOL) >= PIN_STOCK_READY, timeout=120,
+                       what=f"the clock to mint {PIN_STOCK_READY} PINs ahead")
         transport = TimedTransport(f"http://127.0.0.1:{web_port}")
         twilio = TwilioLike(transport.post, PUBLIC_BASE_URL, env["TWILIO_ACCOUNT_SID"], env["TWILIO_AUTH_TOKEN"],
                             provider=standin)

@@ -9,7 +9,7 @@ import json
 
 from config.settings import Settings
 from ivr.core import build_core
-from ivr.core.health_report import FAIL, HealthReport
+from ivr.core.health_report import FAIL, HealthReport, line_health
 
 MARKS = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
 
@@ -22,7 +22,7 @@ def add_parser(topics: argparse._SubParsersAction) -> None:  # type: ignore[type
 
 def health_command(settings: Settings, args: argparse.Namespace) -> int:
     """Print the report; 0 healthy (warnings allowed), 1 unhealthy, 2 Redis unreachable."""
-    report = build_core(settings).health_report()
+    report = line_health(build_core(settings))
     print(json.dumps(report.as_dict(), indent=2) if args.json else table(report))
     if not report.redis_reachable:
         return 2

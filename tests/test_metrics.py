@@ -203,3 +203,14 @@ def test_a_short_metrics_token_is_refused_by_name(environment) -> None:
     with pytest.raises(SettingsError, match="METRICS_TOKEN"):
         Settings.from_env({**environment, "METRICS_TOKEN": "guessable"})
     assert Settings.from_env({**environment, "METRICS_TOKEN": "  "}).metrics_token is None
+
+
+def test_gunicorn_s_config_sets_the_metrics_directory_before_prometheus_client_loads() -> None:
+    """config/gunicorn.conf.py imports `ivr.core.metrics_dir`, and so the `ivr.core` package:
+    if that package loads prometheus-client, the master counts in memory and its child_exit
+    hook fails on every worker it reaps (an import in ivr/core/__init__.py once did this)."""
+    probe = ("import sys; import config.settings, ivr.core.metrics_dir; "
+             "print('prometheus_client' in sys.modules)")
+    loaded = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                            check=True)
+    assert loaded.stdout.strip() == "False"

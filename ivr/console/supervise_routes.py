@@ -16,6 +16,7 @@ from ivr.console.deadlines import render_svg as render_deadlines_svg
 from ivr.console.forms import ReassignForm
 from ivr.console.hotspots import HotspotTable, build_table, iso_week, render_svg, weeks_between
 from ivr.console.roles import requires
+from ivr.core.health_report import line_health
 from ivr.current import current_core
 
 AUDIT_PAGE_SIZE = 100
@@ -103,7 +104,7 @@ def deadlines() -> ResponseReturnValue:
 @requires("supervisor")
 def health() -> ResponseReturnValue:
     """The same checks as `tipline health`: Redis, workers, clock, queues, jobs, provider."""
-    report = current_core().health_report()
+    report = line_health(current_core())
     console().audit.append(current_user.name, "view_health", detail=f"status={report.status}")
     return render_template("console/health.html", report=report)
 

@@ -20,7 +20,6 @@ from ivr.core.audit import AuditLog
 from ivr.core.durability import StorageGuard
 from ivr.core.follow_up import FollowUp
 from ivr.core.handler_queue import HandlerQueue
-from ivr.core.health_report import PROVIDER_TIMEOUT_SECONDS, HealthReport, build_report
 from ivr.core.jobs import JobArguments
 from ivr.core.keys_in_use import check_master_keys
 from ivr.core.period_keys import PeriodKeys
@@ -82,15 +81,6 @@ class Core:
         """A client for the provider's REST API (close it, or use it as a context manager);
         it deletes nothing before a replica holds what was committed (`replicas`)."""
         return Provider(self.settings, timeout_seconds=timeout_seconds, before_delete=self.replicas.confirm)
-
-    def health_report(self) -> HealthReport:
-        """What `tipline health` and the console's health page show: the same checks."""
-
-        def check_provider() -> None:
-            with self.provider(timeout_seconds=PROVIDER_TIMEOUT_SECONDS) as provider:
-                provider.check_reachable()
-
-        return build_report(self.redis, check_provider, replicas_required=self.settings.redis_replica_acks)
 
 
 def connect_redis(settings: Settings) -> redis.Redis:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import redis
 from rq import Worker
@@ -26,6 +27,9 @@ from ivr.core.metrics import (
 )
 from ivr.core.provider_errors import ProviderError
 from ivr.core.redis_values import as_bytes
+
+if TYPE_CHECKING:  # the package imports what loads prometheus-client: see ivr.core.metrics_dir
+    from ivr.core import Core
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 # The clock ticks every minute; silent longer than this, nothing periodic runs.
@@ -64,6 +68,17 @@ def _age(seconds: float) -> str:
     """An age to the hour, as the queue ids allow."""
     hours = int(seconds // HOUR)
     return "under an hour (to the hour)" if hours == 0 else f"{hours}-{hours + 1} h (to the hour)"
+
+
+def line_health(core: Core) -> HealthReport:
+    """What `tipline health` and the console's health page show: the same checks, the
+    provider reached through the core's client."""
+
+    def check_provider() -> None:
+        with core.provider(timeout_seconds=PROVIDER_TIMEOUT_SECONDS) as provider:
+            provider.check_reachable()
+
+    return build_report(core.redis, check_provider, replicas_required=core.settings.redis_replica_acks)
 
 
 def build_report(connection: redis.Redis, check_provider: Callable[[], None] | None,
