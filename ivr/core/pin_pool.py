@@ -63,6 +63,8 @@ class PinPool:
             entry = json.loads(self._sealer.open(as_bytes(sealed)))
         except (CannotOpen, ValueError):
             return None  # gone from the stock all the same: it never opens again
+        if not isinstance(entry, dict):
+            return None
         pin, pin_hash = entry.get("pin"), entry.get("hash")
         if not isinstance(pin, str) or not is_valid_pin(pin) or not isinstance(pin_hash, str):
             return None
