@@ -17,6 +17,7 @@ from dev.twilio.texts import Phone
 from ivr.core import keys
 from ivr.core.pin_pool import PinPool
 from ivr.core.references import is_valid_pin
+from ivr.core.secret_rotation import rotate
 from ivr.core.tips import PIN_HASHER
 from tests.calls import leave_a_message
 from tests.conftest import CALLER_NUMBER
@@ -96,3 +97,10 @@ def test_the_running_clock_keeps_a_stock(environment: dict[str, str], redis_clie
     finally:
         clock.send_signal(signal.SIGTERM)
         assert clock.wait(timeout=20) == 0, (tmp_path / "clock.log").read_text()[-2000:]
+
+
+def test_rotating_the_secret_key_drops_the_stock_sealed_under_the_old_one(app, redis_client) -> None:
+    core = app.extensions["tipline"]
+    core.pin_pool.refill(stock=2, at_most=2)
+    rotate(core)
+    assert redis_client.llen(keys.PIN_POOL) == 0

@@ -15,6 +15,9 @@ Re-sealed or moved by `rotate` (so nobody re-enrols and no lock is forgotten):
   (what `workers/stuck.py` queues again);
 - the PIN guard's counts and lock memory for every existing tip's reference.
 
+Dropped by `rotate`: the stock of PINs minted ahead (`ivr.core.pin_pool`), sealed under the
+old key; it is only work done early, and the clock mints a new stock under the new key.
+
 Moved when next looked up (`ivr.core.digest_moves`): a kept recording's part marker (every
 provider sweep round looks up each recording still at the provider, so the sweep never
 takes a kept recording in twice), an inbound text's marker (every inbound sweep round),
@@ -82,6 +85,7 @@ def rotate(core: Core, now: float | None = None) -> RotationReport:
     totp = core.accounts.reseal_totp()
     handles, unopenable = _reseal_awaited_handles(core)
     moved = core.pin_guard.rekey(_references(core.redis))
+    core.redis.delete(keys.PIN_POOL)
     settings = core.settings
     fingerprint = key_fingerprint(settings.secret_key)
     core.redis.hsetnx(keys.SECRET_ROTATION, fingerprint, int(moment))
