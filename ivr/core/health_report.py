@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # the package imports what loads prometheus-client: see ivr.c
     from ivr.core import Core
 
 OK, WARN, FAIL = "ok", "warn", "fail"
-# The clock ticks every minute; silent longer than this, nothing periodic runs.
+# The clock ticks every 5 s (workers/clock.py); silent for minutes, nothing periodic runs.
 CLOCK_SILENT_FAIL_SECONDS = 3 * 60
 # Unclaimed urgent tips older than this are a failure (ages are to the hour: queue ids are coarse).
 URGENT_UNCLAIMED_FAIL_SECONDS = 15 * 60
