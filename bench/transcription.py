@@ -181,10 +181,7 @@ def transcribe_as(recogniser: Any, config: dict[str, Any], wav: bytes) -> tuple[
     audio_seconds = len(samples) / engine.SAMPLE_RATE
     if speech is None:
         return "", [], audio_seconds
-    prepare = config.get("prepare")
-    if prepare is None:
-        speech = engine._prepared(speech)
-    elif prepare == "band":
+    if config.get("prepare") == "band":
         speech = engine._telephone_band(speech)
     options = {**engine.DECODING.as_kwargs(), **config.get("decoding", {})}
     segments, _info = recogniser._model.transcribe(speech, language="en", task="transcribe", vad_filter=False,
@@ -382,9 +379,8 @@ def throughput_worker(compute_type: str, threads: int, batch: list[bytes], batch
         speech = engine._speech_only(samples)
         if speech is None:
             continue
-        samples = engine._prepared(speech)
         options = {k: v for k, v in engine.DECODING.as_kwargs().items() if k != "condition_on_previous_text"}
-        segments, _ = pipeline.transcribe(samples, language="en", vad_filter=True, batch_size=8,
+        segments, _ = pipeline.transcribe(speech, language="en", vad_filter=True, batch_size=8,
                                           word_timestamps=True, **options)
         list(segments)
     return {"audio": audio, "wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu,

@@ -30,10 +30,13 @@ quiet noise is still refused). Side by side (`--quick`: 11 sentences x 4 voices 
   makes the model say "Croydon" is worse than none);
 - band (pre-emphasis + peak level): WER 0.150 / 0.309 / 0.632, recall unchanged clean
   and lower at 15 dB (0.707), the human clips' WER 0.31 -> 0.94: NOT kept.
-So `_prepared` leaves the speech as it is and `DECODING.hotwords` is None. tiny.en is far
+So the model is given the speech as it is, and `DECODING.hotwords` is None. tiny.en is far
 from issue 14's targets (clean WER 0.05, recall 0.97/0.90): that needs a bigger model
-(STT_MODEL_DIR), not decoding options. Decoding parameters and threads were not yet
-compared on the new recordings (the shared machine ran at load 5-11).
+(STT_MODEL_DIR), not decoding options. Then on a quiet machine (`--quick --compare
+production,greedy,fallback,penalty --side-by-side --threads 1`; natural voices clean, WER /
+recall): production 0.181 / 0.828, greedy 0.190 / 0.787, wider temperature fallback
+0.216 / 0.828, repetition penalty 0.214 / 0.828: the decoding below stays. Threads and
+compute type: see CPU_THREADS and COMPUTE_TYPE.
 
 Decoding choices, measured with bench/transcription.py's recordings (24 espeak-ng
 sentences in six voices at telephone quality, clean, with pink noise at 10 dB SNR, and
@@ -234,7 +237,7 @@ class FasterWhisperRecogniser:
             return Transcript(text="", language=language, audio_seconds=audio_seconds, speech_detected=False)
         started = time.monotonic()
         # word_timestamps: each word with the model's probability of it (the console marks doubtful ones).
-        segments, _info = self._model.transcribe(_prepared(speech), language=language, task="transcribe",
+        segments, _info = self._model.transcribe(speech, language=language, task="transcribe",
                                                  vad_filter=False, word_timestamps=True, **DECODING.as_kwargs())
         segments = list(self._windows_without_word_timestamps(segments, len(speech) / SAMPLE_RATE))
         text = " ".join(segment.text.strip() for segment in segments).strip()
@@ -301,11 +304,6 @@ def _speech_only(samples: np.ndarray) -> np.ndarray | None:
     speech = np.concatenate(collect_chunks(samples, stretches, sampling_rate=SAMPLE_RATE)[0])
     level_dbfs = 20 * np.log10(np.sqrt(np.mean(np.square(speech, dtype=np.float64))) + 1e-12)
     return speech if level_dbfs >= MIN_SPEECH_LEVEL_DBFS else None
-
-
-def _prepared(speech: np.ndarray) -> np.ndarray:
-    """The speech as the model is given it (see the module doc for what was measured)."""
-    return speech
 
 
 def _telephone_band(speech: np.ndarray) -> np.ndarray:
