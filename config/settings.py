@@ -56,6 +56,7 @@ class Settings:
     console_trusted_proxies: int
     feedback_deadline_days: int
     clock_lease_seconds: int
+    worker_pulse_seconds: int
     # Where the period keys live (ivr/core/period_keys.py): outside Redis, outside its
     # backups, on storage every web and worker machine mounts. README, "Keys".
     period_keys_dir: Path
@@ -182,6 +183,9 @@ class Settings:
             # The clock leader's lease (workers/clock_lease.py): a standby clock takes over
             # this long after the leader's machine dies.
             clock_lease_seconds=_bounded_int("CLOCK_LEASE_SECONDS", env.get("CLOCK_LEASE_SECONDS", "30"), 2, 600),
+            # A worker silent this long is dead, whichever machine it ran on: the clock hands
+            # its job back and the health report stops counting it (ivr/core/worker_pulse.py).
+            worker_pulse_seconds=_bounded_int("WORKER_PULSE_SECONDS", env.get("WORKER_PULSE_SECONDS", "30"), 3, 600),
             retention=RetentionSettings.from_env(env),
             period_keys_dir=period_keys_dir,
             metrics_token=_metrics_token(env.get("METRICS_TOKEN", "")),

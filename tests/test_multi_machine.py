@@ -1,14 +1,17 @@
-"""More than one machine: clocks that take turns by a lease in Redis, and two web processes
-and two workers against one Redis, calls and texts spread over both webs, every tip once."""
+"""More than one machine: clocks that take turns by a lease in Redis; two web processes
+and two workers against one Redis, calls and texts spread over both webs, every tip once;
+and a worker on another machine whose job is handed back once its pulse lapses."""
 
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,8 +26,10 @@ from dev.twilio.calls import TwilioLike
 from dev.twilio.http_transport import http_post
 from dev.twilio.texts import Phone
 from ivr.core import keys
+from ivr.core.health_report import build_report
 from ivr.core.redis_values import as_text
 from ivr.core.tips import FINAL_PART_STATUSES, READY
+from ivr.core.worker_pulse import live_and_silent, worker_key
 from tests.calls import leave_a_message
 from tests.conftest import PUBLIC_BASE_URL
 from tests.faults import release_scheduled
@@ -32,6 +37,8 @@ from tests.faults import release_scheduled
 pytestmark = pytest.mark.slow
 
 LEASE_SECONDS = 2
+PULSE_SECONDS = 3
+CLOCK_TICK_SECONDS = 1  # a third of the lease (workers/clock.py), below
 REPORT = "A man sells stolen bikes from the garage behind the launderette on Mill Lane every Sunday."
 REFERENCE = re.compile(r"\b(\d{11})\b")
 
@@ -191,3 +198,91 @@ def test_two_webs_and_two_workers_on_one_redis_take_every_tip_once_though_a_work
     voice_parts = [int(redis_client.hget(keys.tip(r), "parts") or 0) for r in called]
     assert voice_parts == [1] * len(called)  # the killed job ran to the end once, not twice
     assert log_says(tmp_path / "clock.log", "handed back 1 job(s) abandoned")
+
+
+def on_another_machine(command: list[str]) -> list[str]:
+    """`command` in a UTS namespace of its own (root only): it reports the hostname
+    other-machine, so recovery on this host cannot judge it by its pid."""
+    return ["unshare", "--uts", "--fork", "sh", "-c", 'hostname other-machine && exec "$@"', "sh", *command]
+
+
+def started_by(connection: redis.Redis) -> dict[str, str]:
+    """Job id -> the name of the worker running it, for every recording job in a started registry."""
+    running = {}
+    for queue in keys.RECORDING_QUEUES:
+        for entry in connection.zrange(StartedJobRegistry(queue, connection=connection).key, 0, -1):
+            job_id = StartedJobRegistry.parse_job_id(as_text(entry))
+            running[job_id] = as_text(connection.hget(f"rq:execution:{as_text(entry)}", "worker_name") or b"")
+    return running
+
+
+def test_a_worker_killed_on_another_machine_has_its_job_handed_back_once_its_pulse_lapses(
+        environment: dict[str, str], settings, twilio, app, redis_client: redis.Redis, standin: StandIn,
+        tmp_path: Path) -> None:
+    # A lease of 3 s makes the clock tick every second (a third of the lease).
+    env = process_environment({**environment, "WORKER_PULSE_SECONDS": str(PULSE_SECONDS),
+                               "CLOCK_LEASE_SECONDS": str(PULSE_SECONDS)})
+    processes = {"clock": start([sys.executable, "-m", "workers.clock"], env, tmp_path / "clock.log"),
+                 "far worker": start(on_another_machine([sys.executable, "-m", "workers.run"]), env,
+                                     tmp_path / "far-worker.log")}
+    try:
+        wait_until(lambda: log_says(tmp_path / "far-worker.log", "Listening on")
+                   and log_says(tmp_path / "clock.log", "clock running (leader)"), timeout=30,
+                   what="the far worker and this machine's clock running")
+        standin.hold("GET", r"/Recordings/RE[0-9a-f]{32}", times=1)  # the far worker dies holding its fetch
+        reference, _ = leave_a_message(twilio.call("+447700900500"), "1", "2", seconds=3)
+        standin.wait_until_held(1, timeout_seconds=30)
+        held_at = time.monotonic()
+        ((job_id, far_name),) = started_by(redis_client).items()
+        far_pid = int(as_text(redis_client.hget(worker_key(far_name), "pid") or b"0"))
+        assert as_text(redis_client.hget(worker_key(far_name), "hostname") or b"") == "other-machine"
+        processes["near worker"] = start([sys.executable, "-m", "workers.run"], env, tmp_path / "near-worker.log")
+        wait_until(lambda: log_says(tmp_path / "near-worker.log", "Listening on"), timeout=30,
+                   what="this machine's worker listening")
+
+        # While the far worker lives, neither this machine's clock (two pulses and more) nor this
+        # machine's worker starting takes its job: its pid means nothing here. (The fetch's own
+        # 10 s read timeout bounds how long the far job can be held.)
+        time.sleep(max(0.0, held_at + 2 * PULSE_SECONDS + 2 * CLOCK_TICK_SECONDS - time.monotonic()))
+        assert started_by(redis_client) == {job_id: far_name}
+        assert not log_says(tmp_path / "clock.log", "handed back")
+        assert live_and_silent(redis_client)[1] == []
+
+        # Given the far machine's worker dies (SIGKILL: no clean-up; RQ would list it for minutes)
+        killed_at = time.monotonic()
+        os.kill(far_pid, signal.SIGKILL)
+        processes["far worker"].wait(timeout=10)
+        standin.release()
+
+        # Then this machine's clock hands its job back once the pulse lapses, and this machine's worker
+        # finishes it.
+        wait_until(lambda: log_says(tmp_path / "clock.log", "handed back 1 job(s) abandoned"),
+                   timeout=PULSE_SECONDS + CLOCK_TICK_SECONDS + 5, what="the clock to hand the far job back")
+        handed_back_after = time.monotonic() - killed_at
+        assert handed_back_after <= PULSE_SECONDS + CLOCK_TICK_SECONDS + 1, handed_back_after
+        print(f"handed back {handed_back_after:.1f} s after the far worker's SIGKILL")
+        # The health report and /metrics no longer count it, though RQ still lists it.
+        assert redis_client.exists(worker_key(far_name))
+        alive, silent = live_and_silent(redis_client)
+        assert [w.name for w in silent] == [far_name] and len(alive) == 1
+        report = {check.name: check for check in build_report(redis_client, None).checks}
+        assert report[f"worker {far_name}"].status == "warn" and "other-machine" in report[f"worker {far_name}"].value
+        assert report["workers"].value == "1 alive"
+
+        tips = app.extensions["tipline"].tips
+
+        def finished() -> bool:
+            release_scheduled(redis_client)  # the retry RQ scheduled 10 s on is due now
+            return ((tip := tips.get(reference)) is not None and tip.status in FINAL_PART_STATUSES
+                    and standin.recordings() == [])
+
+        wait_until(finished, timeout=40, what="the tip final and no recording left at the provider")
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)  # the group: unshare passes no signal on
+        codes = {name: process.wait(timeout=20) for name, process in processes.items()}
+    assert (codes["clock"], codes["near worker"]) == (0, 0)
+    assert list(redis_client.scan_iter(match=keys.worker_pulse("*"))) == []  # a clean stop drops its pulse
+    assert int(redis_client.hget(keys.tip(reference), "parts") or 0) == 1  # ran to the end once
+    assert tips.queue.tip_ids() == [reference]

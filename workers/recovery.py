@@ -1,9 +1,11 @@
 """Jobs abandoned by a worker that died (kill -9, a crash, the machine restarting).
 
-RQ notices such a job only when its heartbeat expires (about 90 s) and its registry
-maintenance runs (every 10 minutes by default). A tip should not wait that long: a worker
-that starts, and the clock every few seconds, hand back at once the jobs whose worker ran
-on this host and is gone. RQ's own clean-up then does the rest (a retry while retries
+RQ notices such a job only when the worker's heartbeat expires (for our SimpleWorker, the
+job's whole time limit plus a minute) and its registry maintenance runs (every 10 minutes
+by default). A tip should not wait that long: a worker that starts, and the clock every
+few seconds, hand back the jobs whose worker is gone: at once when it ran on this host
+(its pid is gone), within WORKER_PULSE_SECONDS wherever it ran (its pulse lapsed:
+`ivr.core.worker_pulse`). RQ's own clean-up then does the rest (a retry while retries
 remain, else the failed registry), so the outcome is the same as RQ's, only sooner.
 
 Whose job it is comes from the execution record RQ writes with the started-registry entry,
@@ -29,6 +31,7 @@ from rq.queue import Queue
 from rq.registry import StartedJobRegistry
 
 from ivr.core.redis_values import as_bytes, as_text
+from ivr.core.worker_pulse import is_silent, worker_key
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +51,17 @@ def _process_is_gone(pid: int) -> bool:
 
 
 def _worker_is_gone(connection: redis.Redis, worker_name: str, hostname: str) -> bool:
-    fields = connection.hmget(f"rq:worker:{worker_name}", "hostname", "pid", "death")
+    fields = connection.hmget(worker_key(worker_name), "hostname", "pid", "death")
     if not any(fields):
         return True  # its registration expired: nobody is working on the job
     host, pid, death = (as_text(value) if value else "" for value in fields)
-    if death:
+    if death or is_silent(connection, worker_name):
         return True
     return host == hostname and pid.isdigit() and _process_is_gone(int(pid))
 
 
 def requeue_abandoned(connection: redis.Redis, queue_names: tuple[str, ...]) -> int:
-    """Hand back the started jobs whose worker on this host is gone. Returns how many."""
+    """Hand back the started jobs whose worker is gone. Returns how many."""
     hostname, handed_back = socket.gethostname(), 0
     for name in queue_names:
         registry = StartedJobRegistry(name, connection=connection)

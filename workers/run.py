@@ -9,7 +9,8 @@ first job, and every job reuses it. It refuses to start in production on a Redis
 lose an acknowledged commit (`ivr.core.durability`): it deletes at the provider after each
 commit. A job's time limit cannot interrupt inference, so
 each job's limit is bounded by its audio's length instead (`ivr.core.recordings`). On start it
-hands back the jobs a dead worker on this host left behind (`workers.recovery`).
+hands back the jobs a dead worker on this host left behind (`workers.recovery`); while it
+runs, its pulse (`workers.pulse`) tells a clock on any machine that it is alive.
 
 It lowers its own priority first (nice 10, and so its scheduler's): transcription may
 take every core there is, but a webhook on the same machine must still answer within
@@ -24,6 +25,7 @@ import logging
 import os
 import time
 from types import FrameType
+from typing import Any
 
 import redis
 from rq import Queue, SimpleWorker
@@ -38,6 +40,7 @@ from ivr.core.redaction import configure_logging
 from ivr.core.status_migration import migrate_statuses
 from workers.claiming import ClaimingQueue
 from workers.context import worker_context
+from workers.pulse import Pulse
 from workers.recovery import requeue_abandoned, requeue_unclaimed
 
 log = logging.getLogger("workers.run")
@@ -47,11 +50,24 @@ WORKER_NICENESS = 10
 
 
 class TiplineWorker(SimpleWorker):
-    """RQ's worker, remembering whether it was asked to stop (rather than lost Redis), and
-    claiming each job atomically into its queue's intermediate list (`workers.claiming`)."""
+    """RQ's worker, remembering whether it was asked to stop (rather than lost Redis),
+    claiming each job atomically into its queue's intermediate list (`workers.claiming`),
+    and keeping a pulse while it is registered (`workers.pulse`)."""
 
     stop_was_requested = False
     queue_class = ClaimingQueue
+
+    def __init__(self, *args: Any, pulse_seconds: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pulse = Pulse(self.connection, self.name, pulse_seconds)
+
+    def register_birth(self) -> None:
+        super().register_birth()  # type: ignore[no-untyped-call]  # RQ leaves it unannotated
+        self._pulse.start()
+
+    def register_death(self) -> None:
+        self._pulse.stop()
+        super().register_death()  # type: ignore[no-untyped-call]  # RQ leaves it unannotated
 
     def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
         # RQ takes the claim back only for a one-queue worker; ours always claims, so always.
@@ -119,13 +135,14 @@ def main(argv: list[str] | None = None) -> int:
             if lost is not None:
                 # This process lives on, so recovery would take that worker for alive and
                 # leave its job in the started registry until its registration expired.
-                lost.register_death()  # type: ignore[no-untyped-call]  # RQ leaves it unannotated
+                lost.register_death()
                 lost = None
             requeue_abandoned(connection, WORKER_QUEUES)
             requeue_unclaimed(connection, WORKER_QUEUES)
             queues = [ClaimingQueue(name, connection=connection) for name in WORKER_QUEUES]
             # log_job_description=False: RQ would otherwise log each job's arguments.
-            worker = lost = TiplineWorker(queues, connection=connection, log_job_description=False)
+            worker = lost = TiplineWorker(queues, connection=connection, log_job_description=False,
+                                          pulse_seconds=context.core.settings.worker_pulse_seconds)
             worker.work(burst=args.burst, logging_level=context.core.settings.log_level,
                         with_scheduler=not args.burst)
         except redis.RedisError as error:

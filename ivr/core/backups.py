@@ -15,8 +15,9 @@ changed, appeared or went, it starts again, up to `PASSES` times, then gives up,
 
 What is left out (`LEFT_OUT`): everything named by an SMS session key (a daily keyed digest
 of the texter's number) or by a texted message's keyed digest: live minutes, and a digest
-of a number has no place on a shelf. Sign-ins (a login id is a bearer credential) and RQ's
-worker heartbeats. RQ's queued jobs stay in (their arguments are sealed): nothing queued is lost.
+of a number has no place on a shelf. Sign-ins (a login id is a bearer credential), RQ's
+worker heartbeats and our workers' pulses. RQ's queued jobs stay in (their arguments are
+sealed): nothing queued is lost.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ LEFT_OUT: dict[str, str] = {
     keys.console_login(""): "console sign-ins: a login id is a bearer credential; handlers sign in again",
     keys.console_logins_of(""): "console sign-ins per account (login ids): handlers sign in again",
     "rq:worker": "RQ worker heartbeats: the workers register again when they start",
+    keys.worker_pulse(""): "worker pulses: live seconds; the workers beat again when they start",
 }
 
 

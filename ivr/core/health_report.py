@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 import redis
-from rq import Worker
 
 from ivr.core import keys
 from ivr.core.durability import storage_safety
@@ -27,6 +26,7 @@ from ivr.core.metrics import (
 )
 from ivr.core.provider_errors import ProviderError
 from ivr.core.redis_values import as_bytes
+from ivr.core.worker_pulse import live_and_silent
 
 if TYPE_CHECKING:  # the package imports what loads prometheus-client: see ivr.core.metrics_dir
     from ivr.core import Core
@@ -127,12 +127,18 @@ def _replica_checks(connection: redis.Redis, required: int) -> list[Check]:
 
 
 def _worker_checks(connection: redis.Redis) -> list[Check]:
-    workers = Worker.all(connection=connection)
-    if not workers:
-        return [Check("workers", FAIL, "no worker alive", "start the worker (python -m workers.run)")]
-    checks = [Check("workers", OK, f"{len(workers)} alive")]
-    for worker in sorted(workers, key=lambda w: w.name):
-        checks.append(Check(f"worker {worker.name}", OK, "heartbeat: " + ", ".join(worker.queue_names())))
+    alive, silent = live_and_silent(connection)
+    if not alive:
+        checks = [Check("workers", FAIL, "no worker alive", "start the worker (python -m workers.run)")]
+    else:
+        checks = [Check("workers", OK, f"{len(alive)} alive")]
+    for worker in sorted(alive, key=lambda w: w.name):
+        checks.append(Check(f"worker {worker.name}", OK, "pulse: " + ", ".join(worker.queue_names())))
+    for worker in sorted(silent, key=lambda w: w.name):
+        # RQ lists it until its registration expires; the clock has handed its job back.
+        checks.append(Check(f"worker {worker.name}", WARN, f"no pulse (on {worker.hostname})",
+                            "it was killed or its machine is down: restart it there (systemctl restart "
+                            "tipline-worker@N); its job was handed back"))
     return checks
 
 

@@ -223,6 +223,12 @@ QUEUE_MAINTENANCE = "tipline-maintenance"
 # The clock's last tick (Unix seconds, a plain string): `/metrics` shows how long ago it was.
 CLOCK_LAST_TICK = f"{PREFIX}:clock:last-tick"
 
+
+def worker_pulse(worker_name: str) -> str:
+    """Renewed every few seconds while the RQ worker of that name lives (ivr/core/worker_pulse.py).
+    The name is RQ's own (a random hex id), never anything a caller sent."""
+    return f"{PREFIX}:worker:pulse:{worker_name}"
+
 # Written just before Redis's WAIT (ivr/core/replication.py): a write of the waiting
 # connection's own, later than the commit it vouches for. Its value means nothing.
 REPLICATION_PROBE = f"{PREFIX}:replication:probe"

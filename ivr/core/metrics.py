@@ -18,13 +18,14 @@ import redis
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
-from rq import Queue, Worker
+from rq import Queue
 from rq.registry import FailedJobRegistry
 
 from ivr.core import jobs, keys
 from ivr.core.durability import storage_safety
 from ivr.core.handler_queue import GROUP, NOBODY
 from ivr.core.redis_values import StreamEntry, as_text
+from ivr.core.worker_pulse import live_and_silent
 
 # Our own registry: the default one adds the process's own figures (start time, memory).
 COUNTERS = CollectorRegistry(auto_describe=True)
@@ -112,8 +113,8 @@ class RedisGauges:
         yield depth
         yield failed
 
-        workers = GaugeMetricFamily("tipline_workers_alive", "RQ workers registered and alive.")
-        workers.add_metric([], Worker.count(connection=self._redis))
+        workers = GaugeMetricFamily("tipline_workers_alive", "RQ workers registered and with a pulse.")
+        workers.add_metric([], len(live_and_silent(self._redis)[0]))
         yield workers
 
         clock = GaugeMetricFamily("tipline_clock_seconds_since_last_tick",
