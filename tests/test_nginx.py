@@ -3,12 +3,15 @@ pass, forged forwarding headers change nothing, and nginx's log keeps no token o
 
 nginx runs from its own configuration and prefix under tmp, on a free loopback port (never
 the system service, never port 80), with a self-signed certificate; gunicorn serves the app
-with PUBLIC_BASE_URL=https://127.0.0.1:<nginx port> and CONSOLE_TRUSTED_PROXIES=1.
+with PUBLIC_BASE_URL=https://127.0.0.1:<nginx port> and CONSOLE_TRUSTED_PROXIES=1. A
+second nginx, with no gunicorn behind it, shows that an upstream failure (which nginx
+logs at "error" with the whole request line) leaves no token in any of its logs.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -27,8 +30,9 @@ from dev.processes import free_port, process_environment, start, wait_for_health
 from dev.standin.client import StandIn
 from dev.twilio.calls import Transport, TwilioLike
 from ivr.core.sign_in_limits import ADDRESS_FAILURES_ALLOWED
+from ivr.voice.script import TOKEN_PARAMETER
 from tests.calls import leave_a_message
-from tests.conftest import CALLER_NUMBER, environment_for
+from tests.conftest import CALLER_NUMBER, STANDIN_ACCOUNT_SID, STANDIN_AUTH_TOKEN, environment_for
 from tests.console_people import CSRF_META
 from tests.privacy import needles_for_number, scan_lines
 
@@ -101,12 +105,13 @@ http {{
     return conf
 
 
-def wait_for_nginx(url: str, certificate: Path, nginx: subprocess.Popen, log: Path, timeout: float = 10) -> None:
+def wait_for_nginx(url: str, certificate: Path, nginx: subprocess.Popen, log: Path, timeout: float = 10,
+                   ready_status: int = 200) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert nginx.poll() is None, f"nginx exited: {log.read_text()}"
         try:
-            if requests.get(f"{url}/healthz", verify=certificate, timeout=2).status_code == 200:
+            if requests.get(f"{url}/healthz", verify=certificate, timeout=2).status_code == ready_status:
                 return
         except requests.RequestException:
             pass
@@ -114,14 +119,28 @@ def wait_for_nginx(url: str, certificate: Path, nginx: subprocess.Popen, log: Pa
     raise AssertionError(f"nginx never answered on {url}")
 
 
-@pytest.fixture(scope="module")
-def site(redis_server, tmp_path_factory) -> Iterator[Site]:
+def nginx_prefix(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """A fresh prefix with logs/ and temp/, and a self-signed certificate and key in it."""
     if not os.path.exists(NGINX):
         pytest.fail("nginx is not installed: run `make system-packages-test`")
     prefix = tmp_path_factory.mktemp("nginx")
     for folder in ("logs", "temp"):
         (prefix / folder).mkdir()
-    certificate, key = self_signed_certificate(prefix)
+    return (prefix, *self_signed_certificate(prefix))
+
+
+def start_nginx(prefix: Path, conf: Path, env: dict[str, str]) -> subprocess.Popen:
+    """nginx from `conf` (checked with -t first), in the foreground, logging under `prefix`."""
+    checked = subprocess.run([NGINX, "-t", "-p", str(prefix), "-e", str(prefix / "logs" / "startup.log"),
+                              "-c", str(conf)], capture_output=True, text=True, timeout=30)
+    assert checked.returncode == 0, checked.stderr
+    return start([NGINX, "-p", str(prefix), "-e", str(prefix / "logs" / "startup.log"), "-c", str(conf)], env,
+                 prefix / "nginx-stdout.log")
+
+
+@pytest.fixture(scope="module")
+def site(redis_server, tmp_path_factory) -> Iterator[Site]:
+    prefix, certificate, key = nginx_prefix(tmp_path_factory)
     port, upstream_port = free_port(), free_port()
     url = f"https://127.0.0.1:{port}"
     env = process_environment({**environment_for(redis_server.url, tmp_path_factory.mktemp("var")),
@@ -130,13 +149,9 @@ def site(redis_server, tmp_path_factory) -> Iterator[Site]:
                                "LOG_LEVEL": "WARNING"})
     conf = render_site(prefix, port, upstream_port, certificate, key)
     gunicorn_log, nginx_log = prefix / "gunicorn.log", prefix / "nginx-stdout.log"
-    checked = subprocess.run([NGINX, "-t", "-p", str(prefix), "-e", str(prefix / "logs" / "startup.log"),
-                              "-c", str(conf)], capture_output=True, text=True, timeout=30)
-    assert checked.returncode == 0, checked.stderr
     gunicorn = start([sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "ivr.wsgi:app"], env,
                      gunicorn_log)
-    nginx = start([NGINX, "-p", str(prefix), "-e", str(prefix / "logs" / "startup.log"), "-c", str(conf)], env,
-                  nginx_log)
+    nginx = start_nginx(prefix, conf, env)
     try:
         wait_for_health(f"http://127.0.0.1:{upstream_port}", timeout=20)
         wait_for_nginx(url, certificate, nginx, nginx_log)
@@ -147,6 +162,23 @@ def site(redis_server, tmp_path_factory) -> Iterator[Site]:
         gunicorn.terminate()
         nginx.wait(timeout=10)
         gunicorn.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def site_without_app(tmp_path_factory) -> Iterator[Site]:
+    """nginx from the same site file with gunicorn down: its upstream port has no listener."""
+    prefix, certificate, key = nginx_prefix(tmp_path_factory)
+    port = free_port()
+    url = f"https://127.0.0.1:{port}"
+    conf = render_site(prefix, port, free_port(), certificate, key)
+    nginx = start_nginx(prefix, conf, process_environment({}))
+    try:
+        wait_for_nginx(url, certificate, nginx, prefix / "nginx-stdout.log", ready_status=502)
+        yield Site(url, certificate, prefix / "logs" / "tipline-access.log", prefix / "logs" / "tipline-error.log",
+                   STANDIN_AUTH_TOKEN, STANDIN_ACCOUNT_SID)
+    finally:
+        nginx.terminate()
+        nginx.wait(timeout=10)
 
 
 def https_transport(site: Site, extra_headers: dict[str, str] | None = None) -> Transport:
@@ -208,3 +240,21 @@ def test_the_sign_in_limiter_counts_the_real_address_not_a_forged_one(site: Site
         answers.append(response.status_code)
     assert answers == [401] * ADDRESS_FAILURES_ALLOWED + [429]
 
+
+
+def test_with_the_app_down_a_webhook_gets_502_and_no_nginx_log_keeps_its_token(site_without_app: Site) -> None:
+    # Given gunicorn is down, When Twilio posts a signed webhook whose query carries a call-state token
+    token = secrets.token_urlsafe(48)
+    twilio = TwilioLike(https_transport(site_without_app), site_without_app.url, site_without_app.account_sid,
+                        site_without_app.auth_token)
+    webhook = twilio.post(f"/voice/category?{TOKEN_PARAMETER}={token}",
+                          {"CallSid": "CA" + "9" * 32, "From": CALLER_NUMBER, "Digits": "2"})
+
+    # Then nginx answers 502 itself, and neither its error log nor its access log holds the token or the query
+    assert webhook.status == 502
+    logs = site_without_app.error_log.parent
+    assert site_without_app.error_log.exists() and site_without_app.access_log.exists()
+    assert any("/voice/category 502" in line for line in site_without_app.access_log.read_text().splitlines())
+    lines = [line for log in sorted(logs.glob("*.log")) for line in log.read_text().splitlines()]
+    assert scan_lines(lines, {token, f"{TOKEN_PARAMETER}={token}", "/voice/category?"}
+                      | needles_for_number(CALLER_NUMBER)) == []

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, Response, jsonify, request
 
+from dev.standin.account_api import RECORDING_MODES, RECORDING_TRIMS
 from dev.standin.numbers_api import number_defaults
 from dev.standin.state import (
     FINAL_CALL_STATUS,
@@ -19,6 +20,7 @@ from dev.standin.state import (
     MESSAGE_DIRECTIONS,
     Fault,
     Hold,
+    StoredIntelligenceService,
     StoredMessage,
     StoredMessagingService,
     StoredNumber,
@@ -166,4 +168,24 @@ def put_messaging_service(sid: str) -> Response:
     current_state().put_messaging_service(StoredMessagingService(
         sid=sid, friendly_name=spec.get("friendly_name", "Messaging Service"),
         number_sids=list(spec.get("numbers", [])), status_callback=spec.get("status_callback")))
+    return jsonify(ok=True)
+
+
+@admin.post("/trunks/<sid>")
+def put_trunk(sid: str) -> Response:
+    """A SIP trunk's recording setting: `mode` and `trim` as Twilio names them (JSON)."""
+    spec = request.get_json(force=True) or {}
+    mode, trim = spec.get("mode", "do-not-record"), spec.get("trim", "do-not-trim")
+    if mode not in RECORDING_MODES or trim not in RECORDING_TRIMS:
+        return Response(f"mode is one of {RECORDING_MODES}, trim one of {RECORDING_TRIMS}.\n", 400)
+    current_state().put_trunk(sid, mode, trim)
+    return jsonify(ok=True)
+
+
+@admin.post("/intelligence-services/<sid>")
+def put_intelligence_service(sid: str) -> Response:
+    spec = request.get_json(force=True) or {}
+    current_state().put_intelligence_service(StoredIntelligenceService(
+        sid=sid, unique_name=spec.get("unique_name", "service"), auto_transcribe=bool(spec.get("auto_transcribe")),
+        data_logging=bool(spec.get("data_logging"))))
     return jsonify(ok=True)

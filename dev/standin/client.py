@@ -99,7 +99,7 @@ class StandIn:
             query["date_created"] = created.isoformat()
         self._post(f"/messages/{message_sid}?" + urlencode(query), body.encode(), "text/plain")
 
-    def put_number(self, number_sid: str, phone_number: str, **fields: str | None) -> None:
+    def put_number(self, number_sid: str, phone_number: str, **fields: str | bool | None) -> None:
         """One of the account's numbers, with Twilio's fields as it holds them (voice_url=..., status_callback=...)."""
         self._post_json(f"/numbers/{number_sid}?" + urlencode({"phone_number": phone_number}), fields)
 
@@ -108,6 +108,16 @@ class StandIn:
         """A Messaging Service whose sender pool holds these numbers (PN sids)."""
         self._post_json(f"/messaging-services/{service_sid}",
                         {"numbers": list(number_sids), "status_callback": status_callback})
+
+    def put_trunk(self, trunk_sid: str, mode: str = "do-not-record", trim: str = "do-not-trim") -> None:
+        """A SIP trunk with this recording setting (Twilio's modes: do-not-record, record-from-answer, ...)."""
+        self._post_json(f"/trunks/{trunk_sid}", {"mode": mode, "trim": trim})
+
+    def put_intelligence_service(self, service_sid: str, unique_name: str, auto_transcribe: bool,
+                                 data_logging: bool = False) -> None:
+        """A Voice Intelligence service of the account (GA sid)."""
+        self._post_json(f"/intelligence-services/{service_sid}", {
+            "unique_name": unique_name, "auto_transcribe": auto_transcribe, "data_logging": data_logging})
 
     # -- reading state -------------------------------------------------------------------
 

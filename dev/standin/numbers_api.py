@@ -2,7 +2,8 @@
 update) and the Messaging Services whose sender pools hold them (list, and their numbers).
 
 The numbers are the line's own, never a caller's. Fields are Twilio's: form names in
-CamelCase on update (VoiceUrl=...), snake_case in the JSON (voice_url), unset URLs "".
+CamelCase on update (VoiceUrl=...), snake_case in the JSON (voice_url), unset URLs "",
+booleans "true"/"false" on the form and true/false in the JSON.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ SERVICE_SID = re.compile(r"MG[0-9a-f]{32}")
 URL_FIELDS = ("voice_url", "voice_fallback_url", "sms_url", "sms_fallback_url", "status_callback")
 METHOD_FIELDS = ("voice_method", "voice_fallback_method", "sms_method", "sms_fallback_method",
                  "status_callback_method")
-OTHER_FIELDS = ("friendly_name", "voice_application_sid", "sms_application_sid", "trunk_sid",
-                "voice_caller_id_lookup")
-UPDATABLE = URL_FIELDS + METHOD_FIELDS + OTHER_FIELDS
+OTHER_FIELDS = ("friendly_name", "voice_application_sid", "sms_application_sid", "trunk_sid")
+BOOLEAN_FIELDS = ("voice_caller_id_lookup",)
+UPDATABLE = URL_FIELDS + METHOD_FIELDS + OTHER_FIELDS + BOOLEAN_FIELDS
 MESSAGING_PREFIX = "/v1/Services"
 
 numbers_api = Blueprint("standin_numbers", __name__)
@@ -33,11 +34,11 @@ def form_name(field_name: str) -> str:
     return "".join(part.capitalize() for part in field_name.split("_"))
 
 
-def number_defaults() -> dict[str, str | None]:
+def number_defaults() -> dict[str, str | bool | None]:
     """A number as Twilio leaves it after purchase: no URLs, every method POST."""
     return {**dict.fromkeys(URL_FIELDS, ""), **dict.fromkeys(METHOD_FIELDS, "POST"),
             "friendly_name": None, "voice_application_sid": None, "sms_application_sid": "", "trunk_sid": None,
-            "voice_caller_id_lookup": "false"}
+            "voice_caller_id_lookup": False}
 
 
 @numbers_api.get(f"{API_PREFIX}/<account_sid>/IncomingPhoneNumbers.json")
@@ -60,7 +61,7 @@ def number(account_sid: str, resource: str) -> Response:
     if request.method == "GET":
         stored = current_state().number(match.group(1))
         return jsonify(_number_json(stored)) if stored else not_found()
-    changes: dict[str, str | None] = {}
+    changes: dict[str, str | bool | None] = {}
     for name in UPDATABLE:
         if form_name(name) in request.form:
             value = request.form[form_name(name)]
@@ -68,7 +69,14 @@ def number(account_sid: str, resource: str) -> Response:
                 return twilio_error(400, 21201, f"{form_name(name)} must be GET or POST")
             if name in URL_FIELDS and value and not value.startswith(("http://", "https://")):
                 return twilio_error(400, 21201, f"{form_name(name)} is not a valid URL")
-            changes[name] = value.upper() if name in METHOD_FIELDS else value
+            if name in BOOLEAN_FIELDS and value.lower() not in ("true", "false"):
+                return twilio_error(400, 21201, f"{form_name(name)} must be true or false")
+            if name in METHOD_FIELDS:
+                changes[name] = value.upper()
+            elif name in BOOLEAN_FIELDS:
+                changes[name] = value.lower() == "true"
+            else:
+                changes[name] = value
     stored = current_state().update_number(match.group(1), changes)
     return jsonify(_number_json(stored)) if stored else not_found()
 
@@ -85,7 +93,7 @@ def _number_json(stored: StoredNumber) -> dict:
 @numbers_api.get(MESSAGING_PREFIX)
 def list_services() -> Response:
     services = current_state().messaging_services_in_order()
-    return _v1_page("services", MESSAGING_PREFIX, [_service_json(s) for s in services])
+    return meta_page("services", MESSAGING_PREFIX, [_service_json(s) for s in services])
 
 
 @numbers_api.get(f"{MESSAGING_PREFIX}/<service_sid>/PhoneNumbers")
@@ -95,7 +103,7 @@ def list_service_numbers(service_sid: str) -> Response:
         return not_found()
     account_sid = current_app.config["STANDIN_ACCOUNT_SID"]
     pool = [current_state().number(sid) for sid in service.number_sids]
-    return _v1_page("phone_numbers", f"{MESSAGING_PREFIX}/{service_sid}/PhoneNumbers", [
+    return meta_page("phone_numbers", f"{MESSAGING_PREFIX}/{service_sid}/PhoneNumbers", [
         {"sid": n.sid, "account_sid": account_sid, "service_sid": service_sid, "phone_number": n.phone_number,
          "country_code": "GB", "capabilities": ["SMS", "Voice"]} for n in pool if n is not None])
 
@@ -106,8 +114,8 @@ def _service_json(service: StoredMessagingService) -> dict:
             "inbound_request_url": None, "inbound_method": "POST", "use_inbound_webhook_on_number": False}
 
 
-def _v1_page(key: str, path: str, shown: list[dict]) -> Response:
-    """A v1 list page (one page holds everything the stand-in has): the records under `key`, paging in `meta`."""
+def meta_page(key: str, path: str, shown: list[dict]) -> Response:
+    """A v1/v2 list page (one page holds everything the stand-in has): the records under `key`, paging in `meta`."""
     url = f"{request.host_url.rstrip('/')}{path}?PageSize=50&Page=0"
     return jsonify({key: shown, "meta": {"key": key, "page": 0, "page_size": 50, "first_page_url": url, "url": url,
                                          "previous_page_url": None, "next_page_url": None}})

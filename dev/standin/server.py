@@ -11,7 +11,9 @@ under /2010-04-01/Accounts/{AccountSid}/:
   DELETE Messages/{sid}.json (20009 until the message is final), POST Messages/{sid}.json
   with Body= (redaction), GET IncomingPhoneNumbers.json (PhoneNumber=), GET and POST
   IncomingPhoneNumbers/{sid}.json (update: VoiceUrl, SmsUrl, StatusCallback, ... as Twilio
-  names them). Messaging (v1): GET /v1/Services, GET /v1/Services/{sid}/PhoneNumbers.
+  names them; VoiceCallerIdLookup=true|false, a boolean in the JSON). Messaging (v1):
+  GET /v1/Services, GET /v1/Services/{sid}/PhoneNumbers. Trunking (v1): GET
+  /v1/Trunks/{sid}/Recording (mode, trim). Voice Intelligence (v2): GET /v2/Services.
   Errors are Twilio's JSON: {"code", "message", "more_info", "status"}.
 
 Admin routes under /_standin/ (no auth, loopback clients only) put recordings, start and
@@ -37,6 +39,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from config.settings import Settings, SettingsError
+from dev.standin.account_api import INTELLIGENCE_PREFIX, TRUNKS_PREFIX, account_api
 from dev.standin.admin import ADMIN_PREFIX, admin
 from dev.standin.api import API_PREFIX, api, not_found, twilio_error
 from dev.standin.numbers_api import MESSAGING_PREFIX, numbers_api
@@ -55,6 +58,7 @@ def create_standin_app(account_sid: str, auth_token: str, state: ProviderState |
     app.register_blueprint(api)
     app.register_blueprint(admin)
     app.register_blueprint(numbers_api)
+    app.register_blueprint(account_api)
     app.before_request(_before)
     app.after_request(_after)
     app.register_error_handler(HTTPException, _http_error)
@@ -62,7 +66,7 @@ def create_standin_app(account_sid: str, auth_token: str, state: ProviderState |
 
 
 def _is_api() -> bool:
-    return request.path.startswith((API_PREFIX + "/", MESSAGING_PREFIX))
+    return request.path.startswith((API_PREFIX + "/", MESSAGING_PREFIX, TRUNKS_PREFIX, INTELLIGENCE_PREFIX))
 
 
 # -- what every request goes through ------------------------------------------------------

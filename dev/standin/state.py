@@ -1,4 +1,5 @@
-"""What the provider stand-in holds: recordings, calls, messages, its request log, and the
+"""What the provider stand-in holds: recordings, calls, messages, the account's numbers,
+Messaging Services, trunks and Voice Intelligence services, its request log, and the
 faults and holds tests arrange. In memory, behind one lock, shared by the server's threads."""
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class StoredNumber:
 
     sid: str
     phone_number: str
-    fields: dict[str, str | None] = field(default_factory=dict)  # Twilio's names, snake_case: voice_url, ...
+    fields: dict[str, str | bool | None] = field(default_factory=dict)  # Twilio's names, snake_case: voice_url, ...
 
 
 @dataclass
@@ -77,6 +78,16 @@ class StoredMessagingService:
     friendly_name: str
     number_sids: list[str] = field(default_factory=list)
     status_callback: str | None = None
+
+
+@dataclass
+class StoredIntelligenceService:
+    """A Voice Intelligence service: with `auto_transcribe`, Twilio transcribes every recording of the account."""
+
+    sid: str
+    unique_name: str
+    auto_transcribe: bool = False
+    data_logging: bool = False
 
 
 @dataclass(frozen=True)
@@ -140,6 +151,8 @@ class ProviderState:
             self.messages: dict[str, StoredMessage] = {}
             self.numbers: dict[str, StoredNumber] = {}
             self.messaging_services: dict[str, StoredMessagingService] = {}
+            self.trunk_recordings: dict[str, dict[str, str]] = {}  # TK sid -> {"mode": ..., "trim": ...}
+            self.intelligence_services: dict[str, StoredIntelligenceService] = {}
             self._log: list[LogEntry] = []
             self._seq = 0
             self._faults: list[Fault] = []
@@ -311,7 +324,7 @@ class ProviderState:
         with self._lock:
             return self.numbers.get(sid)
 
-    def update_number(self, sid: str, changes: dict[str, str | None]) -> StoredNumber | None:
+    def update_number(self, sid: str, changes: dict[str, str | bool | None]) -> StoredNumber | None:
         with self._lock:
             number = self.numbers.get(sid)
             if number is not None:
@@ -325,6 +338,25 @@ class ProviderState:
     def messaging_services_in_order(self) -> list[StoredMessagingService]:
         with self._lock:
             return sorted(self.messaging_services.values(), key=lambda s: s.sid)
+
+    # -- trunks and Voice Intelligence (account-wide) ----------------------------------------
+
+    def put_trunk(self, sid: str, mode: str, trim: str) -> None:
+        with self._lock:
+            self.trunk_recordings[sid] = {"mode": mode, "trim": trim}
+
+    def trunk_recording(self, sid: str) -> dict[str, str] | None:
+        with self._lock:
+            recording = self.trunk_recordings.get(sid)
+            return dict(recording) if recording else None
+
+    def put_intelligence_service(self, service: StoredIntelligenceService) -> None:
+        with self._lock:
+            self.intelligence_services[service.sid] = service
+
+    def intelligence_services_in_order(self) -> list[StoredIntelligenceService]:
+        with self._lock:
+            return sorted(self.intelligence_services.values(), key=lambda s: s.sid)
 
 
 def utc_now() -> datetime:

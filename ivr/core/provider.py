@@ -282,24 +282,7 @@ class Provider:
         self._call(delete, action, missing_is_success=True)
 
     def _call(self, operation: Callable[[], Result], action: str, missing_is_success: bool = False) -> Result | None:
-        """Run a twilio-python call, turning its errors into ours, without sids or URLs."""
-        try:
-            return operation()
-        except (TwilioRestException, TwilioServiceException) as error:
-            status, code = int(error.status), int_or_none(error.code)
-            if status == 404 and missing_is_success:
-                return None
-            raise error_for_status(status, code, action) from None
-        except TwilioException as error:  # a list page that was not 200, or not a list page
-            page_status: int | None = next(
-                (arg.status_code for arg in error.args if isinstance(arg, TwilioResponse)), None)
-            if page_status is None:
-                raise ProviderError(f"could not {action}: the provider's answer could not be read") from None
-            raise error_for_status(page_status, None, action) from None
-        except requests.RequestException as error:
-            raise ProviderUnavailable(f"could not {action}: {type(error).__name__} talking to the provider") from None
-        except ValueError:  # a body that is not JSON
-            raise ProviderError(f"could not {action}: the provider's answer was not JSON") from None
+        return rest_call(operation, action, missing_is_success)
 
     def _get_media(self, url: str, with_credentials: bool) -> requests.Response:
         try:
@@ -310,10 +293,34 @@ class Provider:
             raise ProviderUnavailable(f"could not fetch the recording: {type(error).__name__}") from None
 
 
+def rest_call(operation: Callable[[], Result], action: str, missing_is_success: bool = False) -> Result | None:
+    """Run a twilio-python call, turning its errors into ours, without sids or URLs (None: a
+    404 that `missing_is_success` allows)."""
+    try:
+        return operation()
+    except (TwilioRestException, TwilioServiceException) as error:
+        status, code = int(error.status), int_or_none(error.code)
+        if status == 404 and missing_is_success:
+            return None
+        raise error_for_status(status, code, action) from None
+    except TwilioException as error:  # a list page that was not 200, or not a list page
+        page_status: int | None = next(
+            (arg.status_code for arg in error.args if isinstance(arg, TwilioResponse)), None)
+        if page_status is None:
+            raise ProviderError(f"could not {action}: the provider's answer could not be read") from None
+        if page_status == 404 and missing_is_success:
+            return None
+        raise error_for_status(page_status, None, action) from None
+    except requests.RequestException as error:
+        raise ProviderUnavailable(f"could not {action}: {type(error).__name__} talking to the provider") from None
+    except ValueError:  # a body that is not JSON
+        raise ProviderError(f"could not {action}: the provider's answer was not JSON") from None
+
+
 def rest_client(settings: Settings, timeout_seconds: float = 10.0) -> Client:
     """twilio-python's client for our account, with its request log switched off; its api
-    domain at TWILIO_API_BASE, and, where that is not Twilio's own, the messaging domain too
-    (the stand-in serves both)."""
+    domain at TWILIO_API_BASE, and, where that is not Twilio's own, the messaging, trunking
+    and intelligence domains too (the stand-in serves them all)."""
     client = Client(username=settings.twilio_account_sid, password=settings.twilio_auth_token,
                     account_sid=settings.twilio_account_sid,
                     http_client=TwilioHttpClient(timeout=timeout_seconds, logger=_SILENT_LOG))
@@ -324,6 +331,8 @@ def rest_client(settings: Settings, timeout_seconds: float = 10.0) -> Client:
     client.api.base_url = settings.twilio_api_base
     if settings.twilio_api_base != TWILIO_API_DEFAULT:
         client.messaging.base_url = settings.twilio_api_base
+        client.trunking.base_url = settings.twilio_api_base
+        client.intelligence.base_url = settings.twilio_api_base
     return client
 
 

@@ -5,32 +5,36 @@ A number of the line is not a caller's: printing it is fine. What the configurat
 keep out is everything that would send a caller's number or words somewhere else: status
 callbacks (they carry `From`), a fallback fetched by GET (the number lands in a URL and in
 access logs), an SMS fallback, a TwiML App or SIP trunk in front of our webhooks (their
-own handling, recording included), and a Messaging Service (its Advanced Opt-Out keeps
-a list of who texted STOP).
+own handling, recording included), a Messaging Service (its Advanced Opt-Out keeps
+a list of who texted STOP), and caller-name lookup (CNAM: Twilio sends each caller's name
+with the call, and keeps it in its call log).
 
-Call recording and transcription are not fields of Twilio's IncomingPhoneNumber resource:
-the REST API shows them only as a trunk or TwiML App the calls go to, which is flagged.
+Call recording is not a field of Twilio's IncomingPhoneNumber resource: a TwiML App the
+calls go to is flagged (what it does is not visible), and a SIP trunk is flagged with its
+recording setting, which trunking's REST API does show. Transcription is account-wide
+(Voice Intelligence services): `ivr/core/provider_account.py`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-import requests
-from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.twiml.voice_response import VoiceResponse
 
 from config.settings import Settings
-from ivr.core.provider import rest_client
-from ivr.core.provider_errors import ProviderError, ProviderUnavailable, error_for_status
-from ivr.core.provider_records import int_or_none
+from ivr.core.provider import rest_call, rest_client
+from ivr.core.provider_errors import ProviderError
 
 VOICE_PATH = "/voice/incoming"
 SMS_PATH = "/sms/incoming"
 FALLBACK_SENTENCE = ("We cannot take your call right now. If someone is in danger, dial 999. "
                      "Please try again later.")
+TRUNK_SID = re.compile(r"TK[0-9a-f]{32}")
+DO_NOT_RECORD = "do-not-record"  # a trunk's recording mode that records nothing
 
 Result = TypeVar("Result")
 
@@ -76,14 +80,18 @@ class LineNumber:
     sms_application_sid: str
     trunk_sid: str
     messaging_service_sid: str  # "" when the number is in none
+    caller_name_lookup: bool  # voice_caller_id_lookup (CNAM)
+    trunk_recording_mode: str = ""  # the trunk's recording mode, as Twilio names it; "" when not known
+    trunk_recording_unknown: str = ""  # with a trunk: why its recording mode could not be read
 
 
 @dataclass(frozen=True)
 class Finding:
-    """One line of `tipline provider check`: fine, or what to change."""
+    """One line of `tipline provider check`: fine, what to change, or what could not be checked."""
 
     fine: bool
     text: str
+    checked: bool = True  # False: the provider could not tell (never fine); the text says what to look at
 
 
 def findings(number: LineNumber, wanted: Wanted) -> list[Finding]:
@@ -109,15 +117,29 @@ def findings(number: LineNumber, wanted: Wanted) -> list[Finding]:
         if sid:
             found.append(Finding(False, f"a {what} {sid} answers instead of our webhook, and may record; "
                                         "remove it (setup does)"))
+    found.append(Finding(True, "no caller-name lookup (CNAM)") if not number.caller_name_lookup else
+                 Finding(False, "caller-name lookup (CNAM) is on: Twilio looks up each caller's name, sends it "
+                                "with every call (CallerName) and keeps it in its call log; clear it (setup does)"))
     if number.trunk_sid:
-        found.append(Finding(False, f"SIP trunk {number.trunk_sid} takes the calls instead of our webhook, and may "
-                                    "record or transcribe them: remove the number from the trunk in Twilio's console"))
+        found.append(Finding(False, _trunk_text(number)))
     if number.messaging_service_sid:
         found.append(Finding(False, f"in Messaging Service {number.messaging_service_sid}: remove it from the "
                                     "sender pool, or turn Advanced Opt-Out OFF there (the REST API may not show "
                                     "it; it keeps a list of who texted STOP) and never add CLOSE or SUPPORT as "
                                     "custom opt-out keywords (the line answers them itself)"))
     return found
+
+
+def _trunk_text(number: LineNumber) -> str:
+    takes = f"SIP trunk {number.trunk_sid} takes the calls instead of our webhook"
+    remove = "remove the number from the trunk in Twilio's console"
+    if not number.trunk_recording_mode:
+        return (f"{takes}; whether it records them could not be checked ({number.trunk_recording_unknown}): "
+                f"look at the trunk's Recording setting, and {remove}")
+    if number.trunk_recording_mode == DO_NOT_RECORD:
+        return f"{takes}; it does not record them (mode {DO_NOT_RECORD}): {remove}"
+    return (f"{takes}, and it records them (mode {number.trunk_recording_mode}): the recordings stay at Twilio, "
+            f"outside our deletion; set the trunk's recording to {DO_NOT_RECORD}, delete them there, and {remove}")
 
 
 def _webhook(what: str, url: str, method: str, wanted_url: str) -> Finding:
@@ -145,9 +167,11 @@ class LineNumbers:
 
     def all(self) -> list[LineNumber]:
         """Every number of the account, with the Messaging Service (if any) whose pool holds it."""
-        services = self._call(self._memberships, "list the Messaging Services")
-        listed = self._call(lambda: list(self._account.incoming_phone_numbers.stream()), "list the numbers")
-        return [_line_number(instance, services.get(instance.sid, "")) for instance in listed]
+        services = _call(self._memberships, "list the Messaging Services")
+        listed = _call(lambda: list(self._account.incoming_phone_numbers.stream()), "list the numbers")
+        numbers = [_line_number(instance, services.get(instance.sid, "")) for instance in listed]
+        trunks = {n.trunk_sid: self._trunk_recording(n.trunk_sid) for n in numbers if n.trunk_sid}
+        return [_with_trunk(n, *trunks[n.trunk_sid]) if n.trunk_sid else n for n in numbers]
 
     def configure(self, phone_number: str) -> LineNumber:
         """Set the number's webhooks from the settings and clear what would send callers' data elsewhere."""
@@ -165,10 +189,24 @@ class LineNumbers:
             "voice_url": wanted.voice_url, "voice_method": "POST", "sms_url": wanted.sms_url, "sms_method": "POST",
             "voice_fallback_url": wanted.voice_fallback_url, "voice_fallback_method": "POST",
             "sms_fallback_url": "", "status_callback": "", "status_callback_method": "POST",
-            "voice_application_sid": "", "sms_application_sid": ""}
-        updated = self._call(lambda: self._account.incoming_phone_numbers(number.sid).update(**changes),
-                             "update the number")
-        return _line_number(updated, number.messaging_service_sid)
+            "voice_application_sid": "", "sms_application_sid": "", "voice_caller_id_lookup": False}
+        updated = _call(lambda: self._account.incoming_phone_numbers(number.sid).update(**changes),
+                        "update the number")
+        # The update leaves the trunk alone: its recording setting is the one read above.
+        return _with_trunk(_line_number(updated, number.messaging_service_sid), number.trunk_recording_mode,
+                           number.trunk_recording_unknown)
+
+    def _trunk_recording(self, trunk_sid: str) -> tuple[str, str]:
+        """The trunk's recording mode, or "" and why it could not be read."""
+        if not TRUNK_SID.fullmatch(trunk_sid):
+            return "", "its sid is not a trunk's"
+        try:
+            recording = _call(lambda: self._client.trunking.v1.trunks(trunk_sid).recordings().fetch(),
+                              "read the trunk's recording setting")
+        except ProviderError as error:
+            return "", str(error)
+        mode = str(recording.mode or "")
+        return (mode, "") if mode else ("", "the provider gave no recording mode")
 
     def _memberships(self) -> dict[str, str]:
         """PN sid -> the MG sid of the Messaging Service whose sender pool holds it."""
@@ -178,15 +216,19 @@ class LineNumbers:
                 held[str(member.sid)] = str(service.sid)
         return held
 
-    def _call(self, operation: Callable[[], Result], action: str) -> Result:
-        try:
-            return operation()
-        except TwilioRestException as error:
-            raise error_for_status(int(error.status), int_or_none(error.code), action) from None
-        except TwilioException:
-            raise ProviderError(f"could not {action}: the provider's answer could not be read") from None
-        except requests.RequestException as error:
-            raise ProviderUnavailable(f"could not {action}: {type(error).__name__} talking to the provider") from None
+
+def _call(operation: Callable[[], Result], action: str) -> Result:
+    # Without missing_is_success, rest_call answers what the operation returned (or raises).
+    return cast(Result, rest_call(operation, action))
+
+
+def is_on(flag: object) -> bool:
+    """A boolean field as twilio-python gives it; anything but false or absent counts as on."""
+    return flag is not None and flag is not False and str(flag).lower() != "false"
+
+
+def _with_trunk(number: LineNumber, mode: str, unknown: str) -> LineNumber:
+    return dataclasses.replace(number, trunk_recording_mode=mode, trunk_recording_unknown=unknown)
 
 
 def _line_number(instance: Any, messaging_service_sid: str) -> LineNumber:
@@ -199,4 +241,5 @@ def _line_number(instance: Any, messaging_service_sid: str) -> LineNumber:
         voice_fallback_method=text("voice_fallback_method"), sms_url=text("sms_url"), sms_method=text("sms_method"),
         sms_fallback_url=text("sms_fallback_url"), status_callback=text("status_callback"),
         voice_application_sid=text("voice_application_sid"), sms_application_sid=text("sms_application_sid"),
-        trunk_sid=text("trunk_sid"), messaging_service_sid=messaging_service_sid)
+        trunk_sid=text("trunk_sid"), messaging_service_sid=messaging_service_sid,
+        caller_name_lookup=is_on(getattr(instance, "voice_caller_id_lookup", None)))
