@@ -86,3 +86,15 @@ def test_the_console_page_for_supervisors_not_handlers(app, alive) -> None:
     handler = ConsoleClient(app, enrolled(app, "sam", "handler"))
     assert handler.signs_in().status_code == 302
     assert handler.get("/console/health").status_code == 403
+
+
+def test_an_empty_pin_stock_warns_and_a_refilled_one_is_counted(tipline, alive, core, capsys) -> None:
+    assert tipline("health", "--json") == 0  # a warning, not a failure
+    stock = checks(capsys.readouterr().out)["PINs minted ahead"]
+    assert stock["status"] == "warn" and "clock" in stock["action"]
+
+    core.pin_pool.refill(stock=5, at_most=5)
+
+    assert tipline("health", "--json") == 0
+    stock = checks(capsys.readouterr().out)["PINs minted ahead"]
+    assert (stock["status"], stock["value"]) == ("ok", "5")

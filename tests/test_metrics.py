@@ -100,6 +100,7 @@ def test_metrics_count_whole_calls_and_texts_and_carry_nothing_about_them(app, t
     assert value(after, "tipline_jobs_queued", queue="tipline-recordings-urgent") == 2
     assert value(after, "tipline_redis_persistence_ok") == 1
     assert value(after, "tipline_clock_seconds_since_last_tick") == float("inf")  # no clock in this test
+    assert value(after, "tipline_pins_minted_ahead") == 0  # nor PINs minted ahead
 
     # Labels are names from the code, and the scrape says nothing of who called or what was said.
     labels = {label for (_, pairs) in after for label in pairs}

@@ -94,7 +94,8 @@ def build_report(connection: redis.Redis, check_provider: Callable[[], None] | N
     now = clock()
     checks = [_redis_check(connection), *_replica_checks(connection, replicas_required),
               *_worker_checks(connection), _clock_check(connection, now),
-              *_queue_checks(connection, now), *_job_checks(connection), _kept_recordings_check(connection)]
+              *_queue_checks(connection, now), *_job_checks(connection), _kept_recordings_check(connection),
+              _pin_stock_check(connection)]
     if check_provider is not None:
         checks.append(_provider_check(check_provider))
     return HealthReport(checks)
@@ -181,6 +182,15 @@ def _kept_recordings_check(connection: redis.Redis) -> Check:
             continue
         kept += sum(1 for name in connection.hkeys(tip_key) if as_bytes(name).endswith(b":audio"))
     return Check("recordings kept for a person", OK, f"{kept} (a handler reviews each)")
+
+
+def _pin_stock_check(connection: redis.Redis) -> Check:
+    """PINs minted ahead (ivr/core/pin_pool.py): empty is not a failure, only slower webhooks."""
+    stock = int(connection.llen(keys.PIN_POOL))
+    if stock:
+        return Check("PINs minted ahead", OK, str(stock))
+    return Check("PINs minted ahead", WARN, "0: new tips' PINs are hashed in the webhook (slower answers)",
+                 "the clock refills the stock every tick: make sure it runs; in a surge it refills within minutes")
 
 
 def _provider_check(check_provider: Callable[[], None]) -> Check:

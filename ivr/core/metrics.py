@@ -117,6 +117,11 @@ class RedisGauges:
         workers.add_metric([], len(live_and_silent(self._redis)[0]))
         yield workers
 
+        pins = GaugeMetricFamily("tipline_pins_minted_ahead", "PINs minted ahead by the clock (0: new tips' "
+                                 "PINs are hashed in the webhook, slower).")
+        pins.add_metric([], self._redis.llen(keys.PIN_POOL))
+        yield pins
+
         clock = GaugeMetricFamily("tipline_clock_seconds_since_last_tick",
                                   "Seconds since the clock process last ran its periodic work (+Inf: never).")
         clock.add_metric([], seconds_since_clock_tick(self._redis, now))
