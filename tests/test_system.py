@@ -3,6 +3,7 @@ through over HTTP; Ctrl-C stops every process; nothing identifying is left behin
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import stat
@@ -163,3 +164,31 @@ def test_the_worker_waits_for_redis_and_rides_out_a_restart(redis_server, redis_
         worker.send_signal(signal.SIGTERM)
         code = worker.wait(timeout=20)
     assert code == 0, (tmp_path / "worker.log").read_text()[-2000:]
+
+
+def test_a_worker_killed_with_sigkill_takes_its_scheduler_with_it(redis_client, environment, tmp_path) -> None:
+    """RQ's scheduler, forked by the worker, used to live on as an orphan holding the queues'
+    scheduler locks (workers/scheduler.py)."""
+    log_path = tmp_path / "worker.log"
+    worker = start([sys.executable, "-m", "workers.run"], process_environment(environment), log_path)
+    try:
+        started = re.compile(rb"Scheduler for .* started with PID (\d+)")
+        wait_until(lambda: log_path.exists() and started.search(log_path.read_bytes()) is not None, timeout=30,
+                   what="the worker's scheduler to start")
+        scheduler_pid = int(started.search(log_path.read_bytes()).group(1))  # type: ignore[union-attr]
+        assert psutil.Process(scheduler_pid).ppid() == worker.pid
+        assert list(redis_client.scan_iter(match="rq:scheduler-lock:*"))
+
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+
+        wait_until(lambda: not psutil.pid_exists(scheduler_pid) or
+                   psutil.Process(scheduler_pid).status() == psutil.STATUS_ZOMBIE, timeout=10,
+                   what="the orphaned scheduler to stop")
+        assert log_mentions(log_path, f"Scheduler with PID {scheduler_pid} has stopped")  # RQ's clean stop
+        assert list(redis_client.scan_iter(match="rq:scheduler-lock:*")) == []  # its locks given back
+    finally:
+        try:
+            os.killpg(worker.pid, signal.SIGKILL)  # whatever the group still holds: nothing, if the test passed
+        except ProcessLookupError:
+            pass

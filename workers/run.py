@@ -29,6 +29,7 @@ from typing import Any
 
 import redis
 from rq import Queue, SimpleWorker
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.job import Job
 from rq.registry import StartedJobRegistry
 
@@ -42,6 +43,7 @@ from workers.claiming import ClaimingQueue
 from workers.context import worker_context
 from workers.pulse import Pulse
 from workers.recovery import requeue_abandoned, requeue_unclaimed
+from workers.scheduler import TiplineScheduler
 
 log = logging.getLogger("workers.run")
 REDIS_WAIT_SECONDS = 1.0
@@ -60,6 +62,28 @@ class TiplineWorker(SimpleWorker):
     def __init__(self, *args: Any, pulse_seconds: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._pulse = Pulse(self.connection, self.name, pulse_seconds)
+
+    def _start_scheduler(self, burst: bool = False, logging_level: str | None = "INFO",
+                         date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
+                         log_format: str = DEFAULT_LOGGING_FORMAT) -> None:
+        # RQ's own, with a scheduler that dies with this worker (`workers.scheduler`). Any:
+        # RQ leaves the scheduler's methods unannotated.
+        scheduler: Any = TiplineScheduler(
+            self.queues, connection=self.connection, serializer=self.serializer, date_format=date_format,
+            log_format=log_format, logging_level=logging_level if logging_level is not None else self.log.level)
+        self.scheduler = scheduler
+        scheduler.acquire_locks()
+        if not scheduler.acquired_locks:
+            return
+        if not burst:
+            scheduler.start()
+            return
+        try:
+            scheduler.register_birth()
+            scheduler.enqueue_scheduled_jobs()
+        finally:
+            scheduler.release_locks()
+            scheduler.register_death()
 
     def register_birth(self) -> None:
         super().register_birth()  # type: ignore[no-untyped-call]  # RQ leaves it unannotated
