@@ -229,6 +229,7 @@ def worker_pulse(worker_name: str) -> str:
     The name is RQ's own (a random hex id), never anything a caller sent."""
     return f"{PREFIX}:worker:pulse:{worker_name}"
 
+
 # Written just before Redis's WAIT (ivr/core/replication.py): a write of the waiting
 # connection's own, later than the commit it vouches for. Its value means nothing.
 REPLICATION_PROBE = f"{PREFIX}:replication:probe"

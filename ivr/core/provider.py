@@ -22,7 +22,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -199,8 +199,8 @@ class Provider:
         """
         sid = _checked(message_sid, MESSAGE_SID, "message")
         if sid.startswith("MM"):
-            media = self._call(lambda: [m.sid for m in self._account.messages(sid).media.list()],
-                               "list the message's media", missing_is_success=True) or []
+            media = rest_call(lambda: [m.sid for m in self._account.messages(sid).media.list()],
+                              "list the message's media", missing_is_success=True) or []
             for media_sid in media:
                 if has_shape(media_sid, MEDIA_SID):
                     self._delete(lambda: self._account.messages(sid).media(media_sid).delete(),  # noqa: B023  # called at once
@@ -258,11 +258,11 @@ class Provider:
             return any(r.status in RECORDING_PENDING_STATUSES
                        for r in self._account.recordings.stream(call_sid=sid, page_size=LIST_PAGE_SIZE))
 
-        return bool(self._call(pending, "list a call's recordings"))
+        return bool(rest_call(pending, "list a call's recordings"))
 
     def check_reachable(self) -> None:
         """One cheap authenticated GET (a recordings list page of one); raises ProviderError when it fails."""
-        self._call(lambda: self._account.recordings.page(page_size=1), "reach the provider")
+        rest_call(lambda: self._account.recordings.page(page_size=1), "reach the provider")
 
     # -- plumbing -----------------------------------------------------------------------
 
@@ -273,16 +273,13 @@ class Provider:
             converted = (convert(instance) for instance in stream())
             return [record for record in converted if record is not None and keep(record)]
 
-        return self._call(every_page, action) or []
+        return rest_call(every_page, action) or []
 
     def _delete(self, delete: Callable[[], object], action: str) -> None:
         """A delete where 404 (already gone) is what we wanted."""
         if self._before_delete is not None:
             self._before_delete()
-        self._call(delete, action, missing_is_success=True)
-
-    def _call(self, operation: Callable[[], Result], action: str, missing_is_success: bool = False) -> Result | None:
-        return rest_call(operation, action, missing_is_success)
+        rest_call(delete, action, missing_is_success=True)
 
     def _get_media(self, url: str, with_credentials: bool) -> requests.Response:
         try:
@@ -291,6 +288,14 @@ class Provider:
                                    headers={"Accept": "audio/*", "Accept-Encoding": "identity"})
         except requests.RequestException as error:
             raise ProviderUnavailable(f"could not fetch the recording: {type(error).__name__}") from None
+
+
+@overload
+def rest_call(operation: Callable[[], Result], action: str) -> Result: ...
+
+
+@overload
+def rest_call(operation: Callable[[], Result], action: str, missing_is_success: Literal[True]) -> Result | None: ...
 
 
 def rest_call(operation: Callable[[], Result], action: str, missing_is_success: bool = False) -> Result | None:

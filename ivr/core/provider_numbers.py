@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any
 
 from twilio.twiml.voice_response import VoiceResponse
 
@@ -35,8 +34,6 @@ FALLBACK_SENTENCE = ("We cannot take your call right now. If someone is in dange
                      "Please try again later.")
 TRUNK_SID = re.compile(r"TK[0-9a-f]{32}")
 DO_NOT_RECORD = "do-not-record"  # a trunk's recording mode that records nothing
-
-Result = TypeVar("Result")
 
 
 class NumberNotInAccount(ProviderError):
@@ -167,8 +164,8 @@ class LineNumbers:
 
     def all(self) -> list[LineNumber]:
         """Every number of the account, with the Messaging Service (if any) whose pool holds it."""
-        services = _call(self._memberships, "list the Messaging Services")
-        listed = _call(lambda: list(self._account.incoming_phone_numbers.stream()), "list the numbers")
+        services = rest_call(self._memberships, "list the Messaging Services")
+        listed = rest_call(lambda: list(self._account.incoming_phone_numbers.stream()), "list the numbers")
         numbers = [_line_number(instance, services.get(instance.sid, "")) for instance in listed]
         trunks = {n.trunk_sid: self._trunk_recording(n.trunk_sid) for n in numbers if n.trunk_sid}
         return [_with_trunk(n, *trunks[n.trunk_sid]) if n.trunk_sid else n for n in numbers]
@@ -190,8 +187,8 @@ class LineNumbers:
             "voice_fallback_url": wanted.voice_fallback_url, "voice_fallback_method": "POST",
             "sms_fallback_url": "", "status_callback": "", "status_callback_method": "POST",
             "voice_application_sid": "", "sms_application_sid": "", "voice_caller_id_lookup": False}
-        updated = _call(lambda: self._account.incoming_phone_numbers(number.sid).update(**changes),
-                        "update the number")
+        updated = rest_call(lambda: self._account.incoming_phone_numbers(number.sid).update(**changes),
+                            "update the number")
         # The update leaves the trunk alone: its recording setting is the one read above.
         return _with_trunk(_line_number(updated, number.messaging_service_sid), number.trunk_recording_mode,
                            number.trunk_recording_unknown)
@@ -201,8 +198,8 @@ class LineNumbers:
         if not TRUNK_SID.fullmatch(trunk_sid):
             return "", "its sid is not a trunk's"
         try:
-            recording = _call(lambda: self._client.trunking.v1.trunks(trunk_sid).recordings().fetch(),
-                              "read the trunk's recording setting")
+            recording = rest_call(lambda: self._client.trunking.v1.trunks(trunk_sid).recordings().fetch(),
+                                  "read the trunk's recording setting")
         except ProviderError as error:
             return "", str(error)
         mode = str(recording.mode or "")
@@ -215,11 +212,6 @@ class LineNumbers:
             for member in self._client.messaging.v1.services(service.sid).phone_numbers.stream():
                 held[str(member.sid)] = str(service.sid)
         return held
-
-
-def _call(operation: Callable[[], Result], action: str) -> Result:
-    # Without missing_is_success, rest_call answers what the operation returned (or raises).
-    return cast(Result, rest_call(operation, action))
 
 
 def is_on(flag: object) -> bool:

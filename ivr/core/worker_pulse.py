@@ -32,17 +32,22 @@ def worker_key(worker_name: str) -> str:
 
 def is_silent(connection: redis.Redis, worker_name: str) -> bool:
     """A worker that keeps a pulse and whose pulse has lapsed: dead, even though RQ still lists it."""
-    with connection.pipeline(transaction=False) as pipe:
-        pipe.hexists(worker_key(worker_name), PULSE_FIELD)
-        pipe.exists(keys.worker_pulse(worker_name))
-        marked, pulsing = pipe.execute()
-    return bool(marked) and not pulsing
+    return _silent(connection, [worker_name])[0]
 
 
 def live_and_silent(connection: redis.Redis) -> tuple[list[BaseWorker], list[BaseWorker]]:
     """RQ's registered workers, split into those alive and those whose pulse has lapsed."""
-    alive: list[BaseWorker] = []
-    silent: list[BaseWorker] = []
-    for worker in Worker.all(connection=connection):
-        (silent if is_silent(connection, worker.name) else alive).append(worker)
-    return alive, silent
+    workers = Worker.all(connection=connection)
+    silent = _silent(connection, [worker.name for worker in workers])
+    return ([w for w, gone in zip(workers, silent, strict=True) if not gone],
+            [w for w, gone in zip(workers, silent, strict=True) if gone])
+
+
+def _silent(connection: redis.Redis, worker_names: list[str]) -> list[bool]:
+    """For each worker, marked as keeping a pulse and without one; one round trip for all."""
+    with connection.pipeline(transaction=False) as pipe:
+        for name in worker_names:
+            pipe.hexists(worker_key(name), PULSE_FIELD)
+            pipe.exists(keys.worker_pulse(name))
+        answers = pipe.execute()
+    return [bool(marked) and not pulsing for marked, pulsing in zip(answers[::2], answers[1::2], strict=True)]
